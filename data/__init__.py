@@ -1,0 +1,1 @@
+"""Corpora, examples, speech subsets and audio I/O. Importing the package loads nothing heavy."""

@@ -1,0 +1,279 @@
+"""SLU frames, the one-line JSON training target, and a parser from model text back to a frame.
+
+A frame is what an utterance means: a scenario, an action (together the intent ``scenario_action``) and an ordered
+list of (type, filler) entities. The model is trained to emit the frame as a single-line JSON object::
+
+    {"scenario": "calendar", "action": "set", "entities": [{"type": "date", "filler": "tomorrow"}]}
+
+``parse_output`` turns whatever a model produced into a frame and never raises. It reports whether the text was
+clean JSON, needed repair, or was unusable, so runs can count invalid outputs (NeMo and SpeechBrain fall back to
+``none``/``none`` the same way). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable
+
+NONE_LABEL = "none"
+# Bound the work on pathological model outputs: a generation is at most a few hundred tokens.
+MAX_PARSE_CHARS = 20_000
+
+
+def normalize_text(value: str) -> str:
+    """Lowercase and collapse runs of whitespace (the filler normalisation of specs/data.md C.3)."""
+    return " ".join(value.lower().split())
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    filler: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "filler": self.filler}
+
+
+@dataclass(frozen=True)
+class SLUFrame:
+    """Scenario, action and entities in textual order (duplicates kept)."""
+
+    scenario: str
+    action: str
+    entities: tuple[Entity, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # Accept any iterable of Entity or (type, filler) pairs; store an immutable tuple.
+        ents = tuple(e if isinstance(e, Entity) else Entity(*e) for e in self.entities)
+        object.__setattr__(self, "entities", ents)
+
+    @property
+    def intent(self) -> str:
+        return f"{self.scenario}_{self.action}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "action": self.action,
+            "entities": [e.to_dict() for e in self.entities],
+        }
+
+    def to_target(self) -> str:
+        """The training target: one line of JSON, keys in a fixed order, non-ASCII kept readable."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> "SLUFrame":
+        """Build a frame from a trusted dict with ``scenario``, ``action``, ``entities`` (no normalisation)."""
+        return cls(
+            scenario=obj["scenario"],
+            action=obj["action"],
+            entities=tuple(Entity(e["type"], e["filler"]) for e in obj.get("entities", [])),
+        )
+
+    @classmethod
+    def from_intent(cls, intent: str, entities: Iterable[Entity | tuple[str, str]] = ()) -> "SLUFrame":
+        scenario, action = split_intent(intent)
+        return cls(scenario, action, tuple(entities))
+
+
+NONE_FRAME = SLUFrame(NONE_LABEL, NONE_LABEL, ())
+
+
+def split_intent(intent: str) -> tuple[str, str]:
+    """Split ``scenario_action`` at the first underscore (scenarios never contain one; specs A.4)."""
+    scenario, sep, action = intent.partition("_")
+    if not sep or not scenario or not action:
+        return (scenario or NONE_LABEL, action or NONE_LABEL)
+    return scenario, action
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MASSIVE-style bracket annotations: "wake me up at [time : five am] [date : this week]"
+
+_ANNOT_RE = re.compile(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*\]")
+
+
+def parse_annotation(annot_utt: str) -> tuple[Entity, ...]:
+    """Entities of a MASSIVE ``annot_utt`` string, fillers normalised, order kept (specs/data.md C.4)."""
+    out = []
+    for match in _ANNOT_RE.finditer(annot_utt):
+        filler = normalize_text(match.group(2))
+        if filler:
+            out.append(Entity(match.group(1), filler))
+    return tuple(out)
+
+
+def strip_annotation(annot_utt: str) -> str:
+    """The plain utterance behind a bracket annotation (for the sanity check against ``utt``)."""
+    return " ".join(_ANNOT_RE.sub(lambda m: m.group(2), annot_utt).split())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parsing model output
+
+
+class ParseStatus(str, Enum):
+    CLEAN = "clean"  # json.loads of the braced span worked and the object had the expected shape
+    REPAIRED = "repaired"  # needed a repair, a salvage, or a non-conforming shape was coerced
+    UNUSABLE = "unusable"  # neither scenario nor action could be recovered: NONE_FRAME
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    frame: SLUFrame
+    status: ParseStatus
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not ParseStatus.UNUSABLE
+
+
+_SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>]{0,40}\|>")
+_FENCE_RE = re.compile(r"```[a-zA-Z]*")
+_TRAILING_COMMA_RE = re.compile(r",\s*([\]}])")
+_Q = r"[\"']"  # accept either quote in the salvage patterns
+_SCENARIO_RE = re.compile(rf"{_Q}scenario{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
+_ACTION_RE = re.compile(rf"{_Q}action{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
+_INTENT_RE = re.compile(rf"{_Q}intent{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
+_ENTITY_RE = re.compile(
+    rf"\{{\s*{_Q}type{_Q}\s*:\s*{_Q}([^\"']*){_Q}\s*,\s*{_Q}filler{_Q}\s*:\s*{_Q}((?:[^\"\\]|\\.)*?){_Q}\s*\}}"
+)
+# The end of the last complete entity object inside a truncated output.
+_LAST_ENTITY_END_RE = re.compile(r"\}(?=[^}]*$)")
+
+
+def _braced_span(text: str) -> str:
+    start = text.find("{")
+    if start < 0:
+        return text
+    end = text.rfind("}")
+    return text[start : end + 1] if end > start else text[start:]
+
+
+def _try_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _try_literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def _close_truncated(text: str) -> str | None:
+    """Cut a truncated output back to its last complete entity and close the list and the object."""
+    ents = text.find("[")
+    if ents < 0:
+        # Truncated before the entity list: keep what there is and close the object.
+        head = text.rstrip().rstrip(",")
+        return head + "}" if head.startswith("{") else None
+    last = text.rfind("}")
+    if last > ents:
+        return text[: last + 1] + "]}"
+    return text[: ents + 1] + "]}"
+
+
+def _as_str(value: Any) -> str:
+    return normalize_text(value) if isinstance(value, str) else ""
+
+
+def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool] | None:
+    """Validate and normalise a decoded object. Returns (frame, conforming) or None if it is no dict."""
+    if not isinstance(obj, dict):
+        return None
+    conforming = set(obj) == {"scenario", "action", "entities"}
+    scenario, action = _as_str(obj.get("scenario")), _as_str(obj.get("action"))
+    if (not scenario or not action) and isinstance(obj.get("intent"), str):
+        s, a = split_intent(_as_str(obj["intent"]))
+        scenario, action = scenario or s, action or a
+        conforming = False
+    raw_entities = obj.get("entities", [])
+    if not isinstance(raw_entities, list):
+        raw_entities, conforming = [], False
+    entities = []
+    for item in raw_entities:
+        if not isinstance(item, dict):
+            conforming = False
+            continue
+        etype, filler = _as_str(item.get("type")), _as_str(item.get("filler"))
+        if set(item) != {"type", "filler"}:
+            conforming = False
+        if etype and filler:
+            entities.append(Entity(etype, filler))
+        else:
+            conforming = False
+    if not scenario and not action:
+        return SLUFrame(NONE_LABEL, NONE_LABEL, tuple(entities)), False
+    conforming = conforming and bool(scenario) and bool(action)
+    return SLUFrame(scenario or NONE_LABEL, action or NONE_LABEL, tuple(entities)), conforming
+
+
+def _salvage(text: str) -> SLUFrame | None:
+    scenario = _SCENARIO_RE.search(text)
+    action = _ACTION_RE.search(text)
+    s = normalize_text(scenario.group(1)) if scenario else ""
+    a = normalize_text(action.group(1)) if action else ""
+    if not (s and a):
+        intent = _INTENT_RE.search(text)
+        if intent:
+            si, ai = split_intent(normalize_text(intent.group(1)))
+            s, a = s or si, a or ai
+    if not s and not a:
+        return None
+    entities = []
+    for m in _ENTITY_RE.finditer(text):
+        etype, filler = normalize_text(m.group(1)), normalize_text(m.group(2).replace('\\"', '"'))
+        if etype and filler:
+            entities.append(Entity(etype, filler))
+    return SLUFrame(s or NONE_LABEL, a or NONE_LABEL, tuple(entities))
+
+
+def parse_output(text: Any) -> ParseResult:
+    """Turn a model's text into a frame. Never raises; see specs/data.md C.5 for the order of attempts."""
+    try:
+        return _parse(text)
+    except Exception:  # noqa: BLE001 - the contract is "never raises"; a bug here must not kill a long eval run
+        return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
+
+
+def _parse(text: Any) -> ParseResult:
+    if not isinstance(text, str) or not text.strip():
+        return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
+    cleaned = _FENCE_RE.sub("", _SPECIAL_TOKEN_RE.sub("", text[:MAX_PARSE_CHARS])).strip()
+    span = _braced_span(cleaned)
+
+    decoded = _try_json(span)
+    if decoded is not None:
+        got = _frame_from_obj(decoded)
+        if got is not None:
+            frame, conforming = got
+            if frame == NONE_FRAME and not conforming:
+                return ParseResult(frame, ParseStatus.UNUSABLE)
+            clean = conforming and span == cleaned
+            return ParseResult(frame, ParseStatus.CLEAN if clean else ParseStatus.REPAIRED)
+
+    candidates = []
+    no_trailing = _TRAILING_COMMA_RE.sub(r"\1", span)
+    candidates.append(no_trailing)
+    closed = _close_truncated(no_trailing)
+    if closed is not None:
+        candidates.append(_TRAILING_COMMA_RE.sub(r"\1", closed))
+    for candidate in candidates:
+        for loader in (_try_json, _try_literal):
+            got = _frame_from_obj(loader(candidate))
+            if got is not None and got[0] != NONE_FRAME:
+                return ParseResult(got[0], ParseStatus.REPAIRED)
+
+    salvaged = _salvage(cleaned)
+    if salvaged is not None:
+        return ParseResult(salvaged, ParseStatus.REPAIRED)
+    return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)

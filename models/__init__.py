@@ -1,0 +1,1 @@
+"""Audio language models: loading, tiny twins for tests, prompts, batching, freezing, decoding."""

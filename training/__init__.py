@@ -1,0 +1,1 @@
+"""Scoring, statistics, reports, and (with torch) the fine-tuning schemes. Importing the package loads nothing heavy."""
