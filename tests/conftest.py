@@ -24,3 +24,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+pytest_plugins = ["tests.fixtures_data", "tests.fixtures_models"]

@@ -1,0 +1,1 @@
+"""Pytest fixtures for data: a small synthetic spoken corpus made once per session (owner: data)."""
