@@ -118,13 +118,19 @@ def strip_annotation(annot_utt: str) -> str:
 
 
 class ParseStatus(str, Enum):
-    CLEAN = "clean"  # json.loads of the braced span worked and the object had the expected shape
+    CLEAN = "clean"  # the text (after stripping fences/special tokens) was exactly one well-formed frame object
     REPAIRED = "repaired"  # needed a repair, a salvage, or a non-conforming shape was coerced
-    UNUSABLE = "unusable"  # neither scenario nor action could be recovered: NONE_FRAME
+    UNUSABLE = "unusable"  # neither scenario nor action could be recovered: scenario and action are "none"
 
 
 @dataclass(frozen=True)
 class ParseResult:
+    """A parsed frame and how it was obtained.
+
+    ``UNUSABLE`` results have scenario and action ``none``; they keep any entities that could still be read
+    (usually none), because the official scorer scores entities independently of the intent.
+    """
+
     frame: SLUFrame
     status: ParseStatus
 
@@ -136,15 +142,15 @@ class ParseResult:
 _SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>]{0,40}\|>")
 _FENCE_RE = re.compile(r"```[a-zA-Z]*")
 _TRAILING_COMMA_RE = re.compile(r",\s*([\]}])")
-_Q = r"[\"']"  # accept either quote in the salvage patterns
+_Q = r"[\"']"  # accept either quote in the salvage patterns (specs/data.md C.5 step 4)
 _SCENARIO_RE = re.compile(rf"{_Q}scenario{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
 _ACTION_RE = re.compile(rf"{_Q}action{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
 _INTENT_RE = re.compile(rf"{_Q}intent{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
+# The filler is bounded so that a long run of unterminated entity openings costs linear, not quadratic, time.
 _ENTITY_RE = re.compile(
-    rf"\{{\s*{_Q}type{_Q}\s*:\s*{_Q}([^\"']*){_Q}\s*,\s*{_Q}filler{_Q}\s*:\s*{_Q}((?:[^\"\\]|\\.)*?){_Q}\s*\}}"
+    rf"\{{\s*{_Q}type{_Q}\s*:\s*{_Q}([^\"']{{0,200}}){_Q}\s*,\s*{_Q}filler{_Q}\s*:\s*"
+    rf"{_Q}((?:[^\"\\]|\\.){{0,1000}}?){_Q}\s*\}}"
 )
-# The end of the last complete entity object inside a truncated output.
-_LAST_ENTITY_END_RE = re.compile(r"\}(?=[^}]*$)")
 
 
 def _braced_span(text: str) -> str:
@@ -186,8 +192,12 @@ def _as_str(value: Any) -> str:
     return normalize_text(value) if isinstance(value, str) else ""
 
 
-def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool] | None:
-    """Validate and normalise a decoded object. Returns (frame, conforming) or None if it is no dict."""
+def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool, bool] | None:
+    """Validate and normalise a decoded object (C.5 step 5).
+
+    Returns ``(frame, conforming, has_intent)`` or None when ``obj`` is no dict. ``conforming`` means the object had
+    exactly the target's shape and needed no coercion; ``has_intent`` that a scenario or an action was found.
+    """
     if not isinstance(obj, dict):
         return None
     conforming = set(obj) == {"scenario", "action", "entities"}
@@ -206,15 +216,14 @@ def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool] | None:
             continue
         etype, filler = _as_str(item.get("type")), _as_str(item.get("filler"))
         if set(item) != {"type", "filler"}:
-            conforming = False
+            conforming = False  # extra keys are dropped: only type and filler are kept
         if etype and filler:
             entities.append(Entity(etype, filler))
         else:
-            conforming = False
-    if not scenario and not action:
-        return SLUFrame(NONE_LABEL, NONE_LABEL, tuple(entities)), False
+            conforming = False  # empty fillers would still earn distance credit (specs/metrics.md T11)
+    has_intent = bool(scenario or action)
     conforming = conforming and bool(scenario) and bool(action)
-    return SLUFrame(scenario or NONE_LABEL, action or NONE_LABEL, tuple(entities)), conforming
+    return SLUFrame(scenario or NONE_LABEL, action or NONE_LABEL, tuple(entities)), conforming, has_intent
 
 
 def _salvage(text: str) -> SLUFrame | None:
@@ -238,42 +247,57 @@ def _salvage(text: str) -> SLUFrame | None:
 
 
 def parse_output(text: Any) -> ParseResult:
-    """Turn a model's text into a frame. Never raises; see specs/data.md C.5 for the order of attempts."""
+    """Turn a model's text into a frame. Never raises; see specs/data.md C.5 for the order of attempts.
+
+    Only the first ``MAX_PARSE_CHARS`` characters are looked at (a generation is a few hundred tokens; the bound
+    keeps a runaway output from costing more than milliseconds).
+    """
     try:
         return _parse(text)
     except Exception:  # noqa: BLE001 - the contract is "never raises"; a bug here must not kill a long eval run
         return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
 
 
+def _unusable(entities: tuple[Entity, ...] = ()) -> ParseResult:
+    return ParseResult(SLUFrame(NONE_LABEL, NONE_LABEL, entities), ParseStatus.UNUSABLE)
+
+
 def _parse(text: Any) -> ParseResult:
     if not isinstance(text, str) or not text.strip():
-        return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
-    cleaned = _FENCE_RE.sub("", _SPECIAL_TOKEN_RE.sub("", text[:MAX_PARSE_CHARS])).strip()
+        return _unusable()
+    text = text[:MAX_PARSE_CHARS].strip()
+    # A well-formed target is taken as is, before any stripping, so that fillers which happen to contain a fence
+    # or something shaped like a special token survive unchanged.
+    got = _frame_from_obj(_try_json(text)) if text.startswith("{") else None
+    if got is not None and got[1]:
+        return ParseResult(got[0], ParseStatus.CLEAN)
+
+    cleaned = _FENCE_RE.sub("", _SPECIAL_TOKEN_RE.sub("", text)).strip()
     span = _braced_span(cleaned)
+    got = _frame_from_obj(_try_json(span))
+    if got is not None:
+        frame, conforming, has_intent = got
+        if not has_intent:
+            return _unusable(frame.entities)
+        clean = conforming and span == cleaned
+        return ParseResult(frame, ParseStatus.CLEAN if clean else ParseStatus.REPAIRED)
 
-    decoded = _try_json(span)
-    if decoded is not None:
-        got = _frame_from_obj(decoded)
-        if got is not None:
-            frame, conforming = got
-            if frame == NONE_FRAME and not conforming:
-                return ParseResult(frame, ParseStatus.UNUSABLE)
-            clean = conforming and span == cleaned
-            return ParseResult(frame, ParseStatus.CLEAN if clean else ParseStatus.REPAIRED)
-
-    candidates = []
-    no_trailing = _TRAILING_COMMA_RE.sub(r"\1", span)
-    candidates.append(no_trailing)
-    closed = _close_truncated(no_trailing)
+    # Repairs of C.5 step 3, each retried with the strict loader first, then the Python-literal one.
+    candidates = [_TRAILING_COMMA_RE.sub(r"\1", span)]
+    closed = _close_truncated(candidates[0])
     if closed is not None:
         candidates.append(_TRAILING_COMMA_RE.sub(r"\1", closed))
+    fallback_entities: tuple[Entity, ...] = ()
     for candidate in candidates:
         for loader in (_try_json, _try_literal):
             got = _frame_from_obj(loader(candidate))
-            if got is not None and got[0] != NONE_FRAME:
+            if got is None:
+                continue
+            if got[2]:
                 return ParseResult(got[0], ParseStatus.REPAIRED)
+            fallback_entities = fallback_entities or got[0].entities
 
     salvaged = _salvage(cleaned)
     if salvaged is not None:
         return ParseResult(salvaged, ParseStatus.REPAIRED)
-    return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
+    return _unusable(fallback_entities)
