@@ -1,0 +1,179 @@
+"""The back-test: how well the planner predicts curves it has not seen.
+
+Leave-one-group-out: each group (a corpus, or a target language) is held out; hyper-parameters and calibration
+residuals are learned on the other groups only (`learn_library`), then the held-out group's curves are fitted on
+their levels up to 10% (and 25%) of the corpus and judged on the rest. With a separate `library`, everything is
+learned on the library once and judged on all the given curves.
+
+Figures (errors in score points = 100 x score):
+- mae_extrap_W, mae_at_full_W, bias_W (prediction minus truth), coverage80_W and width80_W of the 80% band;
+- mae_interp_loo: leave-one-level-out interpolation inside the measured range;
+- for "how much speech for a target" (fit <= 10%, targets = the held-out measured scores, the truth = the first
+  measured level reaching it): within2x_10 (estimate within a factor 2), safe_fail_rate_10 (the safe amount at
+  risk 0.1 falls short), safe_overcollect_median_10 (safe / true amount), safe_unreachable_rate_10;
+- allocation_regret: mean points of mean score lost against the oracle split (DP on the measured scores), for the
+  groups sharing one per-language unit, six budgets, curves fitted on <= 10%.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from planner.budget import Option, solve
+from planner.curves import Curve, PlannerError
+from planner.model import WINDOWS, Library, extrapolation_cases, fit_curve, interp_residuals, learn_library
+from planner.target import expected_amount, safe_amount
+
+BUDGET_SHARES = (0.03, 0.06, 0.1, 0.2, 0.35, 0.6)  # of the cost of every group's full corpus
+RISK = 0.1
+
+
+def _tag(w: float) -> str:
+    return f"{round(w * 100):d}"
+
+
+@dataclass
+class _Fold:
+    library: Library
+    curves: list[Curve]
+
+
+def _folds(curves: Sequence[Curve], library: Sequence[Curve] | None, progress: bool) -> list[_Fold]:
+    if library is not None:
+        return [_Fold(learn_library(library), list(curves))]
+    groups = sorted({c.group for c in curves})
+    if len(groups) < 2:
+        raise PlannerError(f"leave-one-group-out needs at least 2 groups, got {groups}; add curves from another "
+                           "corpus or language, or pass --library")
+    return [_Fold(learn_library([c for c in curves if c.group != g]), [c for c in curves if c.group == g])
+            for g in tqdm(groups, desc="back-test folds", disable=not progress)]
+
+
+def _true_need(curve: Curve, target: float) -> float:
+    hit = np.nonzero(curve.score >= target - 1e-12)[0]
+    return float(curve.x[hit[0]]) if hit.size else math.inf
+
+
+def _allocation_regret(folds: Sequence[_Fold], window: float) -> dict:
+    """Regret of DP on predicted curves (fitted on <= window) against DP on the measured scores."""
+    fits, truth = defaultdict(list), defaultdict(list)
+    for fold in folds:
+        for c in fold.curves:
+            if not c.allocatable or c.x.size < 3 or not c.has_zero:
+                continue
+            sub = c.subset(c.u <= window + 1e-9)
+            if sub.x.size < 2:
+                continue
+            fits[(c.unit, c.group)].append(fit_curve(sub, fold.library.hyper))
+            truth[(c.unit, c.group)].append(c)
+    by_unit = defaultdict(list)
+    for unit, group in fits:
+        by_unit[unit].append(group)
+    out = {}
+    for unit, groups in by_unit.items():
+        if len(groups) < 2:
+            continue
+        pred_opts, true_opts = {}, {}
+        for g in groups:
+            levels = sorted(set.intersection(*[set(c.x.tolist()) for c in truth[(unit, g)]]))
+            p, t = [], []
+            for x in levels:
+                preds = {c.name: float(f.predict(x)[0]) for f, c in zip(fits[(unit, g)], truth[(unit, g)])}
+                trues = {c.name: float(c.score[c.x == x][0]) for c in truth[(unit, g)]}
+                pick = max(preds, key=preds.get)
+                # the planner's option carries its predicted score; its true value is the measured score
+                p.append((Option(g, x, x, preds[pick], pick), trues[pick]))
+                best = max(trues, key=trues.get)
+                t.append(Option(g, x, x, trues[best], best))
+            pred_opts[g], true_opts[g] = p, t
+        total = sum(max(c.x.max() for c in truth[(unit, g)]) for g in groups)
+        regrets = []
+        for share in BUDGET_SHARES:
+            budget = share * total
+            oracle = solve(true_opts, budget)
+            chosen = solve({g: [o for o, _ in v] for g, v in pred_opts.items()}, budget)
+            true_of = {(o.language, o.x): tv for g, v in pred_opts.items() for o, tv in v}
+            got = np.mean([true_of[(o.language, o.x)] for o in chosen])
+            regrets.append(100 * (np.mean([o.score for o in oracle]) - got))
+        out[unit] = float(np.mean(regrets))
+    return out
+
+
+def backtest(
+    curves: Sequence[Curve], library: Sequence[Curve] | None = None, *, windows: Sequence[float] = WINDOWS,
+    risk: float = RISK, progress: bool = False,
+) -> dict:
+    """Run the back-test; returns the figures as a flat dict (errors in points), plus per-curve details."""
+    usable = [c for c in curves if c.x.size >= 3 and np.any(c.x > 0)]
+    skipped = sorted(c.name for c in curves if c not in usable)
+    if not usable:
+        raise PlannerError("no curve has 3 or more levels with speech; nothing to back-test")
+    folds = _folds(usable, library, progress)
+    res: dict = {"n_curves": len(usable), "n_groups": len({c.group for c in usable}), "skipped_curves": skipped,
+                 "mode": "library" if library is not None else "leave-one-group-out"}
+    errors = {w: [] for w in windows}
+    full = {w: [] for w in windows}
+    covered = {w: [] for w in windows}
+    widths = {w: [] for w in windows}
+    interp, within, fails, over, unreach = [], [], [], [], []
+    per_curve = defaultdict(dict)
+    first = min(windows)
+    for fold in folds:
+        lib = fold.library
+        for c in fold.curves:
+            interp.extend(np.abs(interp_residuals(c, lib.hyper)) * 100)
+            for case in extrapolation_cases([c], windows):
+                fit = fit_curve(c.subset(c.u <= case.window + 1e-9), lib.hyper, lib.calibration)
+                xs = case.u_eval * c.corpus_size
+                pred = fit.predict(xs)
+                lo, hi = fit.band(xs, 0.8)
+                err = (pred - case.y_eval) * 100
+                errors[case.window].extend(err)
+                full[case.window].append(abs(err[-1]))
+                covered[case.window].extend((case.y_eval >= lo) & (case.y_eval <= hi))
+                widths[case.window].extend((hi - lo) * 100)
+                per_curve[c.name][f"mae_extrap_{_tag(case.window)}"] = float(np.mean(np.abs(err)))
+                if case.window != first:
+                    continue
+                for target in case.y_eval:
+                    need = _true_need(c, target)
+                    if not (0 < need < math.inf):
+                        continue
+                    est = expected_amount(fit, target)
+                    safe = safe_amount(fit, target, risk)
+                    within.append(need / 2 <= est <= need * 2)
+                    if math.isfinite(safe):
+                        fails.append(safe < need * (1 - 1e-9))
+                        over.append(safe / need)
+                        unreach.append(False)
+                    else:
+                        unreach.append(True)
+    for w in windows:
+        t = _tag(w)
+        e = np.array(errors[w])
+        res[f"mae_extrap_{t}"] = float(np.mean(np.abs(e))) if e.size else None
+        res[f"mae_at_full_{t}"] = float(np.mean(full[w])) if full[w] else None
+        res[f"bias_{t}"] = float(np.mean(e)) if e.size else None
+        res[f"coverage80_{t}"] = float(np.mean(covered[w])) if covered[w] else None
+        res[f"width80_{t}"] = float(np.mean(widths[w])) if widths[w] else None
+        res[f"n_points_{t}"] = int(e.size)
+    t = _tag(first)
+    res["mae_interp_loo"] = float(np.mean(interp)) if interp else None
+    res[f"within2x_{t}"] = float(np.mean(within)) if within else None
+    res[f"safe_fail_rate_{t}"] = float(np.mean(fails)) if fails else None
+    res[f"safe_overcollect_median_{t}"] = float(np.median(over)) if over else None
+    res[f"safe_unreachable_rate_{t}"] = float(np.mean(unreach)) if unreach else None
+    res[f"n_targets_{t}"] = len(within)
+    regret = _allocation_regret(folds, first)
+    res["allocation_regret"] = float(np.mean(list(regret.values()))) if regret else None
+    res["allocation_regret_by_unit"] = regret
+    res["hyper"] = [f.library.hyper.to_dict() for f in folds]
+    res["per_curve"] = dict(per_curve)
+    return res
+

@@ -1,0 +1,394 @@
+"""The curve model: SLU-F1 as a function of the amount of paired speech, with calibrated uncertainty.
+
+Why this shape (see docs/sections/planner.md and the back-test): curves start high at text-only, rise steeply over the
+first few percent and then gain a little per doubling. On the paper's curves a power law or a saturating form fitted
+per curve extrapolates badly (Mahmood et al. 2022's forms: 2.3-3.6 points), plain log-linear does better (1.2).
+So the model is:
+
+- Inside the measured range: weighted isotonic regression of the levels above 0 (seed CIs as weights), then
+  monotone PCHIP in ln(u + eps), u = fraction of the corpus. The 0% point is its own regime (frozen encoder, no
+  speech): it is never pooled with the speech levels, and the stretch between 0 and the first speech level is linear
+  in ln(u + eps), which tolerates a first level below text-only (direct mixing at 2% can dip).
+- Beyond it: the mean of three simple members, each with one parameter shared across curves:
+  (A) log-linear in ln(u + eps); (B) the same slope damped by `damping` beyond the last level; (C) a saturating
+  a + b u / (u + half_sat). The ensemble is shifted by `anchor` times its gap to the last interpolated level.
+- Bands: split-conformal quantiles of signed residuals measured on held-out groups: extrapolation residuals
+  normalised by (1 + doublings beyond the last level) ** gamma, gamma learned from how the held-out errors grow
+  with the horizon; interpolation residuals from leave-one-level-out.
+
+All four hyper-parameters are learned leave-one-group-out on the curve library given (`learn_library`); nothing is
+fixed to the paper's curves. The defaults below are generic priors used only when a library has fewer than 2 groups.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+from scipy.optimize import isotonic_regression
+
+from planner.curves import Curve, PlannerError
+
+WINDOWS = (0.10, 0.25)  # fit on levels up to these fractions of the corpus, predict the rest (the back-test's)
+EPS_GRID = tuple(np.geomspace(1e-4, 0.1, 19))
+DAMPING_GRID = tuple(np.linspace(0.0, 1.0, 11))
+HALF_SAT_GRID = tuple(np.geomspace(1e-3, 1.0, 19))
+ANCHOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+_TOL = 1e-9
+_SE_FLOOR = 0.002  # 0.2 points: keeps one tiny CI from dominating the isotonic fit
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    eps: float = 0.003  # offset in ln(u + eps), as a fraction of the corpus
+    damping: float = 0.5  # share of the log-linear slope kept beyond the last level (member B)
+    half_sat: float = 0.05  # half-saturation point of member C, as a fraction of the corpus
+    anchor: float = 1.0  # 1: the extrapolation continues from the last interpolated level; 0: raw ensemble
+    learned: bool = False  # False: generic priors (library too small to learn from)
+
+    def to_dict(self) -> dict:
+        return {"eps": self.eps, "damping": self.damping, "half_sat": self.half_sat, "anchor": self.anchor,
+                "learned": self.learned}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Signed held-out residuals (truth - prediction), in score units."""
+
+    extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by scale(h), see `scale`
+    interp: np.ndarray = field(default_factory=lambda: np.zeros(0))  # leave-one-level-out inside the range
+    gamma: float = 1.0  # residual growth: scale = (1 + doublings past the last level) ** gamma, learned
+
+    def scale(self, u: np.ndarray, u_last: float) -> np.ndarray:
+        return _doublings_plus_one(u, u_last) ** self.gamma
+
+    def quantile(self, q: float, *, extrapolating: bool) -> float:
+        """Split-conformal signed quantile; -inf/+inf when too few residuals to back that level."""
+        s = np.sort(self.extrap if extrapolating else self.interp)
+        n = s.size
+        if n == 0:
+            return -math.inf if q < 0.5 else math.inf
+        if q < 0.5:
+            k = math.floor((n + 1) * q)
+            return -math.inf if k < 1 else float(s[k - 1])
+        k = math.ceil((n + 1) * q)
+        return math.inf if k > n else float(s[k - 1])
+
+    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool) -> float:
+        """P(truth >= prediction + gap) from the residuals, kept inside [1/(n+1), n/(n+1)]."""
+        s = self.extrap if extrapolating else self.interp
+        n = s.size
+        if n == 0:
+            return 0.5
+        p = float(np.mean(s * scale >= gap))
+        return min(max(p, 1 / (n + 1)), n / (n + 1))
+
+
+# ---------------------------------------------------------------- pieces
+def _weights(curve: Curve) -> np.ndarray:
+    se = curve.std_err()
+    if np.all(~np.isfinite(se)):
+        return np.ones(curve.x.size)
+    fill = np.nanmedian(se)
+    se = np.where(np.isfinite(se), se, fill)
+    return 1.0 / np.maximum(se, _SE_FLOOR) ** 2
+
+
+def _ls2(g: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least squares y = a + b g with b >= 0 (more speech never predicted to hurt beyond the data)."""
+    gm, ym = g.mean(), y.mean()
+    var = float(((g - gm) ** 2).sum())
+    b = float(((g - gm) * (y - ym)).sum() / var) if var > 0 else 0.0
+    b = max(b, 0.0)
+    return float(ym - b * gm), b
+
+
+class Interpolator:
+    """Monotone interpolation of a curve's levels; never used beyond the last level."""
+
+    def __init__(self, u: np.ndarray, y: np.ndarray, w: np.ndarray, eps: float):
+        self.eps = eps
+        pos = u > 0
+        self.y0 = float(y[~pos][0]) if np.any(~pos) else None
+        self.u_pos = u[pos]
+        self.iso = isotonic_regression(y[pos], weights=w[pos]).x if pos.sum() else np.zeros(0)
+        self.z_pos = np.log(self.u_pos + eps)
+        self._pchip = PchipInterpolator(self.z_pos, self.iso) if self.u_pos.size >= 2 else None
+
+    @property
+    def last(self) -> float:
+        return float(self.iso[-1]) if self.iso.size else float(self.y0)
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=float)
+        if self.u_pos.size == 0:
+            return np.full(u.shape, self.y0)
+        z = np.log(np.clip(u, 0, self.u_pos[-1]) + self.eps)
+        out = np.empty(u.shape)
+        inside = z >= self.z_pos[0]
+        out[inside] = self._pchip(z[inside]) if self._pchip is not None else self.iso[0]
+        below = ~inside
+        if self.y0 is None:
+            out[below] = self.iso[0]  # no text-only point: do not invent the 0% regime
+        else:
+            z0 = math.log(self.eps)
+            t = (z[below] - z0) / (self.z_pos[0] - z0)
+            out[below] = self.y0 + t * (self.iso[0] - self.y0)
+        return out
+
+
+def _members(u: np.ndarray, y: np.ndarray, u_last: float, hp: HyperParams, u_eval: np.ndarray) -> np.ndarray:
+    """Predictions of the three members at u_eval (shape 3 x len(u_eval))."""
+    z = np.log(u + hp.eps)
+    a, b = _ls2(z, y)
+    z_last = math.log(u_last + hp.eps)
+    z_ev = np.log(u_eval + hp.eps)
+    loglin = a + b * z_ev
+    damped = a + b * z_last + hp.damping * b * (z_ev - z_last)
+    g = u / (u + hp.half_sat)
+    c, d = _ls2(g, y)
+    sat = c + d * u_eval / (u_eval + hp.half_sat)
+    return np.vstack([loglin, damped, sat])
+
+
+def _doublings_plus_one(u: np.ndarray, u_last: float) -> np.ndarray:
+    return 1.0 + np.log2(np.maximum(u, u_last) / u_last)
+
+
+def learn_gamma(residuals: np.ndarray, horizons: np.ndarray) -> float:
+    """How fast held-out errors grow with the horizon: slope of log|r| on log(1 + doublings), kept in [0, 1]."""
+    if residuals.size < 6 or np.ptp(horizons) == 0:
+        return 1.0  # too little to tell: assume errors grow like a slope error, the cautious choice
+    slope = np.polyfit(np.log(horizons), np.log(np.abs(residuals) + 1e-4), 1)[0]
+    return float(np.clip(slope, 0.0, 1.0))
+
+
+# ---------------------------------------------------------------- the fitted curve
+@dataclass
+class CurveFit:
+    """A curve fitted for prediction; `x` arguments are in the curve's own unit."""
+
+    curve: Curve
+    hyper: HyperParams
+    calibration: Calibration
+    interp: Interpolator
+    u_last: float
+    _ens_last: float
+    _u_fit: np.ndarray
+    _y_fit: np.ndarray
+
+    def _ensemble(self, u: np.ndarray) -> np.ndarray:
+        return _members(self._u_fit, self._y_fit, self.u_last, self.hyper, u).mean(axis=0)
+
+    def predict(self, x: Sequence[float] | float) -> np.ndarray:
+        u = np.atleast_1d(np.asarray(x, dtype=float)) / self.curve.corpus_size
+        out = self.interp(u)
+        beyond = u > self.u_last * (1 + _TOL)
+        if np.any(beyond):
+            shift = self.hyper.anchor * (self.interp.last - self._ens_last)
+            ext = self._ensemble(u[beyond]) + shift
+            out[beyond] = np.maximum(ext, self.interp.last)  # never below the last measured level
+        return np.clip(out, 0.0, 1.0)
+
+    def extrapolating(self, x: Sequence[float] | float) -> np.ndarray:
+        u = np.atleast_1d(np.asarray(x, dtype=float)) / self.curve.corpus_size
+        return u > self.u_last * (1 + _TOL)
+
+    def quantile(self, x: Sequence[float] | float, q: float) -> np.ndarray:
+        """The q-quantile of the score at x (conformal; +-inf where the library cannot back it)."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        pred = self.predict(x)
+        ext = self.extrapolating(x)
+        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last)
+        q_ext = self.calibration.quantile(q, extrapolating=True)
+        q_int = self.calibration.quantile(q, extrapolating=False)
+        return np.where(ext, pred + q_ext * scale, pred + q_int)
+
+    def band(self, x: Sequence[float] | float, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        lo = self.quantile(x, (1 - level) / 2)
+        hi = self.quantile(x, (1 + level) / 2)
+        return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+
+    def prob_reach(self, x: float, target: float) -> float:
+        pred = float(self.predict(x)[0])
+        ext = bool(self.extrapolating(x)[0])
+        scale = float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last)[0]) if ext else 1.0
+        return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext)
+
+
+def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None = None) -> CurveFit:
+    """Fit one curve. Raises PlannerError when it has fewer than two levels."""
+    if curve.x.size < 2:
+        raise PlannerError(
+            f"curve {curve.name!r} has one level only (x={curve.x.tolist()}); measure at least two levels, "
+            "e.g. text-only and 5% speech"
+        )
+    if not np.any(curve.x > 0):
+        raise PlannerError(f"curve {curve.name!r} has no level with speech; add at least one level above 0")
+    u, y = curve.u, curve.score
+    interp = Interpolator(u, y, _weights(curve), hyper.eps)
+    u_last = float(u.max())
+    ens_last = float(_members(u, y, u_last, hyper, np.array([u_last])).mean())
+    return CurveFit(curve, hyper, calibration or Calibration(), interp, u_last, ens_last, u, y)
+
+
+# ---------------------------------------------------------------- learning across curves
+@dataclass(frozen=True)
+class _Case:
+    curve: Curve
+    u_fit: np.ndarray
+    y_fit: np.ndarray
+    w_fit: np.ndarray
+    u_last: float
+    u_eval: np.ndarray
+    y_eval: np.ndarray
+    window: float
+
+
+def extrapolation_cases(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> list[_Case]:
+    """Fit-on-window / predict-the-rest problems: at least one speech level inside, one outside."""
+    cases = []
+    for c in curves:
+        if c.x.size < 3:
+            continue
+        u = c.u
+        w_all = _weights(c)
+        for win in windows:
+            inside = u <= win + _TOL
+            if (u[inside] > 0).sum() < 1 or inside.sum() < 2 or inside.all():
+                continue
+            cases.append(_Case(c, u[inside], c.score[inside], w_all[inside], float(u[inside].max()),
+                               u[~inside], c.score[~inside], win))
+    return cases
+
+
+def _case_iso_last(case: _Case) -> float:
+    pos = case.u_fit > 0
+    return float(isotonic_regression(case.y_fit[pos], weights=case.w_fit[pos]).x[-1])
+
+
+def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> HyperParams:
+    """Pick eps, damping, half_sat and anchor minimising extrapolation MAE on `curves` (coordinate-wise grids)."""
+    cases = extrapolation_cases(curves, windows)
+    if not cases:
+        return HyperParams()
+    y_true = np.concatenate([c.y_eval for c in cases])
+    iso_last = np.array([_case_iso_last(c) for c in cases])
+
+    def loglin_parts(eps: float):
+        preds, slopes, at_last = [], [], []
+        for c in cases:
+            z = np.log(c.u_fit + eps)
+            a, b = _ls2(z, c.y_fit)
+            preds.append(a + b * np.log(c.u_eval + eps))
+            slopes.append((a, b))
+            at_last.append(a + b * math.log(c.u_last + eps))
+        return preds, slopes, at_last
+
+    # member A: eps
+    best = min(EPS_GRID, key=lambda e: np.abs(np.concatenate(loglin_parts(e)[0]) - y_true).mean())
+    eps = float(best)
+    a_pred, slopes, a_last = loglin_parts(eps)
+
+    # member B: damping, with A's eps
+    def damped(d: float) -> list[np.ndarray]:
+        return [al + d * b * (np.log(c.u_eval + eps) - math.log(c.u_last + eps))
+                for c, (_, b), al in zip(cases, slopes, a_last)]
+
+    damping = float(min(DAMPING_GRID, key=lambda d: np.abs(np.concatenate(damped(d)) - y_true).mean()))
+    b_pred = damped(damping)
+
+    # member C: half-saturation point
+    def saturating(h: float) -> tuple[list[np.ndarray], list[float]]:
+        preds, at_last = [], []
+        for c in cases:
+            a, b = _ls2(c.u_fit / (c.u_fit + h), c.y_fit)
+            preds.append(a + b * c.u_eval / (c.u_eval + h))
+            at_last.append(a + b * c.u_last / (c.u_last + h))
+        return preds, at_last
+
+    half_sat = float(min(HALF_SAT_GRID, key=lambda h: np.abs(np.concatenate(saturating(h)[0]) - y_true).mean()))
+    c_pred, c_last = saturating(half_sat)
+
+    ens = [(pa + pb + pc) / 3 for pa, pb, pc in zip(a_pred, b_pred, c_pred)]
+    ens_last = (np.array(a_last) * 2 + np.array(c_last)) / 3  # A and B agree at the last level
+
+    def anchored(lam: float) -> np.ndarray:
+        return np.concatenate([np.maximum(e + lam * (il - el), il) for e, il, el in zip(ens, iso_last, ens_last)])
+
+    anchor = float(min(ANCHOR_GRID, key=lambda lam: np.abs(anchored(lam) - y_true).mean()))
+    return HyperParams(eps, damping, half_sat, anchor, learned=True)
+
+
+def case_residuals(case: _Case, hyper: HyperParams) -> tuple[np.ndarray, np.ndarray]:
+    """Signed residuals (truth - prediction) of one case and 1 + doublings past the last level of each."""
+    sub = case.curve.subset(case.curve.u <= case.window + _TOL)
+    fit = fit_curve(sub, hyper)
+    pred = fit.predict(case.u_eval * case.curve.corpus_size)
+    return case.y_eval - pred, _doublings_plus_one(case.u_eval, case.u_last)
+
+
+def interp_residuals(curve: Curve, hyper: HyperParams) -> np.ndarray:
+    """Leave-one-level-out interpolation residuals for the speech levels strictly inside the range."""
+    out = []
+    for i in range(curve.x.size - 1):
+        if curve.x[i] <= 0:
+            continue
+        keep = np.ones(curve.x.size, bool)
+        keep[i] = False
+        sub = curve.subset(keep)
+        if not np.any(sub.x > 0):
+            continue
+        fit = fit_curve(sub, hyper)
+        out.append(curve.score[i] - float(fit.predict(curve.x[i])[0]))
+    return np.array(out)
+
+
+@dataclass(frozen=True)
+class Library:
+    """What the planner learned from a curve library: hyper-parameters and calibration residuals."""
+
+    hyper: HyperParams
+    calibration: Calibration
+    groups: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    def fit(self, curve: Curve) -> CurveFit:
+        return fit_curve(curve, self.hyper, self.calibration)
+
+
+def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> Library:
+    """Hyper-parameters learned on all groups; calibration residuals measured leave-one-group-out (each group
+    predicted with hyper-parameters learned on the other groups), so the bands are honest out-of-sample."""
+    usable = [c for c in curves if c.x.size >= 3 and np.any(c.x > 0)]
+    groups = tuple(sorted({c.group for c in usable}))
+    notes = []
+    if len(groups) < 2:
+        notes.append(f"library has {len(groups)} usable group(s): hyper-parameters are generic priors, not learned; "
+                     "bands are in-sample and likely too narrow")
+        hyper = learn_hyper(usable, windows) if usable else HyperParams()
+        per_group = {g: hyper for g in groups}
+    else:
+        hyper = learn_hyper(usable, windows)
+        per_group = {g: learn_hyper([c for c in usable if c.group != g], windows) for g in groups}
+    res, hor, itp = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    for c in usable:
+        hp = per_group[c.group]
+        for case in extrapolation_cases([c], windows):
+            r, h = case_residuals(case, hp)
+            res.append(r)
+            hor.append(h)
+        itp.append(interp_residuals(c, hp))
+    res_all, hor_all = np.concatenate(res), np.concatenate(hor)
+    gamma = learn_gamma(res_all, hor_all)
+    cal = Calibration(res_all / hor_all ** gamma, np.concatenate(itp), gamma)
+    if cal.extrap.size < 10:
+        notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
+    return Library(hyper, cal, groups, tuple(notes))
+
+
+def with_hyper(library: Library, **changes) -> Library:
+    return replace(library, hyper=replace(library.hyper, **changes))

@@ -1,0 +1,161 @@
+"""Target mode: how much speech a language needs to reach a target SLU-F1, and with which scheme.
+
+For each scheme curve of the language: the expected amount (the fitted curve crosses the target), the safe amount
+(its `risk`-quantile crosses the target: with probability about 1 - risk the target is met, which is the single-round
+answer Mahmood et al., NeurIPS 2022, recommend over the point estimate), and the probability of reaching the target
+with the whole corpus. Amounts are given in the curve's unit and, with an average utterance duration and a cost per
+hour, in hours and money.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from planner.curves import PlannerError
+from planner.model import CurveFit
+
+SEARCH_LIMIT = 8.0  # search amounts up to this many times the corpus: beyond it the model says nothing useful
+
+
+def amounts(x: float | None, unit: str, avg_seconds: float | None, cost_per_hour: float | None) -> dict:
+    """One amount in utterances, hours and money where the inputs allow; None where they do not."""
+    if x is None or not math.isfinite(x):
+        return {"amount": None, "unit": unit, "utterances": None, "hours": None, "money": None}
+    base = unit.removeprefix("source_")
+    utt = x if base == "utterances" else None
+    hours = x if base == "hours" else (utt * avg_seconds / 3600 if utt is not None and avg_seconds else None)
+    money = hours * cost_per_hour if hours is not None and cost_per_hour is not None else None
+    return {"amount": float(x), "unit": unit, "utterances": None if utt is None else int(math.ceil(utt - 1e-9)),
+            "hours": hours, "money": money}
+
+
+def first_crossing(f: Callable[[np.ndarray], np.ndarray], target: float, x_max: float, x_min: float) -> float:
+    """Smallest x in [0, x_max] with f(x) >= target (grid then bisection); inf when there is none."""
+    grid = np.concatenate([[0.0], np.geomspace(x_min, x_max, 400)])
+    vals = f(grid)
+    hit = np.nonzero(vals >= target - 1e-12)[0]
+    if hit.size == 0:
+        return math.inf
+    i = int(hit[0])
+    if i == 0:
+        return 0.0
+    lo, hi = grid[i - 1], grid[i]
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if f(np.array([mid]))[0] >= target - 1e-12:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
+def expected_amount(fit: CurveFit, target: float, x_max: float | None = None) -> float:
+    size = fit.curve.corpus_size
+    return first_crossing(fit.predict, target, x_max or SEARCH_LIMIT * size, size * 1e-4)
+
+
+def safe_amount(fit: CurveFit, target: float, risk: float, x_max: float | None = None) -> float:
+    size = fit.curve.corpus_size
+    return first_crossing(lambda x: fit.quantile(x, risk), target, x_max or SEARCH_LIMIT * size, size * 1e-4)
+
+
+@dataclass
+class SchemeAnswer:
+    curve: str
+    scheme: str
+    status: str  # "text-only suffices", "within corpus", "beyond corpus", "not reachable"
+    expected: dict
+    safe: dict
+    p_reach_corpus: float  # probability of reaching the target with the whole corpus
+    score_at_corpus: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Recommendation:
+    language: str
+    target: float
+    risk: float
+    answers: list[SchemeAnswer]
+    best_scheme: str | None  # scheme with the smallest expected amount
+    best_expected: dict
+    best_safe: dict
+    scheme_at_amount: str | None  # scheme predicted best at the recommended (expected) amount
+    status: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["answers"] = [a.to_dict() for a in self.answers]
+        return d
+
+
+def recommend(
+    fits: Sequence[CurveFit],
+    *,
+    target: float,
+    share: bool = False,
+    risk: float = 0.1,
+    avg_seconds: float | None = None,
+    cost_per_hour: float | None = None,
+    language: str = "",
+) -> Recommendation:
+    """Answer target mode for one language from the fitted curves of its schemes.
+
+    `target` is an absolute score in [0, 1], or with `share=True` a share of the best full-corpus score.
+    """
+    if not fits:
+        raise PlannerError(f"no curves for language {language!r}")
+    if not 0 < risk < 0.5:
+        raise PlannerError(f"--risk must be in (0, 0.5), got {risk}")
+    if not 0 < target <= 1:
+        raise PlannerError(f"--target must be in (0, 1] (a score, or a share with --share), got {target}")
+    full = max(float(f.predict(f.curve.corpus_size)[0]) for f in fits)
+    goal = target * full if share else target
+    answers = []
+    for f in fits:
+        size = f.curve.corpus_size
+        exp_x = expected_amount(f, goal)
+        safe_x = safe_amount(f, goal, risk)
+        if exp_x == 0:
+            status = "text-only suffices"
+        elif exp_x <= size * (1 + 1e-9):
+            status = "within corpus"
+        elif math.isfinite(exp_x):
+            status = "beyond corpus"
+        else:
+            status = "not reachable"
+        answers.append(SchemeAnswer(
+            f.curve.name, f.curve.scheme or f.curve.name, status,
+            amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
+            amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
+            f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings),
+        ))
+    ranked = sorted(answers, key=lambda a: (a.expected["amount"] if a.expected["amount"] is not None else math.inf))
+    best = ranked[0]
+    notes = []
+    if best.expected["amount"] is None:
+        status = "not reachable"
+        notes.append(f"no scheme reaches {goal:.4f} within {SEARCH_LIMIT:g}x the corpus; best full-corpus score "
+                     f"{full:.4f}: lower the target or add text/other data")
+        scheme_at = None
+    else:
+        status = best.status
+        x_best = best.expected["amount"]
+        scores = {a.scheme: float(f.predict(x_best)[0]) for a, f in zip(answers, fits)}
+        scheme_at = max(scores, key=scores.get)
+        if status == "beyond corpus":
+            notes.append("the expected amount exceeds the corpus: the answer is an extrapolation, collect in rounds")
+    if any(f.curve.unit.startswith("source_") for f in fits):
+        notes.append("x is source-language speech (a shared axis), not speech in this language")
+    if best.safe["amount"] is None and best.expected["amount"] is not None:
+        notes.append(f"no amount reaches the target with risk <= {risk:g}: the library's residuals are too wide")
+    return Recommendation(language, goal, risk, answers, best.scheme if best.expected["amount"] is not None else None,
+                          best.expected, best.safe, scheme_at, status, notes)
