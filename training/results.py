@@ -55,8 +55,23 @@ METRIC_COLUMNS = (
 )
 
 
+# What identifies one evaluated run: appending a row with the same key replaces the old one (a re-evaluation).
+ROW_KEY: tuple[str, ...] = (
+    "corpus",
+    "language",
+    "scheme",
+    "recipe",
+    "source_language",
+    "speech_percent",
+    "seed",
+    "split",
+    "run_dir",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("corpus", "scheme")  # must be non-empty in every row
+
+
 class ResultsError(ValueError):
-    """A results file that cannot be read as the documented schema."""
+    """A results file or row that does not follow the documented schema."""
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -70,6 +85,8 @@ def _coerce(name: str, value: Any) -> Any:
         if not math.isfinite(number) or number != int(number):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         return int(number)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return number
 
 
@@ -84,9 +101,20 @@ def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _coerce(name, row.get(name))
         except (TypeError, ValueError) as exc:
             raise ResultsError(f"column {name!r}: {exc}") from None
+    for name in REQUIRED_COLUMNS:
+        if not out[name]:
+            raise ResultsError(f"column {name!r} is empty; every row needs {', '.join(REQUIRED_COLUMNS)}")
+    percent = out["speech_percent"]
+    if percent is not None and not 0 <= percent <= 100:
+        raise ResultsError(f"column 'speech_percent' must be in [0, 100] (a percent, not a fraction), got {percent}")
     if not out["recipe"]:
         out["recipe"] = "mono"
     return out
+
+
+def row_key(row: Mapping[str, Any]) -> tuple:
+    """The identity of a (normalised) row: see ``ROW_KEY``."""
+    return tuple(row[name] for name in ROW_KEY)
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -103,6 +131,9 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
             raise ResultsError(f"{path}: missing column(s) {sorted(missing)}; the schema is in the README")
         rows = []
         for lineno, raw in enumerate(reader, start=2):
+            if None in raw:
+                raise ResultsError(f"{path}, line {lineno}: more fields than the header has columns")
+            # Unknown columns are ignored on reading, so a newer file stays readable by older code.
             known = {k: v for k, v in raw.items() if k in _TYPES}
             try:
                 rows.append(normalize_row(known))
@@ -146,10 +177,10 @@ def write_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) ->
 
 
 def append_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add rows, replacing any earlier row of the same run and split (re-evaluation overwrites, never duplicates)."""
+    """Add rows, replacing any earlier row with the same ``ROW_KEY`` (re-evaluating a run overwrites its row for
+    that split, never duplicates it). The whole table is rewritten atomically."""
     path = Path(path)
     existing = read_results(path) if path.is_file() else []
-    new = [normalize_row(r) for r in rows]
-    keys = {(r["run_dir"], r["split"], r["scheme"]) for r in new}
-    kept = [r for r in existing if (r["run_dir"], r["split"], r["scheme"]) not in keys]
-    write_results(path, kept + new)
+    new = {row_key(r): r for r in (normalize_row(r) for r in rows)}
+    kept = [r for r in existing if row_key(r) not in new]
+    write_results(path, kept + list(new.values()))
