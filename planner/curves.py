@@ -196,7 +196,7 @@ def reference_curves(metric: str = "slu_f1") -> list[Curve]:
                     [round(float(r["source_speech_percent"]) / 100 * fr_size) for r in pts],
                     [float(r["slu_f1"]) for r in pts],
                     unit="source_utterances", corpus_size=fr_size, language=lang,
-                    scheme="text" if recipe == "T" else "curriculum",
+                    scheme=recipe,  # T: text-only target data; T+S: with target speech (curriculum)
                 ))
     return curves
 

@@ -1,0 +1,296 @@
+"""Command line of the annotation-budget planner.
+
+    python -m planner recommend --language en --target 0.75 [--results results.csv | --curves FILE] [--json]
+    python -m planner allocate --languages en,it,fr --budget 3000 [--budget-unit utterances|hours|money] [--json]
+    python -m planner backtest --curves FILE [--library FILE] [--json]      (or --reference)
+    python -m planner curves --reference --out reference_curves.csv
+
+Curves come from the user's results table (--results), a generic curves CSV (--curves) or, by default, the paper's
+shipped curves (--reference). Hyper-parameters are learned leave-one-group-out on --library if given, else on the
+shipped reference curves plus the input curves. Bad input: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+import numpy as np
+
+from planner.backtest import backtest
+from planner.budget import OBJECTIVES, allocate
+from planner.curves import (
+    Curve, PlannerError, curves_to_csv, read_curves_csv, read_results_curves, reference_curves,
+)
+from planner.model import Library, learn_library
+from planner.target import recommend
+
+
+def _help(text: str, default: Any = None) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class SourceConfig:
+    curves: str = _help("generic curves CSV (group, curve, x, score[, ci95, n_seeds, unit, corpus_size])", "")
+    results: str = _help("results table CSV written by training/sweeps", "")
+    reference: bool = _help("use the paper's shipped curves (the default when no other source is given)", False)
+    library: str = _help("curves CSV to learn hyper-parameters on (default: reference curves + the input)", "")
+    metric: str = _help("results-table metric to plan on", "slu_f1")
+    split: str = _help("results-table split (default: test if present)", "")
+    json: bool = _help("print JSON instead of tables", False)
+
+    def __post_init__(self):
+        if sum(bool(v) for v in (self.curves, self.results, self.reference)) > 1:
+            raise PlannerError("give only one of --curves, --results, --reference")
+
+
+@dataclass
+class RecommendConfig(SourceConfig):
+    language: str = _help("language (or group) to plan for, e.g. en, it, fr, de", "")
+    target: float = _help("target score in [0, 1], or a share of the full-corpus score with --share", 0.0)
+    share: bool = _help("read --target as a share of the best full-corpus score (e.g. 0.98)", False)
+    risk: float = _help("accepted chance of missing the target with the safe amount", 0.1)
+    avg_seconds: float = _help("average utterance duration in seconds (for hours)", None)
+    cost_per_hour: float = _help("cost per hour of recorded and annotated speech (for money)", None)
+    plot: str = _help("write the curve figure to this HTML file", "")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.language:
+            raise PlannerError("--language is required (e.g. --language en)")
+        if self.target <= 0:
+            raise PlannerError("--target is required: a score in (0, 1], e.g. --target 0.75")
+
+
+@dataclass
+class AllocateConfig(SourceConfig):
+    languages: str = _help("comma-separated languages (or groups) to split the budget over", "")
+    budget: float = _help("total budget, in --budget-unit", None)
+    budget_unit: str = _help("utterances, hours or money", "utterances")
+    avg_seconds: str = _help("average utterance seconds: one number, or per language en=3.2,it=4.1", "")
+    cost_per_hour: str = _help("cost per hour: one number, or per language en=40,it=55", "")
+    objective: str = _help("mean or worst (maximise the worst language)", "mean")
+    plot: str = _help("write the budget figure to this HTML file", "")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.languages:
+            raise PlannerError("--languages is required, e.g. --languages en,it,fr")
+        if self.budget is None or not math.isfinite(self.budget) or self.budget < 0:
+            raise PlannerError(f"--budget must be a number >= 0, got {self.budget}")
+        if self.objective not in OBJECTIVES:
+            raise PlannerError(f"--objective must be one of {OBJECTIVES}")
+        if self.budget_unit not in ("utterances", "hours", "money"):
+            raise PlannerError("--budget-unit must be utterances, hours or money")
+
+
+@dataclass
+class BacktestConfig(SourceConfig):
+    pass
+
+
+@dataclass
+class CurvesConfig(SourceConfig):
+    out: str = _help("write the curves CSV here (default: stdout)", "")
+
+
+# ---------------------------------------------------------------- library calls
+def load_input(cfg: SourceConfig) -> list[Curve]:
+    if cfg.results:
+        return read_results_curves(cfg.results, metric=cfg.metric, split=cfg.split or None)
+    if cfg.curves:
+        return read_curves_csv(cfg.curves)
+    return reference_curves(cfg.metric)
+
+
+def load_library(cfg: SourceConfig, curves: list[Curve]) -> Library:
+    if cfg.library:
+        return learn_library(read_curves_csv(cfg.library))
+    pool = {c.name: c for c in reference_curves()}
+    pool.update({c.name: c for c in curves})
+    return learn_library(list(pool.values()))
+
+
+def select(curves: list[Curve], language: str) -> list[Curve]:
+    chosen = [c for c in curves if language in (c.language, c.group)]
+    if not chosen:
+        known = sorted({c.language or c.group for c in curves} | {c.group for c in curves})
+        raise PlannerError(f"unknown language {language!r}; the curves have: {', '.join(known)}")
+    fittable = [c for c in chosen if c.x.size >= 2 and np.any(c.x > 0)]
+    if not fittable:
+        raise PlannerError(f"{language}: every curve has fewer than two levels ({[c.name for c in chosen]}); "
+                           "measure at least text-only and one speech level")
+    return fittable
+
+
+def _per_language(text: str, flag: str) -> dict[str, float] | float | None:
+    if not text:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in text.split(","))}
+    except ValueError:
+        raise PlannerError(f"{flag}: expected a number or lang=number pairs, got {text!r}") from None
+
+
+def _write_html(path: str, fig) -> None:
+    from training.results import atomic_write_text
+
+    atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def _fmt(v: Any, nd: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return str(v)
+
+
+def main_recommend(cfg: RecommendConfig) -> dict:
+    curves = load_input(cfg)
+    chosen = select(curves, cfg.language)
+    lib = load_library(cfg, curves)
+    fits = [lib.fit(c) for c in chosen]
+    rec = recommend(fits, target=cfg.target, share=cfg.share, risk=cfg.risk, avg_seconds=cfg.avg_seconds,
+                    cost_per_hour=cfg.cost_per_hour, language=cfg.language)
+    out = rec.to_dict()
+    out["library"] = {"groups": list(lib.groups), "hyper": lib.hyper.to_dict(), "notes": list(lib.notes)}
+    if cfg.plot:
+        from planner.plots import plot_curves
+
+        _write_html(cfg.plot, plot_curves(fits, rec))
+    if cfg.json:
+        print(json.dumps(out, indent=2, default=float))
+        return out
+    print(f"{cfg.language}: target SLU-F1 {100 * rec.target:.2f}  (safe = reached with probability ~{1 - rec.risk:.0%})")
+    head = f"{'curve':32} {'status':20} {'expected':>10} {'safe':>10} {'unit':>18} {'hours':>8} {'money':>10}" \
+           f" {'P(reach|corpus)':>16} {'score@corpus':>12}"
+    print(head)
+    for a in rec.answers:
+        print(f"{a.curve:32} {a.status:20} {_fmt(a.expected['amount']):>10} {_fmt(a.safe['amount']):>10} "
+              f"{a.expected['unit']:>18} {_fmt(a.expected['hours'], 1):>8} {_fmt(a.expected['money']):>10} "
+              f"{a.p_reach_corpus:>16.2f} {100 * a.score_at_corpus:>12.2f}")
+    print(f"recommended: {rec.status}; scheme {rec.best_scheme or '-'} (best at that amount: "
+          f"{rec.scheme_at_amount or '-'}); expected {_fmt(rec.best_expected['amount'])}, "
+          f"safe {_fmt(rec.best_safe['amount'])} {rec.best_expected['unit']}")
+    for note in rec.notes + [w for a in rec.answers for w in a.warnings] + list(lib.notes):
+        print(f"note: {note}")
+    return out
+
+
+def main_allocate(cfg: AllocateConfig) -> dict:
+    curves = load_input(cfg)
+    langs = [s.strip() for s in cfg.languages.split(",") if s.strip()]
+    if len(set(langs)) != len(langs):
+        raise PlannerError(f"--languages lists a language twice: {langs}")
+    chosen = {lang: select(curves, lang) for lang in langs}
+    lib = load_library(cfg, curves)
+    fits = {lang: [lib.fit(c) for c in cs] for lang, cs in chosen.items()}
+    alloc = allocate(fits, cfg.budget, budget_unit=cfg.budget_unit,
+                     avg_seconds=_per_language(cfg.avg_seconds, "--avg-seconds"),
+                     cost_per_hour=_per_language(cfg.cost_per_hour, "--cost-per-hour"), objective=cfg.objective)
+    out = alloc.to_dict()
+    out["library"] = {"groups": list(lib.groups), "hyper": lib.hyper.to_dict(), "notes": list(lib.notes)}
+    if cfg.plot:
+        from planner.plots import plot_allocation
+
+        _write_html(cfg.plot, plot_allocation(alloc))
+    if cfg.json:
+        print(json.dumps(out, indent=2, default=float))
+        return out
+    print(f"budget {cfg.budget:,g} {cfg.budget_unit}, objective {cfg.objective}: spent {alloc.spent:,.1f}; "
+          f"mean {100 * alloc.mean_score:.2f}, worst {100 * alloc.worst_score:.2f}")
+    print(f"{'language':10} {'amount':>10} {'unit':>12} {'cost':>12} {'predicted':>10} {'scheme':>12}")
+    for r in alloc.choice:
+        print(f"{r['language']:10} {r['amount']:>10,.0f} {r['unit']:>12} {r['cost']:>12,.4g} "
+              f"{100 * r['predicted_score']:>10.2f} {r['scheme']:>12}")
+    print("greedy marginal-gain path (gain per unit cost on each language's concave hull):")
+    for i, s in enumerate(alloc.steps, 1):
+        print(f"  {i:2d}. {s['language']:8} {s['from_x']:>8,.0f} -> {s['to_x']:>8,.0f}  cost {s['cost']:>10,.4g}  "
+              f"gain {100 * s['gain']:+.2f} pts  ({100 * s['gain_per_cost']:.2e} pts/unit)  spent {s['spent']:,.1f}")
+    for note in alloc.notes:
+        print(f"note: {note}")
+    return out
+
+
+BACKTEST_KEYS = ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "mae_at_full_25", "bias_10", "bias_25",
+                 "mae_interp_loo", "coverage80_10", "coverage80_25", "width80_10", "width80_25", "within2x_10",
+                 "safe_fail_rate_10", "safe_overcollect_median_10", "safe_unreachable_rate_10", "allocation_regret")
+
+
+def main_backtest(cfg: BacktestConfig) -> dict:
+    curves = load_input(cfg)
+    library = read_curves_csv(cfg.library) if cfg.library else None
+    res = backtest(curves, library, progress=not cfg.json)
+    if cfg.json:
+        print(json.dumps(res, indent=2, default=float))
+        return res
+    print(f"back-test ({res['mode']}): {res['n_curves']} curves in {res['n_groups']} groups; errors in points")
+    for k in BACKTEST_KEYS:
+        v = res.get(k)
+        print(f"  {k:28} {'-' if v is None else f'{v:.3f}'}")
+    if res["skipped_curves"]:
+        print(f"  skipped (fewer than 3 levels): {', '.join(res['skipped_curves'])}")
+    return res
+
+
+def main_curves(cfg: CurvesConfig) -> str:
+    text = curves_to_csv(load_input(cfg))
+    if cfg.out:
+        from training.results import atomic_write_text
+
+        atomic_write_text(cfg.out, text)
+        print(f"wrote {cfg.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return text
+
+
+COMMANDS = {
+    "recommend": (RecommendConfig, main_recommend, "how much speech to reach a target score"),
+    "allocate": (AllocateConfig, main_allocate, "split a budget across languages"),
+    "backtest": (BacktestConfig, main_backtest, "judge the curve model on curves it has not seen"),
+    "curves": (CurvesConfig, main_curves, "export curves in the generic CSV format"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One generic mapping from each command's dataclass onto flags (defaults live only in the dataclass)."""
+    parser = argparse.ArgumentParser(prog="python -m planner", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (cls, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            helptext = f.metadata.get("help", "")
+            if hints[f.name] is bool:
+                p.add_argument(flag, dest=f.name, action="store_true", help=helptext)
+            else:
+                typ = hints[f.name]
+                conv = float if typ in (float, float | None) else str
+                p.add_argument(flag, dest=f.name, type=conv, default=argparse.SUPPRESS, help=helptext)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    args = vars(build_parser().parse_args(argv))
+    cls, fn, _ = COMMANDS[args.pop("command")]
+    try:
+        fn(cls(**args))
+    except PlannerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))
