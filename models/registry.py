@@ -74,6 +74,8 @@ class ModelAdapter:
     end_of_turn: str = "<|im_end|>"  # closes the assistant turn: trained on, and stops generation
     # Submodules (dotted paths from the top-level model) fed only by audio: frozen in text-only phases.
     audio_modules: tuple[str, ...] = ()
+    # Parameters the architecture keeps fixed in every phase (prefix match on parameter names).
+    fixed_parameters: tuple[str, ...] = ()
     language_model_module: str = ""  # dotted path of the text decoder (LoRA targets live under it)
     lora_target_modules: tuple[str, ...] = ()  # leaf names of the linear layers LoRA adapts inside the decoder
     processor_kwargs: dict[str, Any] = field(default_factory=dict)  # passed with audio to the processor
@@ -102,6 +104,8 @@ QWEN2_AUDIO = ModelAdapter(
     chat_template=QWEN2_AUDIO_CHAT_TEMPLATE,
     # transformers >= 5 module layout (checkpoints keep the hub's key names; from_pretrained maps them).
     audio_modules=("model.audio_tower", "model.multi_modal_projector"),
+    # Whisper-style sinusoidal positions: the encoder itself sets requires_grad=False on them.
+    fixed_parameters=("model.audio_tower.embed_positions",),
     language_model_module="model.language_model",
     lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     processor_kwargs={"sampling_rate": SAMPLE_RATE_HZ},

@@ -132,7 +132,9 @@ def set_trainable(
     for name, param in model.named_parameters():
         in_audio = _is_under(name, adapter.audio_modules)
         is_lora = ".lora_" in name
-        if in_audio:
+        if _is_under(name, adapter.fixed_parameters):
+            train = False
+        elif in_audio:
             train = train_audio
         elif use_lora:
             train = is_lora

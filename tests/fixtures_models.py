@@ -20,3 +20,38 @@ def tiny_model(tiny_model_dir):
     from models.loading import load_model
 
     return load_model(tiny_model_dir, device="cpu")
+
+
+def make_example(idx, transcript, frame, audio_seconds=None, seed=0):
+    """An SLUExample; with ``audio_seconds`` it carries a WAV (noise at 16 kHz) inline as bytes."""
+    import numpy as np
+
+    from data.audio import to_wav_bytes
+    from data.example import AudioRef, SLUExample
+
+    audio = None
+    if audio_seconds:
+        rng = np.random.default_rng(seed + idx)
+        wave = (0.1 * rng.standard_normal(int(audio_seconds * 16000))).astype(np.float32)
+        audio = AudioRef(data=to_wav_bytes(wave), duration_s=audio_seconds)
+    return SLUExample(
+        id=f"utt-{idx}", corpus="toy", language="en-US", split="train", transcript=transcript, frame=frame, audio=audio
+    )
+
+
+@pytest.fixture(scope="session")
+def slu_examples():
+    """Four examples of different lengths: two with audio (1.0 s, 0.4 s), two text-only."""
+    from data.frames import SLUFrame
+
+    return [
+        make_example(0, "wake me up at five am", SLUFrame("alarm", "set", (("time", "five am"),)), 1.0),
+        make_example(1, "what's the weather", SLUFrame("weather", "query", ())),
+        make_example(
+            2,
+            "email anna about the meeting tomorrow at ten",
+            SLUFrame("email", "sendemail", (("person", "anna"), ("event_name", "meeting"), ("date", "tomorrow"))),
+            0.4,
+        ),
+        make_example(3, "play jazz", SLUFrame("play", "music", (("music_genre", "jazz"),))),
+    ]
