@@ -1,0 +1,425 @@
+"""One training loop for any phase list, on plain accelerate (1 CPU, 1 GPU, DDP, FSDP or DeepSpeed via its launcher).
+
+``run(cfg)`` builds the data and phases from the config, then for every phase: sets what trains
+(``models.trainable.set_trainable``), builds AdamW and a cosine schedule with linear warmup over the phase's
+optimizer steps, and trains epoch by epoch on the seeded epoch plan (``training.plan``). Nothing here asks which
+scheme it runs. It evaluates on dev every ``eval_every_steps`` and at each epoch end (curves.csv), saves resumable
+checkpoints atomically, and at the end writes the final model, the per-split evaluations and the results rows.
+
+Data-parallel safety: the model is re-wrapped at each phase start, so DDP registers exactly the parameters that
+train in that phase; while the audio encoder trains with more than one process, the collator adds a masked silent
+clip to any audio-free micro-batch (``ensure_audio``), so every rank computes gradients for the same parameters
+and no rank waits for an all-reduce that never comes (notes: stack.md, "DDP hangs").
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training import checkpoint as ckpt
+from training.config import ConfigError, TrainConfig, config_from_mapping
+from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
+from training.plan import EpochPlan, epoch_items, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
+from training.results import append_results
+from training.run_folder import (
+    DONE,
+    code_version,
+    model_card,
+    read_curves,
+    read_json,
+    results_row,
+    write_curves,
+    write_json,
+)
+from training.schemes import Phase, build_phases
+from training.sources import RunData, load_run_data
+
+# Settings that may differ between a run and its resumption without changing what it computes.
+_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "eval_splits", "tensorboard", "eval_batch_size"}
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or continue as asked; the message says why and what to do."""
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    mp = cfg.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() else "no"
+    return Accelerator(mixed_precision=mp)
+
+
+def build_model(cfg: TrainConfig, device):
+    """(model, processor) for ``cfg.model``: "tiny" builds the offline twin; anything else goes through load_model."""
+    if cfg.model == "tiny":
+        from models.tiny import build_tiny
+
+        model, processor = build_tiny(seed=0)  # the base model is fixed; the run's seed varies data and order
+        return model.to(device), processor
+    from models.loading import ModelLoadError, load_model
+
+    try:
+        return load_model(cfg.model, adapter=cfg.adapter, device=device)
+    except ModelLoadError as exc:
+        raise ConfigError(f"--model: {exc}") from None
+
+
+def _lora(cfg: TrainConfig):
+    if cfg.lora_r <= 0:
+        return None
+    from models.trainable import LoraSettings
+
+    return LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+
+
+def _audio_loader(cfg: TrainConfig):
+    from data.audio import SAMPLE_RATE, load_audio
+
+    return functools.partial(load_audio, target_sr=SAMPLE_RATE, max_seconds=cfg.max_audio_seconds)
+
+
+def _ensure_audio(cfg: TrainConfig, phase: Phase, world: int) -> bool:
+    if not phase.train_audio or cfg.ensure_audio == "no":
+        return False
+    return cfg.ensure_audio == "yes" or world > 1
+
+
+def _cosine(optimizer, total_steps: int, warmup_ratio: float):
+    from transformers import get_cosine_schedule_with_warmup
+
+    warmup = math.ceil(warmup_ratio * total_steps)
+    return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+class _Run:
+    """State of one run; methods are the loop's steps. Built and driven by ``run``."""
+
+    def __init__(self, cfg: TrainConfig, accelerator=None) -> None:
+        self.cfg = cfg
+        self.acc = accelerator or make_accelerator(cfg)
+        self.main = self.acc.is_main_process
+        self.dir = Path(cfg.output_dir)
+        self.world = self.acc.num_processes
+        self.rank = self.acc.process_index
+        self.curves: list[dict[str, Any]] = []
+        self.writer = None
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        cfg = self.cfg
+        from accelerate.utils import set_seed
+
+        set_seed(cfg.seed)
+        latest = ckpt.latest_checkpoint(self.dir)
+        if (self.dir / DONE).is_file() and not cfg.resume:
+            raise TrainingError(f"{self.dir} holds a finished run; choose another --output_dir "
+                                "(or evaluate it with python -m training.evaluate)")
+        if latest is not None and not cfg.resume:
+            raise TrainingError(f"{self.dir} holds checkpoints of an earlier run; pass --resume to continue it, "
+                                "or choose another --output_dir")
+        if cfg.resume and (self.dir / "config.json").is_file():
+            self._check_same_run(read_json(self.dir / "config.json")["config"])
+        self.data: RunData = load_run_data(cfg)
+        self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule())
+        self.epochs = plan_epochs(self.phases)
+        self.steps_per_epoch = [n_optimizer_steps(len(self.data.texts) + e.phase.speech_per_epoch,
+                                                  cfg.per_device_batch_size, self.world, cfg.grad_accum_steps)
+                                for e in self.epochs]
+        self.model, self.processor = build_model(cfg, self.acc.device)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        if _lora(cfg) is not None:  # inject LoRA before any state is loaded into it
+            from models.trainable import set_trainable
+
+            set_trainable(self.model, train_audio=False, lora=_lora(cfg), adapter=cfg.adapter)
+        self.position = ckpt.Position()
+        self.resume_from = None
+        if cfg.resume and latest is not None:
+            self.position, _ = ckpt.read_position(latest)
+            self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
+            self.resume_from = latest
+            self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
+        self.meta = {
+            "config": cfg.to_dict(),
+            "code_version": code_version(),
+            "phases": [asdict(p) for p in self.phases],
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.world,
+            "effective_batch_size": cfg.per_device_batch_size * cfg.grad_accum_steps * self.world,
+            "n_speech_used": self.data.n_speech_source,
+            "n_speech_pool": self.data.n_speech_pool,
+            "language": self.data.language,
+            "data": self.data.report,
+        }
+        if self.main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.dir / "config.json", self.meta)
+            if cfg.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+                self.writer = SummaryWriter(str(self.dir / "tensorboard"))
+        self.acc.wait_for_everyone()
+
+    def _check_same_run(self, saved: dict) -> None:
+        now = self.cfg.to_dict()
+        diff = sorted(k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k])
+        if diff:
+            raise TrainingError(f"--resume with different settings than the run in {self.dir}: {', '.join(diff)}; "
+                                "resume with the same config (or start a new --output_dir)")
+
+    # -- phases ---------------------------------------------------------------------------------------------------
+    def start_phase(self, index: int, phase: Phase) -> None:
+        from models.collate import SLUCollator
+        from models.trainable import set_trainable
+
+        cfg = self.cfg
+        base = self.acc.unwrap_model(self.model)
+        self.acc.free_memory()  # drop the previous phase's wrappers and optimizer before re-wrapping
+        summary = set_trainable(base, train_audio=phase.train_audio, lora=_lora(cfg), adapter=cfg.adapter)
+        params = [p for p in base.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=phase.peak_lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        total = sum(self.steps_per_epoch[e.global_epoch] for e in self.epochs if e.phase_index == index)
+        self.scheduler = _cosine(optimizer, total, phase.warmup_ratio)
+        self.model, self.optimizer = self.acc.prepare(base, optimizer)
+        if self.resume_from is not None and self.position.phase_index == index and self.position.global_step > 0:
+            self.optimizer.load_state_dict(ckpt.load_tensors(self.resume_from, "optimizer.pt"))
+            self.scheduler.load_state_dict(ckpt.load_tensors(self.resume_from, "scheduler.pt"))
+        self.collator = SLUCollator(self.processor, adapter=cfg.adapter, audio_loader=_audio_loader(cfg),
+                                    ensure_audio=_ensure_audio(cfg, phase, self.world))
+        self.phase_index = index
+        if self.main:
+            print(f"phase {index + 1}/{len(self.phases)} ({phase.name}): {phase.epochs} epoch(s), "
+                  f"{phase.speech_per_epoch} speech/epoch, peak LR {phase.peak_lr:g}, warmup {phase.warmup_ratio:g}, "
+                  f"{total} optimizer steps, trainable {summary.trainable:,} of {summary.total:,} parameters "
+                  f"(audio {summary.audio_trainable:,})", flush=True)
+
+    # -- one optimizer step ---------------------------------------------------------------------------------------
+    def train_step(self, group: list) -> float:
+        self.model.train()
+        losses = []
+        for i, micro in enumerate(group):
+            batch = {k: v.to(self.acc.device) for k, v in self.collator(micro).items()}
+            sync = i == len(group) - 1
+            ctx = self.acc.no_sync(self.model) if not sync else _nullcontext()
+            with ctx, self.acc.autocast():
+                loss = self.model(**batch).loss
+                self.acc.backward(loss / len(group))
+            losses.append(loss.detach().float())
+        if self.cfg.max_grad_norm > 0:
+            self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        mean = torch.stack(losses).mean()
+        return float(self.acc.reduce(mean, reduction="mean")) if self.world > 1 else float(mean)
+
+    # -- evaluation -----------------------------------------------------------------------------------------------
+    def evaluate(self, texts, speech, *, split: str, oracle: bool, limit: int) -> EvalResult:
+        cfg = self.cfg
+        items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
+        model = self.acc.unwrap_model(self.model)
+        return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, adapter=cfg.adapter,
+                                batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
+                                max_new_tokens=cfg.max_new_tokens, accelerator=self.acc, progress=self.main,
+                                audio_loader=_audio_loader(cfg))
+
+    def dev_curve_point(self, step: int, epoch: float, phase: Phase) -> None:
+        dev = self.data.dev
+        if dev is None:
+            return
+        res = self.evaluate(dev.texts, dev.speech, split=dev.split, oracle=False, limit=self.cfg.eval_max_examples)
+        s = res.scores
+        self.curves.append({"step": step, "epoch": round(epoch, 4), "phase": phase.name, "kind": "eval",
+                            "split": dev.split, "intent_accuracy": s.intent_accuracy, "entity_f1": s.entity_f1,
+                            "slu_f1": s.slu_f1, "n": s.n_scored})
+        if self.main:
+            print(f"[step {step} | epoch {epoch:.2f}] {res.one_line()}", flush=True)
+            write_curves(self.dir / "curves.csv", self.curves)
+            if self.writer is not None:
+                for key in ("intent_accuracy", "entity_f1", "slu_f1"):
+                    self.writer.add_scalar(f"dev/{key}", getattr(s, key), step)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------
+    def save(self, position: ckpt.Position) -> None:
+        state = self.acc.get_state_dict(self.model)  # collective under FSDP/ZeRO-3: every rank calls it
+        if self.main:
+            path = ckpt.save_checkpoint(self.dir, position, state, self.optimizer.state_dict(),
+                                        self.scheduler.state_dict(), keep=self.cfg.keep_checkpoints)
+            write_curves(self.dir / "curves.csv", self.curves)
+            print(f"checkpoint {path.name} saved", flush=True)
+        self.acc.wait_for_everyone()
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+    def train(self) -> bool:
+        """Run every remaining step; False when stopped early by ``stop_after_steps`` (a simulated kill)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        pos = self.position
+        step = pos.global_step
+        started_phase = -1
+        if self.resume_from is not None:
+            ckpt.set_rng_state(ckpt.load_tensors(self.resume_from, "rng.pt"))
+        for plan in self.epochs:
+            if plan.global_epoch < pos.global_epoch:
+                continue
+            if plan.phase_index != started_phase:
+                self.start_phase(plan.phase_index, plan.phase)
+                started_phase = plan.phase_index
+            groups = self._epoch_groups(plan)
+            skip = pos.step_in_epoch if plan.global_epoch == pos.global_epoch else 0
+            bar = tqdm(total=len(groups), initial=skip, desc=f"epoch {plan.global_epoch + 1}/{len(self.epochs)}",
+                       unit="step", disable=not self.main)
+            for i in range(skip, len(groups)):
+                loss = self.train_step(groups[i])
+                step += 1
+                epoch_f = plan.global_epoch + (i + 1) / len(groups)
+                lr = self.scheduler.get_last_lr()[0]
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                if step % max(cfg.log_every_steps, 1) == 0 or i == len(groups) - 1:
+                    self.curves.append({"step": step, "epoch": round(epoch_f, 4), "phase": plan.phase.name,
+                                        "kind": "train", "split": "train", "loss": loss, "lr": lr})
+                    if self.writer is not None:
+                        self.writer.add_scalar("train/loss", loss, step)
+                        self.writer.add_scalar("train/lr", lr, step)
+                last = i == len(groups) - 1
+                if cfg.eval_every_steps > 0 and step % cfg.eval_every_steps == 0 and not last:
+                    self.dev_curve_point(step, epoch_f, plan.phase)
+                if last:
+                    self.dev_curve_point(step, epoch_f, plan.phase)
+                    nxt = ckpt.Position(step, plan.global_epoch + 1, 0, plan.phase_index)
+                    self.save(nxt)
+                elif cfg.save_every_steps > 0 and step % cfg.save_every_steps == 0:
+                    self.save(ckpt.Position(step, plan.global_epoch, i + 1, plan.phase_index))
+                if cfg.stop_after_steps and step >= cfg.stop_after_steps:
+                    bar.close()
+                    if self.main:
+                        write_curves(self.dir / "curves.csv", self.curves)
+                    return False
+            bar.close()
+        return True
+
+    def _epoch_groups(self, plan: EpochPlan) -> list:
+        cfg = self.cfg
+        items = epoch_items(self.data.texts, self.data.speech, plan.phase.speech_per_epoch, seed=cfg.seed,
+                            epoch=plan.global_epoch)
+        micro = rank_micro_batches(items, cfg.per_device_batch_size, self.world, self.rank)
+        return step_groups(micro, cfg.grad_accum_steps)
+
+    # -- the end --------------------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        from models.trainable import has_lora, merge_lora, save_lora
+
+        cfg = self.cfg
+        model = self.acc.unwrap_model(self.model)
+        if has_lora(model) and self.main:
+            save_lora(model, self.dir / "lora_adapter", base=cfg.model)
+        if has_lora(model):
+            merge_lora(model)
+        self.save_final_model(model)
+        metrics = self.final_evaluations(oracle=False)
+        if self.main:
+            card = model_card({**cfg.to_dict(), **self.meta}, metrics)
+            from training.results import atomic_write_text
+
+            atomic_write_text(self.dir / "model" / "README.md", card)
+            write_json(self.dir / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics,
+                                         "steps": sum(self.steps_per_epoch)})
+        self.acc.wait_for_everyone()
+        if self.writer is not None:
+            self.writer.close()
+        return metrics
+
+    def save_final_model(self, model) -> None:
+        import shutil
+        import tempfile
+
+        state = self.acc.get_state_dict(self.model)
+        if not self.main:
+            return
+        out = self.dir / "model"
+        tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.dir))
+        model.save_pretrained(tmp, state_dict=state)
+        self.processor.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+
+    def final_evaluations(self, *, oracle: bool) -> dict[str, dict[str, Any]]:
+        return evaluate_sets(self, oracle=oracle)
+
+
+def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[str, Any]]:
+    """Evaluate every configured split (and language): write eval/<name>/, append results rows. Returns metrics."""
+    cfg = run.cfg
+    out: dict[str, dict[str, Any]] = {}
+    rows = []
+    for split in splits or cfg.eval_splits:
+        sets = run.data.evals.get(split)
+        if sets is None:
+            raise ConfigError(f"--split {split!r} was not loaded; configured eval splits: {', '.join(run.data.evals)}")
+        for es in sets:
+            res = run.evaluate(es.texts, es.speech, split=split, oracle=oracle, limit=0)
+            name = eval_dir_name(es.name, oracle)
+            res.meta = {"language": es.language, "code_version": run.meta.get("code_version")}
+            out[name] = res.summary()
+            if run.main:
+                write_eval(run.dir / "eval" / name, res)
+                print(res.one_line(), flush=True)
+                rows.append(results_row(run.meta["config"] | {"n_speech_used": run.meta["n_speech_used"]},
+                                        res.summary(), split=split, language=es.language, oracle=oracle,
+                                        run_dir=_relative_run_dir(run)))
+    if run.main and rows:
+        append_results(results_path(cfg), rows)
+    return out
+
+
+def results_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.results_csv) if cfg.results_csv else Path(cfg.output_dir).resolve().parent / "results.csv"
+
+
+def _relative_run_dir(run: "_Run") -> str:
+    base = results_path(run.cfg).resolve().parent
+    target = run.dir.resolve()
+    try:
+        return str(target.relative_to(base))
+    except ValueError:
+        return str(target)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def run(cfg: TrainConfig, accelerator=None) -> dict[str, Any]:
+    """Train (or resume) and finish a run. Returns {"stopped": bool, "metrics": {...}, "run_dir": str}."""
+    r = _Run(cfg, accelerator)
+    r.prepare()
+    finished = r.train()
+    metrics = r.finish() if finished else {}
+    return {"stopped": not finished, "metrics": metrics, "run_dir": str(r.dir)}
+
+
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.json); pass the --output_dir of a training run")
+    return config_from_mapping(json.loads(path.read_text(encoding="utf-8"))["config"])
