@@ -56,6 +56,8 @@ def test_dagger_rule_is_strict_non_overlap():
     assert not non_overlapping(low, high)  # |diff| = 0.25 = 0.125 + 0.125: touching counts as overlap
     higher = MeanCI(0.7501, 0.125, 5)
     assert non_overlapping(low, higher) and dagger(higher, low) and not dagger(low, higher)
+    # Touching up to float noise is still touching: 0.8678 - 0.8618 is 0.006000000000000005 in floats.
+    assert not non_overlapping(MeanCI(0.8678, 0.0037, 5), MeanCI(0.8618, 0.0023, 5))
 
 
 @pytest.mark.parametrize("bad", [[], [0.1, float("nan")], [float("inf"), 1.0]])

@@ -49,7 +49,9 @@ def dataclass_parser(cls: type, description: str | None = None) -> argparse.Argu
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help")
-        if f.type in (bool, "bool"):
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, help=help_text)
+        elif f.type in (bool, "bool"):
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
         else:
             choices = f.metadata.get("choices")

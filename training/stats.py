@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 
@@ -34,6 +35,7 @@ class MeanCI:
         return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f}"
 
 
+@lru_cache(maxsize=None)
 def t_quantile(n: int, confidence: float = 0.95) -> float:
     """The two-sided t critical value for n samples (df = n − 1), e.g. 2.776445 for n = 5."""
     if n < 2:
@@ -60,11 +62,16 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> MeanCI:
     return MeanCI(mean, t_quantile(n, confidence) * sd / math.sqrt(n), n)
 
 
+# Intervals that touch to within float noise count as overlapping (e.g. the paper's SLURP 10% intent accuracy,
+# 0.8678 ± 0.0037 vs 0.8618 ± 0.0023, touches exactly and carries no †).
+OVERLAP_TOLERANCE = 1e-9
+
+
 def non_overlapping(a: MeanCI, b: MeanCI) -> bool:
-    """True when both intervals exist and do not overlap: |x̄a − x̄b| > ha + hb."""
+    """True when both intervals exist and do not overlap: |x̄a − x̄b| > ha + hb (touching counts as overlap)."""
     if a.half_width is None or b.half_width is None:
         return False
-    return abs(a.mean - b.mean) > a.half_width + b.half_width
+    return abs(a.mean - b.mean) - (a.half_width + b.half_width) > OVERLAP_TOLERANCE
 
 
 def dagger(a: MeanCI, b: MeanCI) -> bool:
