@@ -234,3 +234,29 @@ def test_cli_commands_and_bad_input(tmp_path, capsys):
     assert run(["recommend", "--curves", str(one), "--library", str(small), "--language", "g",
                 "--target", "0.7"]) == 2
     assert "two levels" in capsys.readouterr().err
+
+
+def test_cli_on_a_results_table(tmp_path, capsys):
+    """A sweep's results table (seeds at several levels) drives recommend and backtest end to end."""
+    from training.results import write_results
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for corpus, lang, base in (("synth", "en-US", 0.70), ("synth", "fr-FR", 0.64)):
+        for scheme in ("direct", "curriculum"):
+            for pct in (0, 2, 5, 10, 25, 50, 100):
+                for seed in range(3):
+                    score = base + 0.012 * np.log(pct / 100 + 0.003) + rng.normal(0, 0.002)
+                    rows.append({"corpus": corpus, "language": lang, "scheme": "text" if pct == 0 else scheme,
+                                 "speech_percent": pct, "n_speech": round(pct / 100 * 4000), "seed": seed,
+                                 "split": "test", "slu_f1": float(np.clip(score + 0.1, 0, 1)), "run_dir": f"r{len(rows)}"})
+    path = tmp_path / "results.csv"
+    write_results(path, rows)
+    capsys.readouterr()
+    assert run(["recommend", "--results", str(path), "--language", "fr-FR", "--share", "--target", "0.98",
+                "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["best_expected"]["unit"] == "utterances" and 0 < rec["best_expected"]["amount"] <= 4000
+    assert run(["backtest", "--results", str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_curves"] == 4 and res["n_groups"] == 2
