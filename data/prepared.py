@@ -1,0 +1,186 @@
+"""The prepared-corpus folder: any corpus written in one format, with a summary and a validation report.
+
+Layout (``format_version`` 1)::
+
+    DIR/prepared.json    what was prepared: format_version, corpus, loader arguments
+    DIR/texts.jsonl      one text item per line: id, corpus, language, split, transcript, scenario, action,
+                         entities [{type, filler}], text_id, speaker
+    DIR/speech.jsonl     one recording per line: the same keys plus audio (path; relative to DIR when inside it)
+                         and duration_s
+    DIR/audio/...        recordings that arrived as bytes inside parquet rows, written out as files
+    DIR/summary.json     items per split and language, speech hours, label inventory with counts
+    DIR/validation.json  unreadable audio, empty transcripts, unknown labels, duplicate ids
+    DIR/report.json      what the loader reported (e.g. missing audio, join coverage)
+
+``load_corpus("prepared", path=DIR)`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm import tqdm
+
+from data.audio import AudioError, audio_duration, load_audio
+from data.corpus import Corpus, CorpusError, duplicate_ids, example_from_dict, example_to_dict
+from data.example import AudioRef, SLUExample
+from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
+from training.results import atomic_write_text
+
+FORMAT_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _jsonl(items: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items)
+
+
+def _ext(data: bytes) -> str:
+    for magic, ext in ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp3")):
+        if data.startswith(magic):
+            return ext
+    return ".audio"
+
+
+def materialise_audio(speech: list[SLUExample], out_dir: Path) -> list[SLUExample]:
+    """Write in-memory audio to ``out_dir/audio/<language>/<split>/<id>`` and point the items at the files."""
+    out = []
+    for x in tqdm(speech, desc="writing audio", unit="clip", disable=len(speech) < 500):
+        if x.audio is None or x.audio.data is None:
+            out.append(x)
+            continue
+        folder = out_dir / "audio" / _UNSAFE.sub("_", x.language) / _UNSAFE.sub("_", x.split)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = _UNSAFE.sub("_", Path(x.id).stem) or "clip"
+        file = folder / (stem + _ext(x.audio.data))
+        file.write_bytes(x.audio.data)
+        out.append(replace(x, audio=AudioRef(path=str(file), duration_s=x.audio.duration_s)))
+    return out
+
+
+def check_audio(speech: list[SLUExample], mode: str = "header") -> tuple[list[SLUExample], list[dict[str, str]]]:
+    """Fill in durations and list unreadable recordings. ``mode``: header (fast), decode (thorough), none."""
+    if mode not in ("header", "decode", "none"):
+        raise CorpusError(f"check_audio must be header, decode or none, got {mode!r}")
+    if mode == "none":
+        return speech, []
+    checked, bad = [], []
+    for x in tqdm(speech, desc=f"checking audio ({mode})", unit="clip", disable=len(speech) < 500):
+        assert x.audio is not None
+        try:
+            if mode == "decode":
+                duration = len(load_audio(x.audio, max_seconds=None)) / 16000
+            else:
+                duration = audio_duration(x.audio.data if x.audio.data is not None else x.audio.path)
+            x = replace(x, audio=replace(x.audio, duration_s=duration))
+        except AudioError as exc:
+            bad.append({"id": x.id, "language": x.language, "split": x.split, "problem": str(exc)})
+        checked.append(x)
+    return checked, bad
+
+
+def summarize(corpus: Corpus) -> dict[str, Any]:
+    items: dict[str, dict[str, dict[str, float]]] = {}
+    for kind, group in (("texts", corpus.texts), ("speech", corpus.speech)):
+        for x in group:
+            cell = items.setdefault(x.split, {}).setdefault(x.language, {"texts": 0, "speech": 0, "speech_hours": 0.0})
+            cell[kind] += 1
+            if kind == "speech" and x.audio is not None and x.audio.duration_s:
+                cell["speech_hours"] += x.audio.duration_s / 3600
+    labelled = corpus.texts or corpus.speech
+    return {
+        "items": items,
+        "texts": len(corpus.texts),
+        "speech": len(corpus.speech),
+        "speech_hours": round(sum(x.audio.duration_s or 0.0 for x in corpus.speech if x.audio) / 3600, 4),
+        "speech_without_duration": sum(1 for x in corpus.speech if x.audio and x.audio.duration_s is None),
+        "labels": {
+            "scenarios": dict(Counter(x.frame.scenario for x in labelled).most_common()),
+            "intents": dict(Counter(x.frame.intent for x in labelled).most_common()),
+            "entity_types": dict(Counter(e.type for x in labelled for e in x.frame.entities).most_common()),
+        },
+    }
+
+
+def validate(corpus: Corpus, unreadable: list[dict[str, str]]) -> dict[str, Any]:
+    everything = corpus.texts + corpus.speech
+    unknown = {
+        "scenarios": dict(Counter(x.frame.scenario for x in everything if x.frame.scenario not in SCENARIO_SET)),
+        "intents": dict(Counter(x.frame.intent for x in everything if x.frame.intent not in INTENT_SET)),
+        "entity_types": dict(Counter(e.type for x in everything for e in x.frame.entities
+                                     if e.type not in ENTITY_TYPE_SET)),
+    }
+    report = {
+        "unreadable_audio": unreadable,
+        "empty_transcripts": [x.id for x in everything if not x.transcript.strip()],
+        "unknown_labels": unknown,
+        "duplicate_ids": {"texts": [list(k) for k in duplicate_ids(corpus.texts)],
+                          "speech": [list(k) for k in duplicate_ids(corpus.speech)]},
+    }
+    # Unknown labels are allowed (a user's own label set); everything else makes the corpus unfit as is.
+    report["ok"] = not (report["unreadable_audio"] or report["empty_transcripts"] or report["duplicate_ids"]["texts"]
+                        or report["duplicate_ids"]["speech"])
+    return report
+
+
+def write_prepared(corpus: Corpus, out_dir: str | Path, *, meta: dict[str, Any] | None = None,
+                   audio_check: str = "header") -> dict[str, Any]:
+    """Write ``corpus`` as a prepared folder; returns ``{"summary", "validation"}``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    speech = materialise_audio(corpus.speech, out)
+    speech, unreadable = check_audio(speech, audio_check)
+    corpus = Corpus(corpus.texts, speech, corpus.report)
+    root = out.resolve()
+
+    def rel(x: SLUExample) -> str:
+        p = Path(x.audio.path).resolve()  # type: ignore[union-attr, arg-type]
+        return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+    summary, validation = summarize(corpus), validate(corpus, unreadable)
+    atomic_write_text(out / "texts.jsonl", _jsonl(example_to_dict(x) for x in corpus.texts))
+    atomic_write_text(out / "speech.jsonl", _jsonl(example_to_dict(x, audio_path=rel(x)) for x in speech))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic_write_text(out / "validation.json", json.dumps(validation, indent=2, ensure_ascii=False))
+    atomic_write_text(out / "report.json", json.dumps(corpus.report, indent=2, ensure_ascii=False, default=str))
+    atomic_write_text(out / "prepared.json", json.dumps({"format_version": FORMAT_VERSION, **(meta or {})},
+                                                        indent=2, default=str))
+    return {"summary": summary, "validation": validation}
+
+
+def _read_jsonl(file: Path, resolve: Callable[[str], str]) -> list[SLUExample]:
+    items = []
+    with file.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    items.append(example_from_dict(json.loads(line), resolve=resolve))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise CorpusError(f"{file}, line {lineno}: not a prepared item ({exc!r})") from None
+    return items
+
+
+def load_prepared(path: str | Path) -> Corpus:
+    """Read a prepared folder back into a Corpus (audio paths resolved against the folder)."""
+    root = Path(path)
+    meta_file = root / "prepared.json"
+    if not meta_file.is_file():
+        raise CorpusError(f"{root}: not a prepared corpus folder (no prepared.json); make one with "
+                          f"`python -m data.prepare CORPUS --path ... --out {root}`")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CorpusError(f"{root}: prepared format {meta.get('format_version')} is not {FORMAT_VERSION}; "
+                          f"prepare it again with this version")
+
+    def resolve(p: str) -> str:
+        return p if Path(p).is_absolute() else str(root / p)
+
+    report_file = root / "report.json"
+    report = json.loads(report_file.read_text(encoding="utf-8")) if report_file.is_file() else {}
+    return Corpus(_read_jsonl(root / "texts.jsonl", resolve), _read_jsonl(root / "speech.jsonl", resolve),
+                  {"prepared": meta, "loader": report})
