@@ -139,8 +139,10 @@ class ParseResult:
         return self.status is not ParseStatus.UNUSABLE
 
 
-_SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>]{0,40}\|>")
-_FENCE_RE = re.compile(r"```[a-zA-Z]*")
+# Chat/special tokens and Markdown fences are stripped only where they wrap the output (C.5 step 1), so that a
+# filler which happens to contain one survives even in a truncated output.
+_SPECIAL_TOKEN = r"<\|[^|<>]{0,40}\|>"
+_WRAPPER_RE = re.compile(rf"^(?:\s*(?:{_SPECIAL_TOKEN}|```[A-Za-z]*))+|(?:(?:{_SPECIAL_TOKEN}|```)\s*)+$")
 _TRAILING_COMMA_RE = re.compile(r",\s*([\]}])")
 _Q = r"[\"']"  # accept either quote in the salvage patterns (specs/data.md C.5 step 4)
 _SCENARIO_RE = re.compile(rf"{_Q}scenario{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
@@ -175,17 +177,36 @@ def _try_literal(text: str) -> Any:
         return None
 
 
-def _close_truncated(text: str) -> str | None:
-    """Cut a truncated output back to its last complete entity and close the list and the object."""
+_MAX_CUTS = 32  # how many '}' positions, from the end, a truncated output is tried at
+
+
+def _close_truncated(text: str) -> list[str]:
+    """Cut a truncated output back to the end of a complete entity and close the list and the object.
+
+    Candidates run from the last ``}`` backwards (a ``}`` inside a filler is not an entity's end), then the empty
+    list; before any entity list, the object is closed where it stops.
+    """
     ents = text.find("[")
     if ents < 0:
-        # Truncated before the entity list: keep what there is and close the object.
         head = text.rstrip().rstrip(",")
-        return head + "}" if head.startswith("{") else None
-    last = text.rfind("}")
-    if last > ents:
-        return text[: last + 1] + "]}"
-    return text[: ents + 1] + "]}"
+        return [head + "}"] if head.startswith("{") else []
+    out = []
+    end = len(text)
+    while len(out) < _MAX_CUTS:
+        end = text.rfind("}", ents, end)
+        if end < 0:
+            break
+        out.append(text[: end + 1] + "]}")
+    out.append(text[: ents + 1] + "]}")
+    return out
+
+
+def _unescape(raw: str) -> str:
+    """A salvaged string's JSON escapes decoded (``\\n``, ``\\u00e9``...), or the raw text if that fails."""
+    try:
+        return json.loads(f'"{raw}"')
+    except ValueError:
+        return raw.replace('\\"', '"')
 
 
 def _as_str(value: Any) -> str:
@@ -240,7 +261,7 @@ def _salvage(text: str) -> SLUFrame | None:
         return None
     entities = []
     for m in _ENTITY_RE.finditer(text):
-        etype, filler = normalize_text(m.group(1)), normalize_text(m.group(2).replace('\\"', '"'))
+        etype, filler = normalize_text(m.group(1)), normalize_text(_unescape(m.group(2)))
         if etype and filler:
             entities.append(Entity(etype, filler))
     return SLUFrame(s or NONE_LABEL, a or NONE_LABEL, tuple(entities))
@@ -269,10 +290,13 @@ def _parse(text: Any) -> ParseResult:
     # A well-formed target is taken as is, before any stripping, so that fillers which happen to contain a fence
     # or something shaped like a special token survive unchanged.
     got = _frame_from_obj(_try_json(text)) if text.startswith("{") else None
-    if got is not None and got[1]:
-        return ParseResult(got[0], ParseStatus.CLEAN)
+    if got is not None:
+        frame, conforming, has_intent = got
+        if not has_intent:
+            return _unusable(frame.entities)
+        return ParseResult(frame, ParseStatus.CLEAN if conforming else ParseStatus.REPAIRED)
 
-    cleaned = _FENCE_RE.sub("", _SPECIAL_TOKEN_RE.sub("", text)).strip()
+    cleaned = _WRAPPER_RE.sub("", text).strip()
     span = _braced_span(cleaned)
     got = _frame_from_obj(_try_json(span))
     if got is not None:
@@ -284,9 +308,7 @@ def _parse(text: Any) -> ParseResult:
 
     # Repairs of C.5 step 3, each retried with the strict loader first, then the Python-literal one.
     candidates = [_TRAILING_COMMA_RE.sub(r"\1", span)]
-    closed = _close_truncated(candidates[0])
-    if closed is not None:
-        candidates.append(_TRAILING_COMMA_RE.sub(r"\1", closed))
+    candidates += [_TRAILING_COMMA_RE.sub(r"\1", c) for c in _close_truncated(candidates[0])]
     fallback_entities: tuple[Entity, ...] = ()
     for candidate in candidates:
         for loader in (_try_json, _try_literal):

@@ -74,6 +74,21 @@ def test_code_fences_and_special_tokens_are_stripped():
     assert got.status is ParseStatus.CLEAN  # stripping wrappers is step 1, not a repair
 
 
+def test_wrappers_are_stripped_only_around_the_output():
+    # A truncated output (not valid JSON) whose filler contains a fence and a brace keeps both.
+    text = '<|im_start|>{"scenario": "a", "action": "b", "entities": [{"type": "t", "filler": "x```}"}, {"type": "u'
+    got = parse_output(text)
+    assert got.frame == SLUFrame("a", "b", (Entity("t", "x```}"),)) and got.status is ParseStatus.REPAIRED
+    # A well-formed object whose scenario is a fence is taken as is.
+    got = parse_output('{"scenario": "```", "action": "", "entities": []}')
+    assert got.frame == SLUFrame("```", "none") and got.status is ParseStatus.REPAIRED
+
+
+def test_salvaged_fillers_are_unescaped():
+    text = '{"scenario": "a", "action": "b" "entities": [{"type": "t", "filler": "caf\\u00e9 \\"x\\""}]'
+    assert parse_output(text).frame.entities == (Entity("t", 'café "x"'),)
+
+
 def test_surrounding_prose_is_a_repair():
     got = parse_output(f"Sure! Here it is: {ALARM_JSON} Hope this helps.")
     assert got.frame == ALARM and got.status is ParseStatus.REPAIRED
