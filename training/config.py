@@ -26,7 +26,9 @@ class ConfigError(ValueError):
     """A configuration value or flag that cannot be used; the message names the flag and the fix."""
 
 
-RECIPES = ("mono", "T", "T+S", "T+M", "T+S+M")  # section 3.4: target transcripts / few-shot speech / MASSIVE text
+# section 3.4: mono; zero = zero-shot (source data only, scored on the target languages); few-shot target data:
+# T transcripts, +S few-shot speech, +M MASSIVE text.
+RECIPES = ("mono", "zero", "T", "T+S", "T+M", "T+S+M")
 SPLITS = ("train", "dev", "test", "train_115")
 
 
@@ -53,7 +55,7 @@ class TrainConfig:
     eval_splits: list = field(default_factory=lambda: ["test"])  # splits scored with the final model
     limit_train_texts: int = 0  # > 0: keep this many training transcripts (seeded) for quick runs
     # --- cross-lingual (section 3.4) -------------------------------------------------------------------------
-    recipe: str = "mono"  # mono, or target data T, T+S, T+M, T+S+M added to the source-language corpus
+    recipe: str = "mono"  # mono; zero (zero-shot on targets); or target data T, T+S, T+M, T+S+M added to the source
     target_corpus: str = ""  # corpus holding the target languages' text/few-shot speech (e.g. speech_massive)
     target_corpus_args: dict = field(default_factory=dict)  # keyword arguments of load_corpus for it
     target_languages: list = field(default_factory=list)  # target locales, e.g. [de-DE, es-ES]

@@ -207,8 +207,10 @@ class _Run:
                   f"(audio {summary.audio_trainable:,})", flush=True)
 
     # -- one optimizer step ---------------------------------------------------------------------------------------
-    def train_step(self, group: list) -> float:
+    def train_step(self, group: list) -> tuple[float, float]:
+        """One optimizer step over a group of micro-batches; returns (mean loss, learning rate used)."""
         self.model.train()
+        lr = self.scheduler.get_last_lr()[0]
         losses = []
         for i, micro in enumerate(group):
             batch = {k: v.to(self.acc.device) for k, v in self.collator(micro).items()}
@@ -224,7 +226,7 @@ class _Run:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         mean = torch.stack(losses).mean()
-        return float(self.acc.reduce(mean, reduction="mean")) if self.world > 1 else float(mean)
+        return (float(self.acc.reduce(mean, reduction="mean")) if self.world > 1 else float(mean)), lr
 
     # -- evaluation -----------------------------------------------------------------------------------------------
     def evaluate(self, texts, speech, *, split: str, oracle: bool, limit: int) -> EvalResult:
@@ -284,10 +286,9 @@ class _Run:
             bar = tqdm(total=len(groups), initial=skip, desc=f"epoch {plan.global_epoch + 1}/{len(self.epochs)}",
                        unit="step", disable=not self.main)
             for i in range(skip, len(groups)):
-                loss = self.train_step(groups[i])
+                loss, lr = self.train_step(groups[i])
                 step += 1
                 epoch_f = plan.global_epoch + (i + 1) / len(groups)
-                lr = self.scheduler.get_last_lr()[0]
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if step % max(cfg.log_every_steps, 1) == 0 or i == len(groups) - 1:

@@ -103,18 +103,22 @@ def load_run_data(cfg: TrainConfig) -> RunData:
         if missing:
             raise ConfigError(f"--target_languages {missing} not in the target corpus "
                               f"(it has {', '.join(target_all.languages)})")
+        from data.corpus import Corpus, merge_corpora
+        from data.subsets import MixSpec, cross_lingual_mix
+
+        targets = [target_all.language(lang) for lang in cfg.target_languages]
+        few = merge_corpora(t.split(cfg.target_split) for t in targets)
         massive = None
         if "M" in cfg.recipe:
-            massive = _load("massive", cfg.massive_args, "massive_args").split("train")
-        for lang in cfg.target_languages:
-            tgt = target_all.language(lang)
-            few = tgt.split(cfg.target_split)
-            if "T" in cfg.recipe:
-                texts = texts + list(few.texts)
-            if "S" in cfg.recipe:
-                speech += list(few.speech)
-            if massive is not None:
-                texts = texts + list(massive.language(lang).texts)
+            m = _load("massive", cfg.massive_args, "massive_args").split("train")
+            massive = merge_corpora(m.language(lang) for lang in cfg.target_languages)
+        if cfg.recipe != "zero":  # zero-shot: source data only, scored on the targets
+            # The source subset is already N_p = round(p * N) recordings; fraction 1.0 keeps it whole.
+            mix = cross_lingual_mix(MixSpec(recipe=cfg.recipe, source_speech_fraction=1.0, seed=cfg.seed),
+                                    source=Corpus(texts, speech), target=few, massive=massive)
+            texts, speech = list(mix.texts), list(mix.speech)
+            report["mix"] = mix.report.get("mix")
+        for lang, tgt in zip(cfg.target_languages, targets):
             for split in cfg.eval_splits:
                 part = tgt.split(split)
                 evals.setdefault(split, []).append(EvalSet(f"{split}-{lang}", split, lang, part.texts, part.speech))
