@@ -90,9 +90,11 @@ def row_frame(row: dict[str, Any], where: str) -> SLUFrame:
             raise CorpusError(f"{where}: no labels; give scenario and action (or intent=scenario_action)")
         scenario, action = split_intent(str(row["intent"]).strip())
     annotation = row.get("annotation")
-    if not _blank(annotation) and not _blank(row.get("entities")):
-        raise CorpusError(f"{where}: give entities or annotation, not both")
-    entities = parse_annotation(annotation) if not _blank(annotation) else _entities(row.get("entities"), where)
+    entities = _entities(row.get("entities"), where)
+    if not _blank(annotation):
+        if entities:
+            raise CorpusError(f"{where}: give entities or annotation, not both")
+        entities = parse_annotation(annotation)
     return SLUFrame(str(scenario).strip(), str(action).strip(), entities)
 
 
