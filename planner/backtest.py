@@ -27,7 +27,9 @@ from tqdm.auto import tqdm
 
 from planner.budget import Option, solve
 from planner.curves import Curve, PlannerError
-from planner.model import WINDOWS, Library, extrapolation_cases, fit_curve, interp_residuals, learn_library
+from planner.model import (
+    WINDOWS, Library, extrapolation_cases, fit_curve, in_window, interp_residuals, learn_library,
+)
 from planner.target import expected_amount, safe_amount
 
 BUDGET_SHARES = (0.03, 0.06, 0.1, 0.2, 0.35, 0.6)  # of the cost of every group's full corpus
@@ -67,7 +69,7 @@ def _allocation_regret(folds: Sequence[_Fold], window: float) -> dict:
         for c in fold.curves:
             if not c.allocatable or c.x.size < 3 or not c.has_zero:
                 continue
-            sub = c.subset(c.u <= window + 1e-9)
+            sub = c.subset(in_window(c.u, window))
             if sub.x.size < 2:
                 continue
             fits[(c.unit, c.group)].append(fit_curve(sub, fold.library.hyper))
@@ -129,7 +131,7 @@ def backtest(
         for c in fold.curves:
             interp.extend(np.abs(interp_residuals(c, lib.hyper)) * 100)
             for case in extrapolation_cases([c], windows):
-                fit = fit_curve(c.subset(c.u <= case.window + 1e-9), lib.hyper, lib.calibration)
+                fit = fit_curve(c.subset(in_window(c.u, case.window)), lib.hyper, lib.calibration)
                 xs = case.u_eval * c.corpus_size
                 pred = fit.predict(xs)
                 lo, hi = fit.band(xs, 0.8)

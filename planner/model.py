@@ -38,6 +38,14 @@ DAMPING_GRID = tuple(np.linspace(0.0, 1.0, 11))
 HALF_SAT_GRID = tuple(np.geomspace(1e-3, 1.0, 19))
 ANCHOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 _TOL = 1e-9
+# A level counts as inside a window when within 0.1% of it: levels are rounded counts (round(0.10 * 50,628) = 5,063
+# utterances is u = 0.100004), and an absolute 1e-9 silently dropped SLURP's 10% level from its <=10% window.
+_WINDOW_RTOL = 1e-3
+
+
+def in_window(u: np.ndarray, window: float) -> np.ndarray:
+    """Which levels (fractions of the corpus) lie inside a fit window such as 0.10."""
+    return np.asarray(u) <= window * (1 + _WINDOW_RTOL)
 _SE_FLOOR = 0.002  # 0.2 points: keeps one tiny CI from dominating the isotonic fit
 
 
@@ -60,14 +68,27 @@ class Calibration:
 
     extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by scale(h), see `scale`
     interp: np.ndarray = field(default_factory=lambda: np.zeros(0))  # leave-one-level-out inside the range
-    gamma: float = 1.0  # residual growth: scale = (1 + doublings past the last level) ** gamma, learned
+    gamma: float = 1.0  # residual growth: scale = (offset + doublings past the last level) ** gamma, learned
+    offset: float = 1.0  # learned with gamma; a small offset lets the first doubling be much surer than the third
 
     def scale(self, u: np.ndarray, u_last: float) -> np.ndarray:
-        return _doublings_plus_one(u, u_last) ** self.gamma
+        return (self.offset + _doublings(u, u_last)) ** self.gamma
 
-    def quantile(self, q: float, *, extrapolating: bool) -> float:
+    # Held-out residuals per fit window (window, normalised residuals): a curve fitted on levels up to u_last is
+    # judged by the pool of the nearest window, since fitting on more levels also makes the errors smaller (a
+    # growth law in the horizon alone left <=10% fits under-covered and <=25% fits over-covered).
+    pools: tuple[tuple[float, np.ndarray], ...] = ()
+
+    def residuals(self, *, extrapolating: bool, u_last: float | None = None) -> np.ndarray:
+        if not extrapolating:
+            return self.interp
+        if self.pools and u_last is not None and u_last > 0:
+            return min(self.pools, key=lambda p: abs(math.log(p[0]) - math.log(u_last)))[1]
+        return self.extrap
+
+    def quantile(self, q: float, *, extrapolating: bool, u_last: float | None = None) -> float:
         """Split-conformal signed quantile; -inf/+inf when too few residuals to back that level."""
-        s = np.sort(self.extrap if extrapolating else self.interp)
+        s = np.sort(self.residuals(extrapolating=extrapolating, u_last=u_last))
         n = s.size
         if n == 0:
             return -math.inf if q < 0.5 else math.inf
@@ -77,9 +98,9 @@ class Calibration:
         k = math.ceil((n + 1) * q)
         return math.inf if k > n else float(s[k - 1])
 
-    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool) -> float:
+    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool, u_last: float | None = None) -> float:
         """P(truth >= prediction + gap) from the residuals, kept inside [1/(n+1), n/(n+1)]."""
-        s = self.extrap if extrapolating else self.interp
+        s = self.residuals(extrapolating=extrapolating, u_last=u_last)
         n = s.size
         if n == 0:
             return 0.5
@@ -154,16 +175,32 @@ def _members(u: np.ndarray, y: np.ndarray, u_last: float, hp: HyperParams, u_eva
     return np.vstack([loglin, damped, sat])
 
 
-def _doublings_plus_one(u: np.ndarray, u_last: float) -> np.ndarray:
-    return 1.0 + np.log2(np.maximum(u, u_last) / u_last)
+def _doublings(u: np.ndarray, u_last: float) -> np.ndarray:
+    return np.log2(np.maximum(u, u_last) / u_last)
 
 
-def learn_gamma(residuals: np.ndarray, horizons: np.ndarray) -> float:
-    """How fast held-out errors grow with the horizon: slope of log|r| on log(1 + doublings), kept in [0, 1]."""
-    if residuals.size < 6 or np.ptp(horizons) == 0:
-        return 1.0  # too little to tell: assume errors grow like a slope error, the cautious choice
-    slope = np.polyfit(np.log(horizons), np.log(np.abs(residuals) + 1e-4), 1)[0]
-    return float(np.clip(slope, 0.0, 1.0))
+OFFSET_GRID = (0.25, 0.5, 1.0, 2.0)
+GAMMA_GRID = tuple(np.linspace(0.0, 1.5, 31))
+
+
+def learn_growth(residuals: np.ndarray, doublings: np.ndarray) -> tuple[float, float]:
+    """How held-out errors grow with the horizon: (offset, gamma) of scale = (offset + doublings) ** gamma.
+
+    Maximum likelihood of a Laplace model |r| ~ s0 * scale(d) (s0 profiled out), over small grids. Fitting
+    one growth law to every window's residuals is what lets a band learned on <=10% fits serve <=25% fits too.
+    """
+    r = np.abs(residuals) + 1e-4
+    if r.size < 6 or np.ptp(doublings) == 0:
+        return 1.0, 1.0  # too little to tell: assume errors grow like a slope error, the cautious choice
+    best, best_nll = (1.0, 1.0), math.inf
+    for off in OFFSET_GRID:
+        logs = np.log(off + doublings)
+        for g in GAMMA_GRID:
+            s0 = float(np.mean(r / np.exp(g * logs)))
+            nll = r.size * math.log(s0) + g * float(logs.sum())
+            if nll < best_nll - 1e-12:
+                best, best_nll = (off, float(g)), nll
+    return best
 
 
 # ---------------------------------------------------------------- the fitted curve
@@ -203,7 +240,7 @@ class CurveFit:
         pred = self.predict(x)
         ext = self.extrapolating(x)
         scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last)
-        q_ext = self.calibration.quantile(q, extrapolating=True)
+        q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last)
         q_int = self.calibration.quantile(q, extrapolating=False)
         return np.where(ext, pred + q_ext * scale, pred + q_int)
 
@@ -216,7 +253,7 @@ class CurveFit:
         pred = float(self.predict(x)[0])
         ext = bool(self.extrapolating(x)[0])
         scale = float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last)[0]) if ext else 1.0
-        return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext)
+        return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext, u_last=self.u_last)
 
 
 def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None = None) -> CurveFit:
@@ -257,7 +294,7 @@ def extrapolation_cases(curves: Sequence[Curve], windows: Sequence[float] = WIND
         u = c.u
         w_all = _weights(c)
         for win in windows:
-            inside = u <= win + _TOL
+            inside = in_window(u, win)
             if (u[inside] > 0).sum() < 1 or inside.sum() < 2 or inside.all():
                 continue
             cases.append(_Case(c, u[inside], c.score[inside], w_all[inside], float(u[inside].max()),
@@ -324,11 +361,11 @@ def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> 
 
 
 def case_residuals(case: _Case, hyper: HyperParams) -> tuple[np.ndarray, np.ndarray]:
-    """Signed residuals (truth - prediction) of one case and 1 + doublings past the last level of each."""
-    sub = case.curve.subset(case.curve.u <= case.window + _TOL)
+    """Signed residuals (truth - prediction) of one case and the doublings past the last level of each."""
+    sub = case.curve.subset(in_window(case.curve.u, case.window))
     fit = fit_curve(sub, hyper)
     pred = fit.predict(case.u_eval * case.curve.corpus_size)
-    return case.y_eval - pred, _doublings_plus_one(case.u_eval, case.u_last)
+    return case.y_eval - pred, _doublings(case.u_eval, case.u_last)
 
 
 def interp_residuals(curve: Curve, hyper: HyperParams) -> np.ndarray:
@@ -374,17 +411,20 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     else:
         hyper = learn_hyper(usable, windows)
         per_group = {g: learn_hyper([c for c in usable if c.group != g], windows) for g in groups}
-    res, hor, itp = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    res, hor, win, itp = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
     for c in usable:
         hp = per_group[c.group]
         for case in extrapolation_cases([c], windows):
             r, h = case_residuals(case, hp)
             res.append(r)
             hor.append(h)
+            win.append(np.full(r.size, case.window))
         itp.append(interp_residuals(c, hp))
-    res_all, hor_all = np.concatenate(res), np.concatenate(hor)
-    gamma = learn_gamma(res_all, hor_all)
-    cal = Calibration(res_all / hor_all ** gamma, np.concatenate(itp), gamma)
+    res_all, hor_all, win_all = np.concatenate(res), np.concatenate(hor), np.concatenate(win)
+    offset, gamma = learn_growth(res_all, hor_all)
+    norm = res_all / (offset + hor_all) ** gamma
+    pools = tuple((float(w), norm[win_all == w]) for w in sorted(set(win_all.tolist())))
+    cal = Calibration(norm, np.concatenate(itp), gamma, offset, pools)
     if cal.extrap.size < 10:
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))
