@@ -5,7 +5,30 @@
 model is shared: tests that train must work on a copy (``copy.deepcopy(model)``) or load their own.
 """
 
+import contextlib
+
 import pytest
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run with a single intra-op thread: the tiny model's ops are too small to gain from threads, and on a shared
+    2-core machine two spinning threads per process made a 2 s training run take 35 s (measured under load 5)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def single_thread():
+    """Use in model tests: ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +78,36 @@ def slu_examples():
         ),
         make_example(3, "play jazz", SLUFrame("play", "music", (("music_genre", "jazz"),))),
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_overfit(tiny_model, slu_examples):
+    """``(model, processor, items, losses)``: a copy of the tiny model after 150 AdamW steps on two text items.
+
+    Shared by the overfit sanity test (which checks the losses and the decoded frames) and the decoding tests
+    (which need structured outputs rather than noise). Trained on the text path: 150 steps through the encoder's
+    30 s window would take about a minute on 2 cores.
+    """
+    import copy
+
+    import torch
+
+    from models.collate import SLUCollator
+    from models.trainable import set_trainable
+
+    model = copy.deepcopy(tiny_model[0])
+    processor = tiny_model[1]
+    items = [(slu_examples[0], False), (slu_examples[3], False)]
+    batch = SLUCollator(processor)(items)
+    set_trainable(model, train_audio=False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    losses = []
+    with one_torch_thread():
+        for _ in range(150):
+            loss = model(**batch).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    return model.eval(), processor, items, losses

@@ -11,6 +11,8 @@ from models.prompt import INSTRUCTION, PromptError, build_prompt, build_target
 from models.registry import ADAPTERS, AdapterError, get_adapter
 from models.tiny import build_tiny, main as tiny_main
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_tiny_checkpoint_reloads_through_the_real_loading_path(tiny_model, tiny_model_dir):
     model, processor = tiny_model

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from models.collate import IGNORE_INDEX, CollateError, SLUCollator
 from models.prompt import build_target
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _mixed(examples):
     # audio item, text item, audio example used on the text path, text item

@@ -13,6 +13,8 @@ from models.trainable import LoraSettings, TrainableError, has_lora, merge_lora,
 
 AUDIO_PREFIXES = ("model.audio_tower.", "model.multi_modal_projector.")
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _steps(model, batch, n=2, lr=1e-2):
     # The optimizer sees every parameter, as a careless training loop would: freezing must hold regardless.
@@ -108,22 +110,8 @@ def test_lora_persists_across_phases_and_audio_can_train_with_it(tiny_model):
         LoraSettings(r=0)
 
 
-def test_overfit_two_examples_until_the_model_emits_the_target(tiny_model, slu_examples):
-    model = copy.deepcopy(tiny_model[0])
-    processor = tiny_model[1]
-    # Text path only: 150 steps through the 30 s audio window would take a minute on 2 cores.
-    items = [(slu_examples[0], False), (slu_examples[1], False)]
-    batch = SLUCollator(processor)(items)
-    set_trainable(model, train_audio=False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    losses = []
-    for _ in range(150):
-        loss = model(**batch).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+def test_overfit_two_examples_until_the_model_emits_the_target(tiny_overfit):
+    model, processor, items, losses = tiny_overfit
     assert losses[-1] < 0.05 * losses[0]
     preds = generate_frames(model, processor, items, max_new_tokens=48, progress=False)
     assert [p.frame for p in preds] == [ex.frame for ex, _ in items]
