@@ -27,7 +27,8 @@ from planner.budget import OBJECTIVES, allocate
 from planner.curves import (
     Curve, PlannerError, curves_to_csv, read_curves_csv, read_results_curves, reference_curves,
 )
-from planner.model import Library, learn_library
+from planner.cache import cached_library
+from planner.model import Library
 from planner.target import recommend
 
 
@@ -111,10 +112,10 @@ def load_input(cfg: SourceConfig) -> list[Curve]:
 
 def load_library(cfg: SourceConfig, curves: list[Curve]) -> Library:
     if cfg.library:
-        return learn_library(read_curves_csv(cfg.library))
+        return cached_library(read_curves_csv(cfg.library))
     pool = {c.name: c for c in reference_curves()}
     pool.update({c.name: c for c in curves})
-    return learn_library(list(pool.values()))
+    return cached_library(list(pool.values()))
 
 
 def select(curves: list[Curve], language: str) -> list[Curve]:
@@ -223,7 +224,9 @@ def main_allocate(cfg: AllocateConfig) -> dict:
 
 BACKTEST_KEYS = ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "mae_at_full_25", "bias_10", "bias_25",
                  "mae_interp_loo", "coverage80_10", "coverage80_25", "width80_10", "width80_25", "within2x_10",
-                 "safe_fail_rate_10", "safe_overcollect_median_10", "safe_unreachable_rate_10", "allocation_regret")
+                 "safe_fail_rate_10", "safe_overcollect_median_10", "safe_answer_rate_10", "safe_unreachable_rate_10",
+                 "safe_fail_rate_strict_10", "safe_overcollect_median_all_10", "probe_safe_claim_rate_10",
+                 "p_reach_target_10", "p_reach_probe_10", "p_reach_brier_10", "allocation_regret")
 
 
 def main_backtest(cfg: BacktestConfig) -> dict:

@@ -8,9 +8,21 @@ learned on the library once and judged on all the given curves.
 Figures (errors in score points = 100 x score):
 - mae_extrap_W, mae_at_full_W, bias_W (prediction minus truth), coverage80_W and width80_W of the 80% band;
 - mae_interp_loo: leave-one-level-out interpolation inside the measured range;
-- for "how much speech for a target" (fit <= 10%, targets = the held-out measured scores, the truth = the first
-  measured level reaching it): within2x_10 (estimate within a factor 2), safe_fail_rate_10 (the safe amount at
-  risk 0.1 falls short), safe_overcollect_median_10 (safe / true amount), safe_unreachable_rate_10;
+- for "how much speech for a target" (fit <= 10%): the targets are every held-out measured score of the curve
+  (levels above the window), reachable within the corpus by construction; the truth is the first measured level
+  reaching the target (targets already reached at 0% are left out and counted in n_targets_text_only_10).
+  within2x_10: the expected amount is within a factor 2 of the truth. The safe amount (risk 0.1) is searched
+  within the corpus only; where the planner finds none it says so and reports P(reach | whole corpus). Reported
+  both ways, nothing dropped silently:
+  safe_answer_rate_10 / safe_unreachable_rate_10: share of targets with / without a safe amount in the corpus;
+  safe_fail_rate_10, safe_overcollect_median_10: over the targets given a safe amount (the claims), the share
+  falling short and the median safe / true amount;
+  safe_fail_rate_strict_10: over all targets, counting "no safe amount" as a failure too;
+  safe_overcollect_median_all_10: over all targets, "no safe amount" answered with the whole corpus (never short
+  here, since every target is reachable, hence the probes below);
+  probes: per curve, targets 0.5 and 1 point above its best measured score (unreachable within the corpus):
+  probe_safe_claim_rate_10 (given a safe amount: a failure), p_reach_probe_10 / p_reach_target_10 (mean
+  P(reach | corpus) on probes / on real targets) and p_reach_brier_10 over both;
 - allocation_regret: mean points of mean score lost against the oracle split (DP on the measured scores), for the
   groups sharing one per-language unit, six budgets, curves fitted on <= 10%.
 """
@@ -34,6 +46,7 @@ from planner.target import expected_amount, safe_amount
 
 BUDGET_SHARES = (0.03, 0.06, 0.1, 0.2, 0.35, 0.6)  # of the cost of every group's full corpus
 RISK = 0.1
+PROBE_POINTS = (0.005, 0.01)  # unreachable targets: this far above a curve's best measured score
 
 
 def _tag(w: float) -> str:
@@ -123,7 +136,8 @@ def backtest(
     full = {w: [] for w in windows}
     covered = {w: [] for w in windows}
     widths = {w: [] for w in windows}
-    interp, within, fails, over, unreach = [], [], [], [], []
+    interp, within, answered, fails, over, over_all, text_only = [], [], [], [], [], [], 0
+    probe_claims, p_target, p_probe = [], [], []
     per_curve = defaultdict(dict)
     first = min(windows)
     for fold in folds:
@@ -143,19 +157,27 @@ def backtest(
                 per_curve[c.name][f"mae_extrap_{_tag(case.window)}"] = float(np.mean(np.abs(err)))
                 if case.window != first:
                     continue
+                size = c.corpus_size
                 for target in case.y_eval:
                     need = _true_need(c, target)
-                    if not (0 < need < math.inf):
+                    if need == 0:
+                        text_only += 1
                         continue
                     est = expected_amount(fit, target)
                     safe = safe_amount(fit, target, risk)
                     within.append(need / 2 <= est <= need * 2)
+                    p_target.append(fit.prob_reach(size, target))
+                    answered.append(math.isfinite(safe))
                     if math.isfinite(safe):
                         fails.append(safe < need * (1 - 1e-9))
                         over.append(safe / need)
-                        unreach.append(False)
-                    else:
-                        unreach.append(True)
+                    over_all.append((safe if math.isfinite(safe) else size) / need)
+                for delta in PROBE_POINTS:
+                    probe = float(c.score.max()) + delta
+                    if probe > 1:
+                        continue
+                    probe_claims.append(math.isfinite(safe_amount(fit, probe, risk)))
+                    p_probe.append(fit.prob_reach(size, probe))
     for w in windows:
         t = _tag(w)
         e = np.array(errors[w])
@@ -168,10 +190,21 @@ def backtest(
     t = _tag(first)
     res["mae_interp_loo"] = float(np.mean(interp)) if interp else None
     res[f"within2x_{t}"] = float(np.mean(within)) if within else None
-    res[f"safe_fail_rate_{t}"] = float(np.mean(fails)) if fails else None
+    n_claims = len(fails) + sum(probe_claims)
+    res[f"safe_fail_rate_{t}"] = (sum(fails) + sum(probe_claims)) / n_claims if n_claims else None
     res[f"safe_overcollect_median_{t}"] = float(np.median(over)) if over else None
-    res[f"safe_unreachable_rate_{t}"] = float(np.mean(unreach)) if unreach else None
+    res[f"safe_answer_rate_{t}"] = float(np.mean(answered)) if answered else None
+    res[f"safe_unreachable_rate_{t}"] = 1 - float(np.mean(answered)) if answered else None
+    res[f"safe_fail_rate_strict_{t}"] = (sum(fails) + answered.count(False)) / len(answered) if answered else None
+    res[f"safe_overcollect_median_all_{t}"] = float(np.median(over_all)) if over_all else None
+    res[f"probe_safe_claim_rate_{t}"] = float(np.mean(probe_claims)) if probe_claims else None
+    res[f"p_reach_target_{t}"] = float(np.mean(p_target)) if p_target else None
+    res[f"p_reach_probe_{t}"] = float(np.mean(p_probe)) if p_probe else None
+    brier = [(1 - p) ** 2 for p in p_target] + [p ** 2 for p in p_probe]
+    res[f"p_reach_brier_{t}"] = float(np.mean(brier)) if brier else None
     res[f"n_targets_{t}"] = len(within)
+    res[f"n_probes_{t}"] = len(probe_claims)
+    res[f"n_targets_text_only_{t}"] = text_only
     regret = _allocation_regret(folds, first)
     res["allocation_regret"] = float(np.mean(list(regret.values()))) if regret else None
     res["allocation_regret_by_unit"] = regret

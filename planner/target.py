@@ -59,8 +59,17 @@ def expected_amount(fit: CurveFit, target: float, x_max: float | None = None) ->
 
 
 def safe_amount(fit: CurveFit, target: float, risk: float, x_max: float | None = None) -> float:
+    """The (1 - risk)-quantile of the amount needed, searched up to `x_max` (default: the corpus); inf if none.
+
+    The amount needed D is random through the curve: P(D <= x) = P(score(x) >= target). With the band's quantiles
+    moving together along x (one residual scaled by the horizon), D's (1 - risk)-quantile is where the
+    risk-quantile of the score crosses the target (Mahmood et al., NeurIPS 2022: collect a quantile of D, not the
+    point estimate). The default cap is the corpus: beyond it no curve was ever measured, and a "safe" amount
+    resting on several doublings of extrapolation is not one; `recommend` then reports the probability of reaching
+    the target with the whole corpus instead.
+    """
     size = fit.curve.corpus_size
-    return first_crossing(lambda x: fit.quantile(x, risk), target, x_max or SEARCH_LIMIT * size, size * 1e-4)
+    return first_crossing(lambda x: fit.quantile(x, risk), target, x_max or size, size * 1e-4)
 
 
 @dataclass
@@ -156,6 +165,8 @@ def recommend(
     if any(f.curve.unit.startswith("source_") for f in fits):
         notes.append("x is source-language speech (a shared axis), not speech in this language")
     if best.safe["amount"] is None and best.expected["amount"] is not None:
-        notes.append(f"no amount reaches the target with risk <= {risk:g}: the library's residuals are too wide")
+        p_best = max(a.p_reach_corpus for a in answers)
+        notes.append(f"no amount within the corpus reaches the target with risk <= {risk:g}; the whole corpus "
+                     f"reaches it with probability {p_best:.2f} (best scheme): collect in rounds and refit")
     return Recommendation(language, goal, risk, answers, best.scheme if best.expected["amount"] is not None else None,
                           best.expected, best.safe, scheme_at, status, notes)
