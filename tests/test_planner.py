@@ -15,9 +15,10 @@ from planner.curves import (
     PlannerError, curves_from_results, curves_to_csv, make_curve, read_curves_csv, reference_curves,
     write_curves_csv,
 )
-from planner.model import Calibration, HyperParams, fit_curve, learn_library
+from planner.cache import cached_library, clear_memory, library_key
+from planner.model import Calibration, HyperParams, fit_curve, in_window, learn_growth, learn_library
 from planner.plots import plot_allocation, plot_curves
-from planner.target import recommend
+from planner.target import recommend, safe_amount
 
 LEVELS = np.array([0, 0.02, 0.05, 0.10, 0.25, 0.50, 1.0])
 
@@ -27,6 +28,13 @@ def synthetic(group, name, a, b, eps=0.01, size=10000, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
     y = a + b * np.log(LEVELS + eps) + rng.normal(0, noise, LEVELS.size)
     return make_curve(group, name, LEVELS * size, y, corpus_size=size, language=group, scheme=name.split("/")[-1])
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Learned-library cache files go to a per-test folder, never to the user's cache."""
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "planner-cache"))
+    clear_memory()
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +268,80 @@ def test_cli_on_a_results_table(tmp_path, capsys):
     assert run(["backtest", "--results", str(path), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n_curves"] == 4 and res["n_groups"] == 2
+
+
+# ---------------------------------------------------------------- second shift: windows, bands, safe amount, cache
+def test_rounded_level_counts_inside_its_window(reference):
+    """round(0.10 * 50,628) = 5,063 utterances is u = 0.100004: it must be part of the <=10% fit."""
+    slurp = next(c for c in reference if c.group == "slurp")
+    assert slurp.u[3] > 0.10 and in_window(slurp.u, 0.10).sum() == 4
+    assert not in_window(np.array([0.11]), 0.10)[0]
+
+
+def test_growth_law_is_learned_from_residuals():
+    rng = np.random.default_rng(0)
+    d = np.tile([0.5, 1.0, 2.0, 3.0, 4.0], 60)
+    growing = rng.laplace(0, 0.01 * (0.5 + d))
+    off, gamma = learn_growth(growing, d)
+    assert 0.6 <= gamma <= 1.5
+    flat = rng.laplace(0, 0.01, d.size)
+    assert learn_growth(flat, d)[1] <= 0.2
+
+
+def test_band_uses_the_pool_of_the_nearest_fit_window():
+    cal = Calibration(np.zeros(0), np.zeros(3), gamma=0.0, offset=1.0,
+                      pools=((0.10, np.linspace(-0.05, 0.05, 99)), (0.25, np.linspace(-0.01, 0.01, 99))))
+    assert cal.quantile(0.9, extrapolating=True, u_last=0.1) == pytest.approx(0.04, abs=2e-3)
+    assert cal.quantile(0.9, extrapolating=True, u_last=0.5) == pytest.approx(0.008, abs=5e-4)
+    c = make_curve("g", "c", [0, 20, 50, 100], [0.70, 0.72, 0.73, 0.74], corpus_size=1000)
+    lo10, hi10 = fit_curve(c, HyperParams(), cal).band([1000])
+    c25 = make_curve("g", "c", [0, 20, 50, 100, 250], [0.70, 0.72, 0.73, 0.74, 0.75], corpus_size=1000)
+    lo25, hi25 = fit_curve(c25, HyperParams(), cal).band([1000])
+    assert (hi25 - lo25)[0] < (hi10 - lo10)[0] / 2
+
+
+def test_safe_amount_stays_in_corpus_and_reports_probability(reference, ref_library):
+    fits = [ref_library.fit(c.subset(in_window(c.u, 0.10))) for c in reference if c.group == "italic"]
+    size = fits[0].curve.corpus_size  # a subset keeps the full corpus size
+    near = recommend(fits, target=0.745, risk=0.1, language="it")
+    for a, f in zip(near.answers, fits):
+        if a.safe["amount"] is not None:
+            assert a.safe["amount"] <= size * (1 + 1e-9)
+            n = ref_library.calibration.residuals(extrapolating=True, u_last=f.u_last).size
+            assert f.prob_reach(a.safe["amount"], near.target) >= 0.9 - 1 / (n + 1)
+    # 0.77 is reachable by extrapolating a few corpora further, but no amount *within* the corpus is safe
+    assert any(math.isfinite(safe_amount(f, 0.77, 0.1, 8 * size)) for f in fits)
+    far = recommend(fits, target=0.77, risk=0.1, language="it")
+    assert far.best_expected["amount"] is not None and far.best_safe["amount"] is None
+    assert all(a.safe["amount"] is None and 0 < a.p_reach_corpus < 0.9 for a in far.answers)
+    assert any("whole corpus reaches it with probability" in n for n in far.notes)
+
+
+def test_backtest_counts_unanswered_targets_both_ways(reference):
+    res = backtest(reference)
+    assert res["safe_answer_rate_10"] + res["safe_unreachable_rate_10"] == pytest.approx(1.0)
+    assert res["safe_fail_rate_strict_10"] >= res["safe_unreachable_rate_10"] - 1e-12
+    assert res["n_probes_10"] == 2 * 16 and 0 <= res["probe_safe_claim_rate_10"] <= 1
+    assert res["p_reach_probe_10"] < res["p_reach_target_10"]  # unreachable probes judged less likely
+    assert res["n_targets_10"] + res["n_targets_text_only_10"] == 48
+    assert 0.70 <= res["coverage80_10"] <= 0.90 and 0.70 <= res["coverage80_25"] <= 0.90
+
+
+def test_library_cache_memory_disk_and_invalidation(tmp_path):
+    curves = [synthetic(f"g{i}", f"g{i}/direct", 0.80 + 0.02 * i, 0.01 + 0.003 * i, noise=0.002, seed=i)
+              for i in range(3)]
+    first = cached_library(curves)
+    assert cached_library(list(reversed(curves))) is first  # same content, any order: memory hit
+    files = list((tmp_path / "planner-cache").glob("*.json"))
+    assert [f.stem for f in files] == [library_key(curves)]
+    clear_memory()
+    again = cached_library(curves)  # from disk
+    assert again is not first and again.hyper == first.hyper
+    np.testing.assert_allclose(again.calibration.extrap, first.calibration.extrap)
+    assert [w for w, _ in again.calibration.pools] == [w for w, _ in first.calibration.pools]
+    changed = curves[:2] + [synthetic("g2", "g2/direct", 0.85, 0.01, noise=0.002, seed=9)]
+    assert library_key(changed) != library_key(curves)
+    files[0].write_text("{not json")
+    clear_memory()
+    relearned = cached_library(curves)  # a broken cache file is ignored and rewritten
+    assert relearned.hyper == first.hyper and json.loads(files[0].read_text())["hyper"]["learned"]
