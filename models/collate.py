@@ -109,7 +109,8 @@ class SLUCollator:
     # ---------------------------------------------------------------------------------------------------------
 
     def __call__(self, items: Sequence[SLUExample | Item]) -> dict[str, Any]:
-        """A right-padded training batch: input_ids, attention_mask, labels (+ input_features, feature_attention_mask)."""
+        """A right-padded training batch: input_ids, attention_mask, labels (+ input_features, feature_attention_mask
+        when any clip is used)."""
         import torch
 
         items = as_items(items)

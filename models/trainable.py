@@ -4,7 +4,8 @@ Rules (``set_trainable``):
 
 - text-only phase (``train_audio=False``): the audio encoder and projector are frozen (they see no audio, and an
   update would only be weight decay drift); everything else trains;
-- speech phase (``train_audio=True``): the whole model trains;
+- speech phase (``train_audio=True``): the whole model trains (bar the encoder's fixed sinusoidal positions,
+  which the architecture never trains: ``ModelAdapter.fixed_parameters``);
 - with LoRA (``lora=LoraSettings(...)``, or a model that already carries LoRA layers from an earlier phase): the
   language model's base weights, embeddings and output head are frozen and only the LoRA matrices train in the
   decoder; the audio encoder and projector follow ``train_audio`` as above.
@@ -101,6 +102,7 @@ def add_lora(model: Any, lora: LoraSettings, adapter: str | ModelAdapter = "qwen
         raise TrainableError("the model already carries LoRA layers; merge_lora(model) first to add a fresh set")
     base = getattr(getattr(model, "config", None), "_name_or_path", None) or None
     inject_adapter_in_model(_lora_config(lora, adapter, base), model)
+    model.train(model.training)  # new LoRA dropout modules start in training mode; match the model's mode
     return model
 
 
@@ -179,7 +181,7 @@ def save_lora(model: Any, out_dir: str | os.PathLike, *, base: str | None = None
     config = configs["default"]
     base = base or config.base_model_name_or_path or getattr(model.config, "_name_or_path", None)
     if not base:
-        raise TrainableError("save_lora needs base=<hub id or folder of the base checkpoint> to make the folder loadable")
+        raise TrainableError("save_lora needs base=<hub id or folder of the base checkpoint> to be loadable later")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {_PEFT_PREFIX + k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
@@ -200,6 +202,7 @@ def load_lora(model: Any, lora_dir: str | os.PathLike, adapter: str | ModelAdapt
     lora_dir = Path(lora_dir)
     config = LoraConfig.from_pretrained(str(lora_dir))
     inject_adapter_in_model(config, model)
+    model.train(model.training)
     state = {k.removeprefix(_PEFT_PREFIX): v for k, v in load_file(str(lora_dir / "adapter_model.safetensors")).items()}
     result = set_peft_model_state_dict(model, state)
     unexpected = getattr(result, "unexpected_keys", None)

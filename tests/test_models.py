@@ -90,9 +90,11 @@ def test_prompts_put_audio_or_transcript_in_the_same_place(tiny_model, slu_examp
     assert with_audio.count("<|AUDIO|>") == 1 and example.transcript not in with_audio
     assert "<|AUDIO|>" not in text_only and f"Transcript: {example.transcript}\n" in text_only
     for prompt in (with_audio, text_only):
-        assert prompt.startswith("<|im_start|>system\n") and prompt.endswith(INSTRUCTION + "<|im_end|>\n<|im_start|>assistant\n")
+        assert prompt.startswith("<|im_start|>system\n")
+        assert prompt.endswith(INSTRUCTION + "<|im_end|>\n<|im_start|>assistant\n")
     # the text prompt is the audio prompt with the audio part replaced by the transcript
-    assert with_audio.replace("Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n", f"Transcript: {example.transcript}\n") == text_only
+    audio_part = "Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    assert with_audio.replace(audio_part, f"Transcript: {example.transcript}\n") == text_only
     assert build_target(example) == example.frame.to_target() + "<|im_end|>"
     with pytest.raises(PromptError, match="has no audio"):
         build_prompt(processor, slu_examples[1], use_audio=True)

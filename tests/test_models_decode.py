@@ -54,7 +54,10 @@ def test_oracle_text_path_decodes_gold_transcripts(trained_tiny, slu_examples):
 
 def test_predictions_file_is_in_the_slurp_format(tmp_path):
     frames = [SLUFrame("alarm", "set", (("time", "five am"),)), SLUFrame("none", "none", ())]
-    preds = [Prediction(id=f"audio-{i}.flac", text=f.to_target(), parse=parse_output(f.to_target())) for i, f in enumerate(frames)]
+    preds = [
+        Prediction(id=f"audio-{i}.flac", text=f.to_target(), parse=parse_output(f.to_target()))
+        for i, f in enumerate(frames)
+    ]
     path = write_predictions(tmp_path / "out" / "predictions.jsonl", preds)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows[0] == {

@@ -1,4 +1,4 @@
-"""Models: what trains per phase, LoRA save/load/merge, and an overfit sanity run (run: pytest tests/test_models_train.py)."""
+"""Models: what trains per phase, LoRA save/load/merge, overfit sanity (run: pytest tests/test_models_train.py)."""
 
 import copy
 
@@ -67,7 +67,7 @@ def test_speech_phase_trains_everything_but_fixed_positions(tiny_model, mixed_ba
         assert moved == (name != "model.audio_tower.embed_positions.weight"), name
 
 
-def test_lora_trains_only_adapters_then_saves_reloads_and_merges(tiny_model, text_batch, tmp_path):
+def test_lora_trains_only_adapters_then_saves_reloads_and_merges(tiny_model, tiny_model_dir, text_batch, tmp_path):
     mixed_batch = text_batch  # the audio path is frozen here; text keeps the test fast
     model = copy.deepcopy(tiny_model[0])
     summary = set_trainable(model, train_audio=False, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
@@ -88,6 +88,13 @@ def test_lora_trains_only_adapters_then_saves_reloads_and_merges(tiny_model, tex
     with torch.no_grad():
         assert torch.allclose(reloaded(**mixed_batch).logits, trained, atol=1e-5)
 
+    # the folder is a standard peft adapter too
+    from peft import PeftModel
+
+    base, _ = load_model(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        assert torch.allclose(PeftModel.from_pretrained(base, str(lora_dir))(**mixed_batch).logits, trained, atol=1e-5)
+
     merged = merge_lora(reloaded)
     assert not has_lora(merged) and type(merged).__name__ == "Qwen2AudioForConditionalGeneration"
     with torch.no_grad():
@@ -103,6 +110,7 @@ def test_lora_trains_only_adapters_then_saves_reloads_and_merges(tiny_model, tex
 def test_lora_persists_across_phases_and_audio_can_train_with_it(tiny_model):
     model = copy.deepcopy(tiny_model[0])
     set_trainable(model, train_audio=False, lora=LoraSettings(r=2))
+    assert not any(m.training for m in model.modules())  # injected dropout follows the model's eval mode
     summary = set_trainable(model, train_audio=True)  # no new LoRA settings: keep the adapters
     assert summary.lora > 0 and summary.audio_trainable > 0
     assert summary.trainable == summary.lora + summary.audio_trainable
