@@ -27,8 +27,9 @@ class ConfigError(ValueError):
 
 
 # section 3.4: mono; zero = zero-shot (source data only, scored on the target languages); few-shot target data:
-# T transcripts, +S few-shot speech, +M MASSIVE text.
+# T transcripts, +S few-shot speech, +M MASSIVE text. ``no_source`` drops the source data (the "No Source" row).
 RECIPES = ("mono", "zero", "T", "T+S", "T+M", "T+S+M")
+CROSS_LINGUAL_TARGET_RECIPES = ("T", "T+S", "T+M", "T+S+M")  # recipes that add target-language training data
 SPLITS = ("train", "dev", "test", "train_115")
 
 
@@ -61,6 +62,7 @@ class TrainConfig:
     target_languages: list = field(default_factory=list)  # target locales, e.g. [de-DE, es-ES]
     target_split: str = "train_115"  # split of the target corpus used for few-shot training data
     massive_args: dict = field(default_factory=dict)  # load_corpus("massive", ...) kwargs for the +M recipes
+    no_source: bool = False  # the paper's "No Source" row: target data of the recipe only, no source text or speech
     # --- scheme ----------------------------------------------------------------------------------------------
     scheme: str = "curriculum"  # text, direct, or curriculum (training.schemes.SCHEMES)
     speech_percent: float = 0.0  # p in percent: N_p = round(p/100 * N) speech examples (nested across p)
@@ -115,6 +117,12 @@ class TrainConfig:
             (self.recipe in RECIPES, "recipe", f"must be one of {', '.join(RECIPES)}"),
             (self.recipe == "mono" or bool(self.target_languages), "target_languages",
              "a cross-lingual recipe needs target languages, e.g. --target_languages de-DE,es-ES"),
+            (not self.no_source or self.recipe in CROSS_LINGUAL_TARGET_RECIPES, "no_source",
+             "needs a recipe with target training data: --recipe T, T+S, T+M or T+S+M (zero-shot without source "
+             "data trains on nothing)"),
+            (not self.no_source or (self.speech_percent == 0 and self.n_speech <= 0), "no_source",
+             "trains on no source data, so source speech cannot be asked for: pass --speech_percent 0 "
+             "(and leave --n_speech unset)"),
             (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
             (bool(self.output_dir), "output_dir", "must name a folder"),
             (self.max_audio_seconds > 0, "max_audio_seconds", "must be > 0"),

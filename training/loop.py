@@ -27,7 +27,7 @@ import torch
 from training import checkpoint as ckpt
 from training.config import ConfigError, TrainConfig, config_from_mapping
 from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
-from training.plan import EpochPlan, epoch_items, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
+from training.plan import EpochPlan, epoch_counts, epoch_items, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from training.results import append_results
 from training.run_folder import (
     DONE,
@@ -159,7 +159,12 @@ class _Run:
             "n_speech_used": self.data.n_speech_source,
             "n_speech_pool": self.data.n_speech_pool,
             "language": self.data.language,
+            "source_language": self.data.source_language,
             "data": self.data.report,
+            # What each epoch feeds the model (source/target x text/speech), from the very items trained on.
+            "epoch_counts": [epoch_counts(epoch_items(self.data.texts, self.data.speech, e.phase.speech_per_epoch,
+                                                      seed=cfg.seed, epoch=e.global_epoch), cfg.target_languages)
+                             for e in self.epochs],
         }
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -381,7 +386,8 @@ def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[s
             if run.main:
                 write_eval(run.dir / "eval" / name, res)
                 print(res.one_line(), flush=True)
-                rows.append(results_row(run.meta["config"] | {"n_speech_used": run.meta["n_speech_used"]},
+                rows.append(results_row(run.meta["config"] | {"n_speech_used": run.meta["n_speech_used"],
+                                                              "source_language": run.data.source_language},
                                         res.summary(), split=split, language=es.language, oracle=oracle,
                                         run_dir=_relative_run_dir(run)))
     if run.main and rows:

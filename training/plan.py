@@ -58,6 +58,25 @@ def epoch_items(texts: Sequence[SLUExample], speech: Sequence[SLUExample], n_spe
     return items
 
 
+def epoch_counts(items: Sequence[Item], target_languages: Sequence[str] = ()) -> dict[str, int]:
+    """What an epoch feeds the model, by role and modality: ``{source,target}_{text,speech}`` plus
+    ``target_massive_text`` (MASSIVE transcripts, counted apart from the target corpus's own transcripts).
+
+    An item is "target" when its language is one of ``target_languages``; a text item is one fed without audio.
+    """
+    targets = set(target_languages)
+    counts = {"source_text": 0, "source_speech": 0, "target_text": 0, "target_speech": 0, "target_massive_text": 0}
+    for example, use_audio in items:
+        role = "target" if example.language in targets else "source"
+        if use_audio:
+            counts[f"{role}_speech"] += 1
+        elif role == "target" and example.corpus == "massive":
+            counts["target_massive_text"] += 1
+        else:
+            counts[f"{role}_text"] += 1
+    return counts
+
+
 def n_micro_batches(n_items: int, batch_size: int, world_size: int) -> int:
     """Micro-batches per rank in an epoch of ``n_items`` (the last global batch is padded)."""
     return math.ceil(n_items / (batch_size * world_size))

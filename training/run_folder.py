@@ -88,7 +88,7 @@ def model_card(config: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any
     lines += ["---", "", f"# SLU fine-tune of {base}", "",
               f"Scheme **{config.get('scheme')}** with {config.get('speech_percent')} % of the training speech "
               f"({config.get('n_speech_used', '?')} recordings) on corpus **{config.get('corpus')}** "
-              f"({config.get('language') or 'all languages'}), recipe {config.get('recipe')}, seed {config.get('seed')}, "
+              f"({config.get('language') or 'all languages'}), recipe {config.get('recipe')}{' without source data' if config.get('no_source') else ''}, seed {config.get('seed')}, "
               f"{config.get('epochs')} epochs.",
               "",
               "Schemes follow Choi et al., *Exploring fine-tuning of large audio language models for spoken language "
@@ -108,6 +108,14 @@ def model_card(config: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any
     return "\n".join(lines)
 
 
+def _source_language(config: Mapping[str, Any]) -> str:
+    if config.get("no_source"):
+        return ""
+    if "source_language" in config:
+        return config.get("source_language") or ""
+    return config.get("language") or ""
+
+
 def results_row(config: Mapping[str, Any], result_summary: Mapping[str, Any], *, split: str, language: str,
                 oracle: bool, run_dir: str) -> dict[str, Any]:
     recipe = config.get("recipe", "mono")
@@ -116,7 +124,8 @@ def results_row(config: Mapping[str, Any], result_summary: Mapping[str, Any], *,
         "language": language,
         "scheme": "oracle" if oracle else config.get("scheme"),
         "recipe": recipe,
-        "source_language": (config.get("language") or "") if recipe != "mono" else "",
+        # Cross-lingual rows name the source locale; an empty one marks the "No Source" row (target data only).
+        "source_language": _source_language(config) if recipe != "mono" else "",
         "speech_percent": config.get("speech_percent"),
         "n_speech": config.get("n_speech_used"),
         "seed": config.get("seed"),

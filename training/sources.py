@@ -7,7 +7,9 @@ seed, so each larger level subsumes the smaller ones, as in the paper's section 
 Cross-lingual (section 3.4): the same source-language data, plus for each target language of ``target_corpus``
 (its few-shot split, ``train_115`` in Speech-MASSIVE):
   T: target transcripts; S: target few-shot recordings (all of them, every epoch they are scheduled);
-  M: target MASSIVE transcripts (``massive_args``). Evaluation is on each target language's splits.
+  M: target MASSIVE transcripts (``massive_args``). Evaluation is on each target language's splits, one
+  evaluation set (and results row) per language. ``recipe="zero"`` trains on the source only; ``no_source=True``
+  trains on the recipe's target data only (the paper's "No Source" row).
 Target speech joins the phase's speech like the source subset, so the scheme decides when it is heard.
 """
 
@@ -42,6 +44,7 @@ class RunData:
     dev: EvalSet | None
     evals: dict[str, list[EvalSet]] = field(default_factory=dict)  # split -> sets
     report: dict[str, Any] = field(default_factory=dict)
+    source_language: str = ""  # source locale(s) trained on; empty for the "No Source" row
 
 
 def _load(name: str, args: dict, flag: str) -> Corpus:
@@ -67,8 +70,8 @@ def select_speech(pool: list[SLUExample], count: int, seed: int) -> list[SLUExam
     return list(_select(pool, count=count, seed=seed))
 
 
-def load_run_data(cfg: TrainConfig) -> RunData:
-    source = _languages(_load(cfg.corpus, cfg.corpus_args, "corpus"), cfg.language)
+def _source_training(cfg: TrainConfig, source: Corpus) -> tuple[list[SLUExample], list[SLUExample]]:
+    """(transcripts, speech pool) of the source's training split, texts subsampled if asked."""
     train = source.split(cfg.train_split)
     if not train.texts and not train.speech:
         raise ConfigError(f"--train_split {cfg.train_split!r} is empty in corpus {cfg.corpus!r} "
@@ -78,18 +81,34 @@ def load_run_data(cfg: TrainConfig) -> RunData:
     if cfg.limit_train_texts > 0:  # keep speech consistent with the kept texts when texts are subsampled
         kept = {t.text_id or t.id for t in texts}
         pool = [s for s in pool if (s.text_id or s.id) in kept]
+    return texts, pool
+
+
+def load_run_data(cfg: TrainConfig) -> RunData:
+    cross = cfg.recipe != "mono"
+    # "No Source" with its own target corpus never touches the source corpus (it may not even be on disk).
+    need_source = not cfg.no_source or not cfg.target_corpus
+    source = _languages(_load(cfg.corpus, cfg.corpus_args, "corpus"), cfg.language) if need_source else None
+    if cfg.no_source:
+        texts, pool = [], []
+    else:
+        assert source is not None
+        texts, pool = _source_training(cfg, source)
     n_p = cfg.n_speech if cfg.n_speech >= 0 else speech_count(cfg.speech_fraction(), len(pool))
     if n_p > len(pool):
         raise ConfigError(f"--n_speech {n_p} exceeds the {len(pool)} training recordings")
     needs_speech = cfg.scheme != "text"
     subset = select_speech(pool, n_p, cfg.seed) if (n_p and needs_speech) else []
-    language = cfg.language or ",".join(source.languages)
+    source_language = "" if cfg.no_source else (cfg.language or ",".join(source.languages))
+    language = source_language
 
     evals: dict[str, list[EvalSet]] = {}
     dev = None
     speech = list(subset)
-    report: dict[str, Any] = {"source": source.counts(), "n_speech_pool": len(pool), "n_speech": len(subset)}
-    if cfg.recipe == "mono":
+    report: dict[str, Any] = {"source": source.counts() if source is not None else {},
+                              "n_speech_pool": len(pool), "n_speech": len(subset)}
+    if not cross:
+        assert source is not None
         for split in cfg.eval_splits:
             part = source.split(split)
             evals[split] = [EvalSet(split, split, language, part.texts, part.speech)]
@@ -97,25 +116,38 @@ def load_run_data(cfg: TrainConfig) -> RunData:
         if d.texts or d.speech:
             dev = EvalSet(cfg.dev_split, cfg.dev_split, language, d.texts, d.speech)
     else:
-        target_all = _load(cfg.target_corpus or cfg.corpus, cfg.target_corpus_args or cfg.corpus_args,
-                           "target_corpus")
+        if cfg.target_corpus:
+            target_all = _load(cfg.target_corpus, cfg.target_corpus_args, "target_corpus")
+        else:  # targets live in the source corpus (e.g. Speech-MASSIVE fr-FR -> de-DE): reload it unfiltered
+            target_all = _load(cfg.corpus, cfg.corpus_args, "corpus")
         missing = [lang for lang in cfg.target_languages if lang not in target_all.languages]
         if missing:
             raise ConfigError(f"--target_languages {missing} not in the target corpus "
                               f"(it has {', '.join(target_all.languages)})")
-        from data.corpus import Corpus, merge_corpora
+        if source is not None and not cfg.no_source:
+            both = sorted(set(cfg.target_languages) & {x.language for x in texts + pool})
+            if both:
+                raise ConfigError(f"--target_languages {both} also in the source training data; pick the source "
+                                  f"locale with --language (e.g. --language en-US)")
+        from data.corpus import merge_corpora
         from data.subsets import MixSpec, cross_lingual_mix
 
         targets = [target_all.language(lang) for lang in cfg.target_languages]
         few = merge_corpora(t.split(cfg.target_split) for t in targets)
+        if cfg.recipe != "zero" and not few.texts and not few.speech:
+            raise ConfigError(f"--target_split {cfg.target_split!r} holds no data for {cfg.target_languages} "
+                              f"(splits: {', '.join(target_all.splits)})")
         massive = None
         if "M" in cfg.recipe:
             m = _load("massive", cfg.massive_args, "massive_args").split("train")
             massive = merge_corpora(m.language(lang) for lang in cfg.target_languages)
         if cfg.recipe != "zero":  # zero-shot: source data only, scored on the targets
-            # The source subset is already N_p = round(p * N) recordings; fraction 1.0 keeps it whole.
-            mix = cross_lingual_mix(MixSpec(recipe=cfg.recipe, source_speech_fraction=1.0, seed=cfg.seed),
-                                    source=Corpus(texts, speech), target=few, massive=massive)
+            # The source subset is already N_p = round(p * N) recordings; fraction 1.0 keeps it whole, and
+            # fraction None is the "No Source" row (data.subsets.MixSpec).
+            fraction = None if cfg.no_source else 1.0
+            mix = cross_lingual_mix(MixSpec(recipe=cfg.recipe, source_speech_fraction=fraction, seed=cfg.seed),
+                                    source=None if cfg.no_source else Corpus(texts, speech), target=few,
+                                    massive=massive)
             texts, speech = list(mix.texts), list(mix.speech)
             report["mix"] = mix.report.get("mix")
         for lang, tgt in zip(cfg.target_languages, targets):
@@ -123,11 +155,15 @@ def load_run_data(cfg: TrainConfig) -> RunData:
                 part = tgt.split(split)
                 evals.setdefault(split, []).append(EvalSet(f"{split}-{lang}", split, lang, part.texts, part.speech))
         # Score curves follow the first target language (zero/few-shot is what the run is for).
-        first = target_all.language(cfg.target_languages[0]).split(cfg.dev_split)
+        first = targets[0].split(cfg.dev_split)
         if first.texts or first.speech:
             dev = EvalSet(cfg.dev_split, cfg.dev_split, cfg.target_languages[0], first.texts, first.speech)
         report["target_languages"] = list(cfg.target_languages)
+        report["no_source"] = cfg.no_source
         language = ",".join(cfg.target_languages)
+    if not texts and not speech:
+        raise ConfigError("no training data: the recipe and splits chosen select nothing to train on")
     report["n_texts"] = len(texts)
     report["n_speech_scheduled"] = len(speech)
-    return RunData(texts, speech, len(pool), len(subset), language, dev, evals, report)
+    return RunData(texts, speech, len(pool), len(subset), language, dev, evals, report,
+                   source_language=source_language)
