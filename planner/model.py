@@ -13,8 +13,9 @@ So the model is:
   (A) log-linear in ln(u + eps); (B) the same slope damped by `damping` beyond the last level; (C) a saturating
   a + b u / (u + half_sat). The ensemble is shifted by `anchor` times its gap to the last interpolated level.
 - Bands: split-conformal quantiles of signed residuals measured on held-out groups: extrapolation residuals
-  normalised by (1 + doublings beyond the last level) ** gamma, gamma learned from how the held-out errors grow
-  with the horizon; interpolation residuals from leave-one-level-out.
+  normalised by (offset + doublings beyond the last level) ** gamma, (offset, gamma) learned by maximum likelihood
+  from how the held-out errors grow with the horizon, and pooled per fit window (a curve uses the pool of the
+  window nearest its last level); interpolation residuals from leave-one-level-out.
 
 All four hyper-parameters are learned leave-one-group-out on the curve library given (`learn_library`); nothing is
 fixed to the paper's curves. The defaults below are generic priors used only when a library has fewer than 2 groups.
