@@ -12,6 +12,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PLANNER_CACHE_DIR", "off")  # tests never write to the user's cache folder
 
 
+def pytest_configure(config):
+    # Tiny models run several times faster with one intra-op thread on a shared 2-core machine.
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
