@@ -148,6 +148,9 @@ class _Run:
             self.position, _ = ckpt.read_position(latest)
             self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
             self.resume_from = latest
+            if self.main:
+                print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
+                      f"{sum(self.steps_per_epoch)})", flush=True)
             self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
         self.meta = {
             "config": cfg.to_dict(),
