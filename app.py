@@ -20,7 +20,7 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-DEMO = "demo"  # the embedded default: a tiny model of the real architecture (see models/demo.py)
+DEMO = "demo"  # the embedded default: the untrained tiny twin of Qwen2-Audio (models/tiny.py), built in memory
 
 
 @dataclass
@@ -57,9 +57,9 @@ class ModelPool:
     def get(self, name: str) -> tuple[Any, Any]:
         if name not in self._models:
             if name == DEMO:
-                from models.demo import load_demo
+                from models.tiny import build_tiny
 
-                self._models[name] = load_demo()
+                self._models[name] = build_tiny(seed=0)
             else:
                 from models.loading import load_model
 
@@ -273,6 +273,11 @@ def build_demo(cfg: AppConfig):
     with gr.Blocks(title="LALM-SLU", analytics_enabled=False) as demo:
         gr.Markdown("# LALM-SLU\nSpoken language understanding with a large audio language model: intent and slots "
                     "straight from speech.")
+        if DEMO in checkpoints:
+            gr.Markdown("**Demo model:** `demo` is an untrained tiny twin of Qwen2-Audio (0.5M parameters, random "
+                        "weights). It shows every step of the app working offline, but its answers are noise. Start "
+                        "the app with `--checkpoints RUN/model` or `--checkpoints Qwen/Qwen2-Audio-7B-Instruct` "
+                        "for real answers.")
         parse_tab(pool, checkpoints)
         compare_tab(pool, checkpoints, runs)
         plan_tab(cfg.results)

@@ -100,3 +100,10 @@ def test_find_runs_and_curves_figure(tmp_path):
     fig = app.curves_figure([str(run)])
     ys = [list(t.y) for t in fig.data]
     assert [0.5, 0.6] in ys and [2.0] in ys
+
+
+def test_compare_same_checkpoint_twice_agrees(client):
+    a, b, message, _ = client.predict(app.DEMO, app.DEMO, None, "set an alarm for seven am", api_name="/compare")
+    assert a["frame"] == b["frame"] and a["input"] == "transcript"
+    a, b, message, _ = client.predict(app.DEMO, "/missing/run", None, "hello", api_name="/compare")
+    assert a and not b and "/missing/run" in message
