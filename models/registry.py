@@ -9,7 +9,7 @@ Training, decoding and the app never name Qwen2-Audio directly; they ask ``get_a
 - keyword arguments the processor needs (the sampling rate).
 
 The seed paper studies a single model (Qwen2-Audio-7B-Instruct); adding another audio LLM means adding one
-``ModelAdapter`` to ``ADAPTERS`` and nothing else (see docs/sections/models.md).
+``ModelAdapter`` to ``ADAPTERS`` and nothing else (see the README's models section).
 """
 
 from __future__ import annotations

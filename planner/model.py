@@ -1,6 +1,6 @@
 """The curve model: SLU-F1 as a function of the amount of paired speech, with calibrated uncertainty.
 
-Why this shape (see docs/sections/planner.md and the back-test): curves start high at text-only, rise steeply over the
+Why this shape (see the README's planner section and the back-test): curves start high at text-only, rise steeply over the
 first few percent and then gain a little per doubling. On the paper's curves a power law or a saturating form fitted
 per curve extrapolates badly (Mahmood et al. 2022's forms: 2.3-3.6 points), plain log-linear does better (1.2).
 So the model is:

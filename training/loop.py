@@ -336,7 +336,12 @@ class _Run:
         cfg = self.cfg
         model = self.acc.unwrap_model(self.model)
         if has_lora(model) and self.main:
-            save_lora(model, self.dir / "lora_adapter", base=cfg.model)
+            base = cfg.model
+            if base == "tiny":  # the adapter must name a loadable base: save the (fixed, seed-0) twin beside it
+                from models.tiny import save_tiny
+
+                base = str(save_tiny(self.dir / "base_model", seed=0))
+            save_lora(model, self.dir / "lora_adapter", base=base)
         if has_lora(model):
             merge_lora(model)
         self.save_final_model(model)
