@@ -98,22 +98,18 @@ def generate_frames(
     return predictions
 
 
-def prediction_record(pred_id: str, frame: SLUFrame, key: str = "file") -> dict[str, Any]:
-    """One line of a SLURP predictions file."""
-    return {key: pred_id, **frame.to_dict()}
-
-
 def write_predictions(
     path: str | os.PathLike,
     predictions: Iterable[Prediction],
     key: str = "file",
 ) -> Path:
     """Write predictions as JSON lines in the SLURP prediction format, atomically (all or nothing)."""
+    from training.metrics import prediction_record
     from training.results import atomic_write_text
 
     if key not in ("file", "slurp_id"):
         raise DecodeError(f"key must be 'file' (per recording) or 'slurp_id' (per text, --load-gold), got {key!r}")
-    lines = [json.dumps(prediction_record(p.id, p.frame, key), ensure_ascii=False) for p in predictions]
+    lines = [json.dumps(prediction_record(p.id, p.frame, key=key), ensure_ascii=False) for p in predictions]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(line + "\n" for line in lines))

@@ -197,7 +197,8 @@ def _update_distance(
 # --------------------------------------------------------------------------------------------------------------
 # Scores
 
-CONTRACT_KEYS = (
+# The scores a run reports (the metric columns of the results table), then the counts behind them.
+METRIC_KEYS = (
     "intent_accuracy",
     "scenario_accuracy",
     "action_accuracy",
@@ -207,9 +208,8 @@ CONTRACT_KEYS = (
     "slu_f1",
     "slu_precision",
     "slu_recall",
-    "n_scored",
-    "n_missing",
 )
+CONTRACT_KEYS = METRIC_KEYS + ("n_scored", "n_missing")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from training.metrics import METRIC_KEYS
+
 # (name, type, meaning)
 SCHEMA: tuple[tuple[str, type, str], ...] = (
     ("corpus", str, "corpus name: slurp, speech_massive, italic, massive, synth, or a manifest's name"),
@@ -42,17 +44,7 @@ SCHEMA: tuple[tuple[str, type, str], ...] = (
 )
 RESULT_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in SCHEMA)
 _TYPES = {name: typ for name, typ, _ in SCHEMA}
-METRIC_COLUMNS = (
-    "intent_accuracy",
-    "scenario_accuracy",
-    "action_accuracy",
-    "entity_f1",
-    "word_f1",
-    "char_f1",
-    "slu_f1",
-    "slu_precision",
-    "slu_recall",
-)
+METRIC_COLUMNS = METRIC_KEYS
 
 
 # What identifies one evaluated run: appending a row with the same key replaces the old one (a re-evaluation).
