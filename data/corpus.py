@@ -11,9 +11,11 @@ and the hub's ``validation`` both become ``dev``.
 from __future__ import annotations
 
 import importlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from data.example import AudioRef, SLUExample
 from data.frames import SLUFrame
@@ -32,6 +34,21 @@ SPLIT_ALIASES = {
 
 class CorpusError(ValueError):
     """A corpus that cannot be loaded as asked; the message names the problem and the fix."""
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines file; a bad line is a CorpusError naming it."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise CorpusError(f"{path}, line {lineno}: not JSON ({exc}); one JSON object per line") from None
+            if not isinstance(row, dict):
+                raise CorpusError(f"{path}, line {lineno}: expected a JSON object per line")
+            yield lineno, row
 
 
 def normalize_split(name: str) -> str:

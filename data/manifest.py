@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from data.corpus import Corpus, CorpusError, normalize_split
+from data.corpus import Corpus, CorpusError, iter_jsonl, normalize_split
 from data.example import AudioRef, SLUExample
 from data.frames import Entity, SLUFrame, normalize_text, parse_annotation, split_intent, strip_annotation
 
@@ -40,17 +40,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for lineno, row in enumerate(reader, start=2):
                 yield lineno, {k.strip(): v for k, v in row.items() if k is not None}
         return
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise CorpusError(f"{path}, line {lineno}: not JSON ({exc}); one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path}, line {lineno}: expected a JSON object per line")
-            yield lineno, row
+    yield from iter_jsonl(path)
 
 
 def _blank(value: Any) -> bool:

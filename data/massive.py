@@ -8,11 +8,10 @@ Labels: scenario, action = intent minus the ``scenario_`` prefix, entities parse
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.corpus import Corpus, CorpusError, normalize_split
+from data.corpus import Corpus, CorpusError, iter_jsonl, normalize_split
 from data.example import SLUExample
 from data.frames import strip_annotation
 from data.hub import class_names, find_shards, iter_rows, shard_split
@@ -52,17 +51,13 @@ def load_massive(
         files = [f for f in files if locales is None or f.stem in locales]
         report["layout"] = "jsonl"
         for file in files:
-            with file.open(encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                        split = normalize_split(row["partition"])
-                        if (wanted is None or split in wanted) and (locales is None or row["locale"] in locales):
-                            texts.append(_example(row, split, row["scenario"], row["intent"]))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise CorpusError(f"{file}, line {lineno}: not a MASSIVE row ({exc!r})") from None
+            for lineno, row in iter_jsonl(file):
+                try:
+                    split = normalize_split(row["partition"])
+                    if (wanted is None or split in wanted) and (locales is None or row["locale"] in locales):
+                        texts.append(_example(row, split, row["scenario"], row["intent"]))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise CorpusError(f"{file}, line {lineno}: not a MASSIVE row ({exc!r})") from None
     elif root.is_dir():
         shards = [p for p in find_shards(root, None) if locales is None or p.parent.name in locales]
         shards = [p for p in shards if wanted is None or shard_split(p) in wanted]

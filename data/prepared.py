@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from tqdm import tqdm
 
 from data.audio import AudioError, audio_duration, load_audio
-from data.corpus import Corpus, CorpusError, duplicate_ids, example_from_dict, example_to_dict
+from data.corpus import Corpus, CorpusError, duplicate_ids, example_from_dict, example_to_dict, iter_jsonl
 from data.example import AudioRef, SLUExample
 from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
 from training.results import atomic_write_text
@@ -155,13 +155,11 @@ def write_prepared(corpus: Corpus, out_dir: str | Path, *, meta: dict[str, Any] 
 
 def _read_jsonl(file: Path, resolve: Callable[[str], str]) -> list[SLUExample]:
     items = []
-    with file.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    items.append(example_from_dict(json.loads(line), resolve=resolve))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise CorpusError(f"{file}, line {lineno}: not a prepared item ({exc!r})") from None
+    for lineno, row in iter_jsonl(file):
+        try:
+            items.append(example_from_dict(row, resolve=resolve))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorpusError(f"{file}, line {lineno}: not a prepared item ({exc!r})") from None
     return items
 
 

@@ -12,12 +12,11 @@ points where the file should be), dropped (counted), or refused.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.corpus import Corpus, CorpusError
+from data.corpus import Corpus, CorpusError, iter_jsonl
 from data.example import AudioRef, SLUExample
 from data.frames import Entity, SLUFrame
 
@@ -89,31 +88,27 @@ def load_slurp(
     for split, file in files:
         n_rec = n_missing = 0
         missing_examples: list[str] = []
-        with file.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    frame = slurp_frame(row)
-                    text_id = str(row["slurp_id"])
-                    transcript = row["sentence"]
-                    recordings = row.get("recordings", [])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise CorpusError(f"{file}, line {lineno}: not a SLURP row ({exc!r})") from None
-                texts.append(SLUExample(text_id, "slurp", LANGUAGE, split, transcript, frame, None, text_id))
-                for rec in recordings:
-                    name = rec["file"]
-                    n_rec += 1
-                    if name not in present:
-                        n_missing += 1
-                        if len(missing_examples) < 5:
-                            missing_examples.append(name)
-                        if missing_audio == "drop":
-                            continue
-                    where = str(audio_root / name) if audio_root is not None else name
-                    speech.append(SLUExample(name, "slurp", LANGUAGE, split, transcript, frame,
-                                             AudioRef(path=where), text_id))
+        for lineno, row in iter_jsonl(file):
+            try:
+                frame = slurp_frame(row)
+                text_id = str(row["slurp_id"])
+                transcript = row["sentence"]
+                recordings = row.get("recordings", [])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CorpusError(f"{file}, line {lineno}: not a SLURP row ({exc!r})") from None
+            texts.append(SLUExample(text_id, "slurp", LANGUAGE, split, transcript, frame, None, text_id))
+            for rec in recordings:
+                name = rec["file"]
+                n_rec += 1
+                if name not in present:
+                    n_missing += 1
+                    if len(missing_examples) < 5:
+                        missing_examples.append(name)
+                    if missing_audio == "drop":
+                        continue
+                where = str(audio_root / name) if audio_root is not None else name
+                speech.append(SLUExample(name, "slurp", LANGUAGE, split, transcript, frame,
+                                         AudioRef(path=where), text_id))
         report["splits"][split] = {
             "texts": sum(1 for t in texts if t.split == split),
             "recordings": n_rec,
