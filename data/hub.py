@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from data.audio import AudioError, audio_duration
 from data.corpus import CorpusError, normalize_split
+from data.example import AudioRef
 
 
 def class_names(parquet_file: Path, column: str) -> list[str] | None:
@@ -75,3 +77,17 @@ def fetch_from_hub(repo_id: str, patterns: list[str], *, local_hint: str) -> Pat
             f"the parquet files elsewhere and pass {local_hint}=DIR; gated repositories need `huggingface-cli "
             f"login` after accepting their conditions"
         ) from None
+
+
+def inline_audio(data: bytes, report: dict[str, Any]) -> AudioRef:
+    """An AudioRef for encoded audio bytes from a parquet row, with its duration read from the header.
+
+    An unreadable header is counted in ``report["unreadable_audio_header"]``, not fatal here: the validation step of
+    ``data.prepare`` decodes every clip and names the bad ones.
+    """
+    try:
+        duration = audio_duration(data)
+    except AudioError:
+        duration = None
+        report["unreadable_audio_header"] += 1
+    return AudioRef(data=data, duration_s=duration)

@@ -14,11 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.audio import AudioError, audio_duration
 from data.corpus import Corpus, CorpusError
-from data.example import AudioRef, SLUExample
+from data.example import SLUExample
 from data.frames import normalize_text, split_intent
-from data.hub import class_names, fetch_from_hub, find_shards, iter_rows, shard_split
+from data.hub import class_names, fetch_from_hub, find_shards, inline_audio, iter_rows, shard_split
 from data.massive import load_massive
 
 HUB_ID = "RiTA-nlp/ITALIC"
@@ -96,13 +95,8 @@ def load_italic(
             if not data:
                 continue
             rec = Path(audio["path"]).name if audio.get("path") else f"{split}-{n}"
-            try:
-                duration = audio_duration(data)
-            except AudioError:
-                duration = None
-                rep["unreadable_audio_header"] += 1
-            speech.append(SLUExample(rec, "italic", LANGUAGE, split, utt, frame,
-                                     AudioRef(data=data, duration_s=duration), text_id, speaker))
+            speech.append(SLUExample(rec, "italic", LANGUAGE, split, utt, frame, inline_audio(data, rep), text_id,
+                                     speaker))
     if rep["missed"]:
         msg = (f"ITALIC: {rep['missed']} of {rep['rows']} rows have no MASSIVE it-IT match "
                f"(e.g. {rep['miss_examples'][0]})")

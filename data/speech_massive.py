@@ -16,11 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.audio import AudioError, audio_duration
 from data.corpus import Corpus, CorpusError
-from data.example import AudioRef, SLUExample
+from data.example import SLUExample
 from data.frames import SLUFrame, parse_annotation, strip_annotation
-from data.hub import class_names, fetch_from_hub, find_shards, iter_rows, shard_split
+from data.hub import class_names, fetch_from_hub, find_shards, inline_audio, iter_rows, shard_split
 
 HUB_ID = "FBK-MT/Speech-MASSIVE"
 HUB_TEST_ID = "FBK-MT/Speech-MASSIVE-test"
@@ -100,12 +99,6 @@ def load_speech_massive(
                 continue
             rec_path = row.get("path") or (audio.get("path") if isinstance(audio, dict) else None)
             rec_id = Path(rec_path).name if rec_path else text_id
-            try:
-                duration = audio_duration(data)
-            except AudioError:
-                duration = None
-                report["unreadable_audio_header"] += 1
-            speech.append(SLUExample(rec_id, "speech_massive", locale, split, utt, frame,
-                                     AudioRef(data=data, duration_s=duration), text_id,
-                                     str(speaker) if speaker is not None else None))
+            speech.append(SLUExample(rec_id, "speech_massive", locale, split, utt, frame, inline_audio(data, report),
+                                     text_id, str(speaker) if speaker is not None else None))
     return Corpus(texts, speech, report)
