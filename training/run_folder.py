@@ -80,7 +80,7 @@ def model_card(config: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any
         lines += ["model-index:", f"- name: {Path(str(config.get('output_dir', 'run'))).name}", "  results:"]
         for name, m in metrics.items():
             lines += ["  - task:", "      type: spoken-language-understanding",
-                      f"    dataset:", f"      name: {config.get('corpus')} {name}", f"      type: {config.get('corpus')}",
+                      "    dataset:", f"      name: {config.get('corpus')} {name}", f"      type: {config.get('corpus')}",
                       "    metrics:"]
             for key in ("intent_accuracy", "entity_f1", "slu_f1"):
                 if key in m:
