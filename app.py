@@ -102,7 +102,7 @@ class ModelPool:
 
 
 def find_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """Run folders below ``runs_dir`` (those with a config.json and a model/ or checkpoints/ folder)."""
+    """Run folders below ``runs_dir``: folders holding both a config.json and a curves.csv."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
