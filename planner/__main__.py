@@ -225,7 +225,8 @@ def main_allocate(cfg: AllocateConfig) -> dict:
 BACKTEST_KEYS = ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "mae_at_full_25", "bias_10", "bias_25",
                  "mae_interp_loo", "coverage80_10", "coverage80_25", "width80_10", "width80_25", "within2x_10",
                  "safe_fail_rate_10", "safe_overcollect_median_10", "safe_answer_rate_10", "safe_unreachable_rate_10",
-                 "safe_fail_rate_strict_10", "safe_overcollect_median_all_10", "probe_safe_claim_rate_10",
+                 "n_safe_claims_10", "safe_fail_rate_strict_10", "safe_overcollect_median_all_10",
+                 "safe_fail_rate_uncapped_10", "safe_overcollect_median_uncapped_10", "probe_safe_claim_rate_10",
                  "p_reach_target_10", "p_reach_probe_10", "p_reach_brier_10", "allocation_regret")
 
 
@@ -239,7 +240,8 @@ def main_backtest(cfg: BacktestConfig) -> dict:
     print(f"back-test ({res['mode']}): {res['n_curves']} curves in {res['n_groups']} groups; errors in points")
     for k in BACKTEST_KEYS:
         v = res.get(k)
-        print(f"  {k:28} {'-' if v is None else f'{v:.3f}'}")
+        shown = "-" if v is None else str(v) if isinstance(v, int) else f"{v:.3f}"
+        print(f"  {k:38} {shown}")
     if res["skipped_curves"]:
         print(f"  skipped (fewer than 3 levels): {', '.join(res['skipped_curves'])}")
     return res

@@ -25,7 +25,7 @@ from planner.curves import Curve
 from planner.model import WINDOWS, Calibration, HyperParams, Library, learn_library
 
 # Bump when the model or the learning changes what a library holds: old cache files are then simply not found.
-MODEL_VERSION = "planner-library-2"
+MODEL_VERSION = "planner-library-3"
 
 _MEMORY: dict[str, Library] = {}
 
@@ -54,7 +54,8 @@ def library_to_dict(lib: Library) -> dict:
     return {
         "hyper": lib.hyper.to_dict(),
         "calibration": {"extrap": cal.extrap.tolist(), "interp": cal.interp.tolist(), "gamma": cal.gamma,
-                        "offset": cal.offset, "pools": [[w, r.tolist()] for w, r in cal.pools]},
+                        "offset": cal.offset, "pools": [[w, r.tolist()] for w, r in cal.pools],
+                        "s0": cal.s0, "noise_single": cal.noise_single},
         "groups": list(lib.groups), "notes": list(lib.notes),
     }
 
@@ -62,7 +63,8 @@ def library_to_dict(lib: Library) -> dict:
 def library_from_dict(d: dict) -> Library:
     c = d["calibration"]
     cal = Calibration(np.asarray(c["extrap"], float), np.asarray(c["interp"], float), float(c["gamma"]),
-                      float(c["offset"]), tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]))
+                      float(c["offset"]), tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]),
+                      float(c["s0"]), float(c["noise_single"]))
     return Library(HyperParams(**d["hyper"]), cal, tuple(d["groups"]), tuple(d["notes"]))
 
 

@@ -68,6 +68,11 @@ class Curve:
     def allocatable(self) -> bool:
         return not self.unit.startswith(SHARED_AXIS_PREFIX)
 
+    @property
+    def seeded(self) -> bool:
+        """Whether any level has a seed CI (a mean over runs); False for single runs and unknown noise."""
+        return bool(np.any(np.isfinite(self.ci95) & (self.n_seeds >= 2)))
+
     def std_err(self) -> np.ndarray:
         """Standard error of each mean: CI half-width / t(0.975, n-1); NaN where unknown."""
         se = np.full(self.x.shape, np.nan)

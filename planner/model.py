@@ -12,12 +12,16 @@ So the model is:
 - Beyond it: the mean of three simple members, each with one parameter shared across curves:
   (A) log-linear in ln(u + eps); (B) the same slope damped by `damping` beyond the last level; (C) a saturating
   a + b u / (u + half_sat). The ensemble is shifted by `anchor` times its gap to the last interpolated level.
-- Bands: split-conformal quantiles of signed residuals measured on held-out groups: extrapolation residuals
-  normalised by (offset + doublings beyond the last level) ** gamma, (offset, gamma) learned by maximum likelihood
-  from how the held-out errors grow with the horizon, and pooled per fit window (a curve uses the pool of the
-  window nearest its last level); interpolation residuals from leave-one-level-out.
+- Bands: split-conformal quantiles of signed residuals measured on held-out groups. An extrapolation error is model
+  error growing with the horizon plus the run-to-run noise of the measured score, so residuals are normalised by
+  sqrt((s0 (offset + doublings past the last level) ** gamma) ** 2 + sigma ** 2), with sigma the curve's seed
+  standard error, or for single runs (no CIs) a noise learned from the library's single-run curves; the four scale
+  parameters are learned by maximum likelihood on the held-out errors. Residuals are pooled per fit window (a curve
+  uses the pool of the window nearest its last level); interpolation residuals come from leave-one-level-out.
+  Without the noise term, one pool served curves of 5-seed means and single runs alike: single runs were
+  under-covered, and safe amounts on them failed 2 of 13 times in the back-test.
 
-All four hyper-parameters are learned leave-one-group-out on the curve library given (`learn_library`); nothing is
+All four curve hyper-parameters are learned leave-one-group-out on the curve library given (`learn_library`); nothing is
 fixed to the paper's curves. The defaults below are generic priors used only when a library has fewer than 2 groups.
 """
 
@@ -65,20 +69,40 @@ class HyperParams:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Signed held-out residuals (truth - prediction), in score units."""
+    """Held-out residuals (truth - prediction) and the scale they are measured in.
 
-    extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by scale(h), see `scale`
+    An extrapolation error has two parts: the model's error, growing with the horizon, and the run-to-run noise of
+    the measured score itself (a single run is noisier than a mean over seeds). So an error at horizon d on a curve
+    with noise sd `sigma` is measured in units of
+
+        b(d, sigma) = sqrt((s0 * (offset + d) ** gamma) ** 2 + sigma ** 2),
+
+    d = doublings past the last fitted level. sigma is the curve's own seed standard error when it has CIs, else
+    `noise_single`, the noise of a single run learned from the library's curves without CIs. (s0, offset, gamma,
+    noise_single) are learned by maximum likelihood (`learn_scale`); the residuals stored are divided by b.
+    With the defaults (s0 = 1, no noise) b is the plain growth law and residuals are in score units.
+    """
+
+    extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by b, see `scale`
     interp: np.ndarray = field(default_factory=lambda: np.zeros(0))  # leave-one-level-out inside the range
-    gamma: float = 1.0  # residual growth: scale = (offset + doublings past the last level) ** gamma, learned
+    gamma: float = 1.0  # residual growth with the horizon, learned
     offset: float = 1.0  # learned with gamma; a small offset lets the first doubling be much surer than the third
-
-    def scale(self, u: np.ndarray, u_last: float) -> np.ndarray:
-        return (self.offset + _doublings(u, u_last)) ** self.gamma
 
     # Held-out residuals per fit window (window, normalised residuals): a curve fitted on levels up to u_last is
     # judged by the pool of the nearest window, since fitting on more levels also makes the errors smaller (a
     # growth law in the horizon alone left <=10% fits under-covered and <=25% fits over-covered).
     pools: tuple[tuple[float, np.ndarray], ...] = ()
+    s0: float = 1.0  # model-error scale at the last fitted level (score units), learned
+    noise_single: float = 0.0  # sd of a single run's score (score units) for curves without CIs, learned
+
+    def noise(self, curve: Curve) -> float:
+        """The measurement noise sd of a curve's scores: its seed standard error, else a single run's."""
+        se = curve.std_err()
+        return float(np.nanmedian(se)) if np.any(np.isfinite(se)) else self.noise_single
+
+    def scale(self, u: np.ndarray, u_last: float, sigma: float = 0.0) -> np.ndarray:
+        model = self.s0 * (self.offset + _doublings(u, u_last)) ** self.gamma
+        return np.sqrt(model ** 2 + sigma ** 2)
 
     def residuals(self, *, extrapolating: bool, u_last: float | None = None) -> np.ndarray:
         if not extrapolating:
@@ -182,25 +206,47 @@ def _doublings(u: np.ndarray, u_last: float) -> np.ndarray:
 
 OFFSET_GRID = (0.25, 0.5, 1.0, 2.0)
 GAMMA_GRID = tuple(np.linspace(0.0, 1.5, 31))
+S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
+NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
 
 
-def learn_growth(residuals: np.ndarray, doublings: np.ndarray) -> tuple[float, float]:
-    """How held-out errors grow with the horizon: (offset, gamma) of scale = (offset + doublings) ** gamma.
+@dataclass(frozen=True)
+class Scale:
+    offset: float = 1.0
+    gamma: float = 1.0
+    s0: float = 1.0
+    noise_single: float = 0.0
 
-    Maximum likelihood of a Laplace model |r| ~ s0 * scale(d) (s0 profiled out), over small grids. Fitting
-    one growth law to every window's residuals is what lets a band learned on <=10% fits serve <=25% fits too.
+
+def learn_scale(residuals: np.ndarray, doublings: np.ndarray, sigma: np.ndarray | None = None) -> Scale:
+    """How held-out errors grow with the horizon and with the noise of the measured truth.
+
+    Maximum likelihood of a Laplace model |r| ~ b(d, sigma) (see `Calibration`) over small grids. `sigma` is each
+    residual's measurement noise sd, NaN where unknown (curves without CIs): those share one learned
+    `noise_single`. Fitting one law to every window's residuals lets a band learned on <=10% fits serve <=25% fits.
     """
-    r = np.abs(residuals) + 1e-4
-    if r.size < 6 or np.ptp(doublings) == 0:
-        return 1.0, 1.0  # too little to tell: assume errors grow like a slope error, the cautious choice
-    best, best_nll = (1.0, 1.0), math.inf
+    r = np.abs(np.asarray(residuals, float)) + 1e-5
+    d = np.asarray(doublings, float)
+    sig = np.full(r.shape, np.nan) if sigma is None else np.asarray(sigma, float)
+    unknown = ~np.isfinite(sig)
+    known = np.where(unknown, 0.0, sig)
+    if r.size < 6 or np.ptp(d) == 0:
+        # too little to tell: errors grow like a slope error (the cautious choice), all of it model error
+        return Scale(1.0, 1.0, float(np.median(r)) if r.size else 1.0, 0.0)
+    s0s = np.asarray(S0_GRID)[:, None, None] * float(np.median(r))
+    noise = np.where(unknown[None, :], np.asarray(NOISE_GRID)[:, None], known[None, :])[None]  # 1 x N x n
+    if not unknown.any():
+        noise = noise[:, :1]
+    best, best_nll = Scale(), math.inf
     for off in OFFSET_GRID:
-        logs = np.log(off + doublings)
         for g in GAMMA_GRID:
-            s0 = float(np.mean(r / np.exp(g * logs)))
-            nll = r.size * math.log(s0) + g * float(logs.sum())
-            if nll < best_nll - 1e-12:
-                best, best_nll = (off, float(g)), nll
+            model = s0s * ((off + d) ** g)[None, None, :]  # S x 1 x n
+            b = np.sqrt(model ** 2 + noise ** 2)
+            nll = (np.log(b) + r / b).sum(axis=-1)
+            i, j = np.unravel_index(int(np.argmin(nll)), nll.shape)
+            if nll[i, j] < best_nll - 1e-12:
+                best_nll = float(nll[i, j])
+                best = Scale(off, float(g), float(s0s[i, 0, 0]), float(NOISE_GRID[j]) if unknown.any() else 0.0)
     return best
 
 
@@ -231,6 +277,10 @@ class CurveFit:
             out[beyond] = np.maximum(ext, self.interp.last)  # never below the last measured level
         return np.clip(out, 0.0, 1.0)
 
+    @property
+    def sigma(self) -> float:
+        return self.calibration.noise(self.curve)
+
     def extrapolating(self, x: Sequence[float] | float) -> np.ndarray:
         u = np.atleast_1d(np.asarray(x, dtype=float)) / self.curve.corpus_size
         return u > self.u_last * (1 + _TOL)
@@ -240,7 +290,7 @@ class CurveFit:
         x = np.atleast_1d(np.asarray(x, dtype=float))
         pred = self.predict(x)
         ext = self.extrapolating(x)
-        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last)
+        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last, self.sigma)
         q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last)
         q_int = self.calibration.quantile(q, extrapolating=False)
         return np.where(ext, pred + q_ext * scale, pred + q_int)
@@ -253,7 +303,8 @@ class CurveFit:
     def prob_reach(self, x: float, target: float) -> float:
         pred = float(self.predict(x)[0])
         ext = bool(self.extrapolating(x)[0])
-        scale = float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last)[0]) if ext else 1.0
+        scale = (float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last, self.sigma)[0])
+                 if ext else 1.0)
         return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext, u_last=self.u_last)
 
 
@@ -412,20 +463,31 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     else:
         hyper = learn_hyper(usable, windows)
         per_group = {g: learn_hyper([c for c in usable if c.group != g], windows) for g in groups}
-    res, hor, win, itp = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    res, hor, win, itp, sig = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
     for c in usable:
         hp = per_group[c.group]
+        se = c.std_err()
+        sigma = float(np.nanmedian(se)) if np.any(np.isfinite(se)) else math.nan
         for case in extrapolation_cases([c], windows):
             r, h = case_residuals(case, hp)
             res.append(r)
             hor.append(h)
             win.append(np.full(r.size, case.window))
+            sig.append(np.full(r.size, sigma))
         itp.append(interp_residuals(c, hp))
-    res_all, hor_all, win_all = np.concatenate(res), np.concatenate(hor), np.concatenate(win)
-    offset, gamma = learn_growth(res_all, hor_all)
-    norm = res_all / (offset + hor_all) ** gamma
+    res_all, hor_all, win_all, sig_all = (np.concatenate(a) for a in (res, hor, win, sig))  # sig NaN: no CIs
+    sc = learn_scale(res_all, hor_all, sig_all)
+    if np.all(np.isfinite(sig_all)):
+        # no single-run curve to learn a run's noise from: a run's score varies like one seed, sd = se * sqrt(n)
+        sd = [float(np.nanmedian(c.std_err() * np.sqrt(c.n_seeds))) for c in usable if c.seeded]
+        sc = replace(sc, noise_single=float(np.median(sd)) if sd else 0.0)
+        notes.append("no curve without CIs in the library: a single run's noise is taken as the seed sd of the "
+                     f"curves with CIs ({100 * sc.noise_single:.2f} points)")
+    b = np.sqrt((sc.s0 * (sc.offset + hor_all) ** sc.gamma) ** 2 + np.where(np.isfinite(sig_all), sig_all,
+                                                                              sc.noise_single) ** 2)
+    norm = res_all / b
     pools = tuple((float(w), norm[win_all == w]) for w in sorted(set(win_all.tolist())))
-    cal = Calibration(norm, np.concatenate(itp), gamma, offset, pools)
+    cal = Calibration(norm, np.concatenate(itp), sc.gamma, sc.offset, pools, sc.s0, sc.noise_single)
     if cal.extrap.size < 10:
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))

@@ -16,7 +16,7 @@ from planner.curves import (
     write_curves_csv,
 )
 from planner.cache import cached_library, clear_memory, library_key
-from planner.model import Calibration, HyperParams, fit_curve, in_window, learn_growth, learn_library
+from planner.model import Calibration, HyperParams, fit_curve, in_window, learn_library, learn_scale
 from planner.plots import plot_allocation, plot_curves
 from planner.target import recommend, safe_amount
 
@@ -281,11 +281,48 @@ def test_rounded_level_counts_inside_its_window(reference):
 def test_growth_law_is_learned_from_residuals():
     rng = np.random.default_rng(0)
     d = np.tile([0.5, 1.0, 2.0, 3.0, 4.0], 60)
+    sigma = np.full(d.size, 1e-4)  # seeded curves with negligible noise: all the error is the model's
     growing = rng.laplace(0, 0.01 * (0.5 + d))
-    off, gamma = learn_growth(growing, d)
-    assert 0.6 <= gamma <= 1.5
+    sc = learn_scale(growing, d, sigma)
+    assert 0.6 <= sc.gamma <= 1.5
     flat = rng.laplace(0, 0.01, d.size)
-    assert learn_growth(flat, d)[1] <= 0.2
+    assert learn_scale(flat, d, sigma).gamma <= 0.2
+
+
+def test_single_run_noise_is_learned_apart_from_model_error():
+    """Seeded residuals carry little noise, single-run ones a lot: the learned noise is the single runs' sd."""
+    rng = np.random.default_rng(1)
+    d = np.tile([0.5, 1.0, 2.0, 3.0], 100)
+    model = rng.laplace(0, 0.002 * (0.5 + d) ** 0.5)
+    seeded = np.arange(d.size) % 2 == 0
+    sigma = np.where(seeded, 5e-4, np.nan)
+    true_noise = 0.008
+    r = model + np.where(seeded, 0.0, rng.laplace(0, true_noise, d.size))
+    sc = learn_scale(r, d, sigma)
+    assert 0.5 * true_noise <= sc.noise_single <= 2 * true_noise
+    assert sc.s0 < true_noise / 2  # the model part stays small: the noise was not blamed on it
+
+
+def test_single_runs_get_wider_bands_than_seed_means(reference, ref_library):
+    """The reference library has both kinds; the same curve as a 5-seed mean is surer than as a single run."""
+    assert 0.002 <= ref_library.calibration.noise_single <= 0.015  # Table 3 single runs: about 0.8 points
+    slurp = next(c for c in reference if c.name == "slurp/en/direct").subset(in_window(reference[0].u, 0.10))
+    single = make_curve("x", "x/direct", slurp.x, slurp.score, corpus_size=slurp.corpus_size)
+    assert slurp.seeded and not single.seeded
+    x = [slurp.corpus_size]
+    lo_s, hi_s = ref_library.fit(slurp).band(x)
+    lo_1, hi_1 = ref_library.fit(single).band(x)
+    assert (hi_1 - lo_1)[0] > (hi_s - lo_s)[0]
+
+
+def test_library_of_seed_means_only_takes_single_run_noise_from_the_seed_sd():
+    curves = [make_curve(f"g{i}", f"g{i}/direct", LEVELS * 1000, 0.7 + 0.01 * np.log(LEVELS + 0.01) + 0.001 * i,
+                         ci95=np.full(LEVELS.size, 0.004), n_seeds=np.full(LEVELS.size, 5), corpus_size=1000)
+             for i in range(3)]
+    lib = learn_library(curves)
+    seed_sd = 0.004 / stats.t.ppf(0.975, 4) * math.sqrt(5)
+    assert lib.calibration.noise_single == pytest.approx(seed_sd, rel=1e-6)
+    assert any("seed sd" in n for n in lib.notes)
 
 
 def test_band_uses_the_pool_of_the_nearest_fit_window():
