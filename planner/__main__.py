@@ -93,7 +93,7 @@ class AllocateConfig(SourceConfig):
 
 @dataclass
 class BacktestConfig(SourceConfig):
-    pass
+    plot: str = _help("write the predicted-versus-measured figure to this HTML file", "")
 
 
 @dataclass
@@ -234,6 +234,10 @@ def main_backtest(cfg: BacktestConfig) -> dict:
     curves = load_input(cfg)
     library = read_curves_csv(cfg.library) if cfg.library else None
     res = backtest(curves, library, progress=not cfg.json)
+    if cfg.plot:
+        from planner.plots import plot_backtest
+
+        _write_html(cfg.plot, plot_backtest(res))
     if cfg.json:
         print(json.dumps(res, indent=2, default=float))
         return res

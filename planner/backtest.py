@@ -27,6 +27,7 @@ Figures (errors in score points = 100 x score):
   probes: per curve, targets 0.5 and 1 point above its best measured score (unreachable within the corpus):
   probe_safe_claim_rate_10 (given a safe amount: a failure), p_reach_probe_10 / p_reach_target_10 (mean
   P(reach | corpus) on probes / on real targets) and p_reach_brier_10 over both;
+- points: every held-out level predicted (curve, window, u, truth, pred, 80% band), for `plot_backtest`;
 - allocation_regret: mean points of mean score lost against the oracle split (DP on the measured scores), for the
   groups sharing one per-language unit, six budgets, curves fitted on <= 10%.
 """
@@ -141,7 +142,7 @@ def backtest(
     covered = {w: [] for w in windows}
     widths = {w: [] for w in windows}
     interp, within, answered, fails, over, over_all, text_only = [], [], [], [], [], [], 0
-    fails_unc, over_unc = [], []
+    fails_unc, over_unc, points = [], [], []
     probe_claims, p_target, p_probe = [], [], []
     per_curve = defaultdict(dict)
     first = min(windows)
@@ -160,6 +161,9 @@ def backtest(
                 covered[case.window].extend((case.y_eval >= lo) & (case.y_eval <= hi))
                 widths[case.window].extend((hi - lo) * 100)
                 per_curve[c.name][f"mae_extrap_{_tag(case.window)}"] = float(np.mean(np.abs(err)))
+                points.extend({"curve": c.name, "group": c.group, "window": case.window, "u": float(u),
+                               "truth": float(y), "pred": float(p), "lo80": float(a), "hi80": float(b)}
+                              for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi))
                 if case.window != first:
                     continue
                 size = c.corpus_size
@@ -221,5 +225,6 @@ def backtest(
     res["allocation_regret_by_unit"] = regret
     res["hyper"] = [f.library.hyper.to_dict() for f in folds]
     res["per_curve"] = dict(per_curve)
+    res["points"] = points  # every held-out prediction, for plots (planner.plots.plot_backtest)
     return res
 

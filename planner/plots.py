@@ -1,4 +1,4 @@
-"""Plotly figures for the planner: learning curves with bands and recommendations, and a budget split.
+"""Plotly figures for the planner: learning curves with bands and recommendations, a budget split, a back-test.
 
 Pure presentation over `planner.model` / `planner.target` / `planner.budget` results; each function returns a
 `plotly.graph_objects.Figure` (the app puts it in `gr.Plot`, the CLI writes it to HTML). No maths here.
@@ -99,4 +99,45 @@ def plot_allocation(allocation: Allocation) -> go.Figure:
               f"mean {100 * allocation.mean_score:.1f}, worst {100 * allocation.worst_score:.1f}",
         showlegend=False, template="plotly_white",
     )
+    return fig
+
+
+def plot_backtest(result: dict) -> go.Figure:
+    """Predicted versus measured score for every held-out level of a back-test, one panel per fit window.
+
+    Each point is one level beyond the window, with the 80% band as a horizontal error bar; points on the diagonal
+    were predicted exactly, and a band that crosses the diagonal covered the truth (green; red where it missed).
+    """
+    points = result.get("points") or []
+    windows = sorted({p["window"] for p in points})
+    if not windows:
+        fig = go.Figure()
+        fig.update_layout(title="no held-out points to plot")
+        return fig
+    titles = [f"fit on <= {w:.0%}: MAE {result.get(f'mae_extrap_{round(w * 100)}', float('nan')):.2f} pts, "
+              f"80% band covers {result.get(f'coverage80_{round(w * 100)}', float('nan')):.0%}" for w in windows]
+    fig = make_subplots(rows=1, cols=len(windows), subplot_titles=titles, shared_yaxes=True)
+    lo_all = 100 * min(min(p["truth"], p["lo80"]) for p in points)
+    hi_all = 100 * max(max(p["truth"], p["hi80"]) for p in points)
+    for col, w in enumerate(windows, 1):
+        for hit, color, label in ((True, _COLORS[2], "covered"), (False, _COLORS[1], "missed")):
+            sel = [p for p in points if p["window"] == w and (p["lo80"] <= p["truth"] <= p["hi80"]) == hit]
+            if not sel:
+                continue
+            pred = np.array([100 * p["pred"] for p in sel])
+            fig.add_trace(go.Scatter(
+                x=pred, y=[100 * p["truth"] for p in sel], mode="markers",
+                marker={"color": color, "size": 7},
+                error_x={"type": "data", "symmetric": False,
+                         "array": [100 * p["hi80"] - v for p, v in zip(sel, pred)],
+                         "arrayminus": [v - 100 * p["lo80"] for p, v in zip(sel, pred)], "thickness": 1},
+                text=[f"{p['curve']} at {p['u']:.0%}" for p in sel], hoverinfo="text+x+y",
+                name=f"80% band {label}", legendgroup=label, showlegend=col == 1,
+            ), 1, col)
+        fig.add_trace(go.Scatter(x=[lo_all, hi_all], y=[lo_all, hi_all], mode="lines",
+                                 line={"color": "grey", "dash": "dot"}, hoverinfo="skip", showlegend=False), 1, col)
+        fig.update_xaxes(title_text="predicted (points)", row=1, col=col)
+    fig.update_yaxes(title_text="measured (points)", row=1, col=1)
+    fig.update_layout(title=f"back-test ({result.get('mode', '')}): {result.get('n_curves', 0)} curves, "
+                            f"{result.get('n_groups', 0)} groups", template="plotly_white")
     return fig

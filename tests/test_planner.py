@@ -17,7 +17,7 @@ from planner.curves import (
 )
 from planner.cache import cached_library, clear_memory, library_key
 from planner.model import Calibration, HyperParams, fit_curve, in_window, learn_library, learn_scale
-from planner.plots import plot_allocation, plot_curves
+from planner.plots import plot_allocation, plot_backtest, plot_curves
 from planner.target import recommend, safe_amount
 
 LEVELS = np.array([0, 0.02, 0.05, 0.10, 0.25, 0.50, 1.0])
@@ -216,6 +216,19 @@ def test_plot_curves_marks_recommendation(reference, ref_library):
     assert any(s.x0 == pytest.approx(rec.best_expected["amount"]) for s in shapes)
 
 
+def test_plot_backtest_splits_covered_and_missed_points(reference):
+    res = backtest(reference)
+    fig = plot_backtest(res)
+    for w, tag in ((0.10, "10"), (0.25, "25")):
+        n = res[f"n_points_{tag}"]
+        axis = "x" if w == 0.10 else "x2"
+        covered = [len(t.x) for t in fig.data if t.name == "80% band covered" and t.xaxis == axis]
+        assert sum(covered) == round(res[f"coverage80_{tag}"] * n)
+    p = res["points"][0]
+    assert p["lo80"] <= p["pred"] <= p["hi80"]
+    assert len(res["points"]) == res["n_points_10"] + res["n_points_25"]
+
+
 def test_cli_commands_and_bad_input(tmp_path, capsys):
     out = tmp_path / "ref.csv"
     assert run(["curves", "--reference", "--out", str(out)]) == 0
@@ -231,6 +244,10 @@ def test_cli_commands_and_bad_input(tmp_path, capsys):
                 "--budget", "1500", "--json"]) == 0
     alloc = json.loads(capsys.readouterr().out)
     assert sum(r["cost"] for r in alloc["choice"]) <= 1500 and alloc["steps"]
+    page = tmp_path / "bt.html"
+    assert run(["backtest", "--curves", str(small), "--plot", str(page)]) == 0
+    assert "back-test (leave-one-group-out)" in capsys.readouterr().out
+    assert "plotly" in page.read_text()[:5000].lower()
     assert run(["recommend", "--curves", str(small), "--language", "xx", "--target", "0.7"]) == 2
     assert "unknown language 'xx'" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
