@@ -26,6 +26,9 @@ from typing import Any
 from models.registry import ModelAdapter, get_adapter
 
 _PEFT_PREFIX = "base_model.model."  # key prefix of a PeftModel-saved adapter
+# Modules trained in full next to the LoRA layers (the audio encoder and projector in a speech phase): an adapter
+# alone would reload them from the base checkpoint, untrained. Saved beside the adapter; not part of peft's format.
+FULL_WEIGHTS = "fully_trained_modules.safetensors"
 
 
 class TrainableError(ValueError):
@@ -164,11 +167,15 @@ def merge_lora(model: Any) -> Any:
     return model
 
 
-def save_lora(model: Any, out_dir: str | os.PathLike, *, base: str | None = None) -> Path:
+def save_lora(
+    model: Any, out_dir: str | os.PathLike, *, base: str | None = None, full_modules: tuple[str, ...] = ()
+) -> Path:
     """Write the LoRA weights and config (peft format) so ``load_model(out_dir)`` rebuilds base + adapter.
 
     ``base`` is the base checkpoint (hub id or folder) recorded in ``adapter_config.json``; it defaults to the path
-    the model was loaded from.
+    the model was loaded from. ``full_modules`` names modules trained in full beside the LoRA layers (e.g. the
+    adapter's ``audio_modules`` after a speech phase); their weights go to ``FULL_WEIGHTS`` in the same folder and
+    ``load_lora`` puts them back. Without it, the reloaded model would carry the base checkpoint's audio encoder.
     """
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
@@ -188,6 +195,16 @@ def save_lora(model: Any, out_dir: str | os.PathLike, *, base: str | None = None
     tmp = out / ".adapter_model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, out / "adapter_model.safetensors")
+    full = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters()
+            if any(name.startswith(m + ".") for m in full_modules) and "lora_" not in name}
+    if full_modules and not full:
+        raise TrainableError(f"save_lora: no parameters under {list(full_modules)}; check the module names")
+    if full:
+        tmp = out / f".{FULL_WEIGHTS}.tmp"
+        save_file(full, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, out / FULL_WEIGHTS)
+    elif (out / FULL_WEIGHTS).exists():
+        (out / FULL_WEIGHTS).unlink()  # a stale file from an earlier save would silently overwrite the base
     config_dict = config.to_dict()
     config_dict["base_model_name_or_path"] = str(base)
     atomic_write_text(out / "adapter_config.json", json.dumps(config_dict, indent=2, default=list))
@@ -208,4 +225,16 @@ def load_lora(model: Any, lora_dir: str | os.PathLike, adapter: str | ModelAdapt
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
         raise TrainableError(f"LoRA folder {lora_dir} holds weights this model has no place for: {unexpected[:3]}")
+    if (lora_dir / FULL_WEIGHTS).is_file():
+        full = load_file(str(lora_dir / FULL_WEIGHTS))
+        own = dict(model.named_parameters())
+        alien = [k for k in full if k not in own or own[k].shape != full[k].shape]
+        if alien:
+            raise TrainableError(f"{lora_dir / FULL_WEIGHTS} holds weights this model has no place for: {alien[:3]}; "
+                                 "was the adapter saved from another architecture or size?")
+        import torch
+
+        with torch.no_grad():
+            for k, v in full.items():
+                own[k].copy_(v.to(own[k].dtype))
     return model

@@ -331,6 +331,7 @@ class _Run:
 
     # -- the end --------------------------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
+        from models.registry import get_adapter
         from models.trainable import has_lora, merge_lora, save_lora
 
         cfg = self.cfg
@@ -341,7 +342,9 @@ class _Run:
                 from models.tiny import save_tiny
 
                 base = str(save_tiny(self.dir / "base_model", seed=0))
-            save_lora(model, self.dir / "lora_adapter", base=base)
+            trained_audio = any(p.train_audio for p in self.phases)
+            save_lora(model, self.dir / "lora_adapter", base=base,
+                      full_modules=get_adapter(cfg.adapter).audio_modules if trained_audio else ())
         if has_lora(model):
             merge_lora(model)
         self.save_final_model(model)
