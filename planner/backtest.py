@@ -54,7 +54,8 @@ RISK = 0.1
 PROBE_POINTS = (0.005, 0.01)  # unreachable targets: this far above a curve's best measured score
 
 
-def _tag(w: float) -> str:
+def window_tag(w: float) -> str:
+    """The suffix of a window's figures: 0.10 -> "10" (mae_extrap_10)."""
     return f"{round(w * 100):d}"
 
 
@@ -160,7 +161,7 @@ def backtest(
                 full[case.window].append(abs(err[-1]))
                 covered[case.window].extend((case.y_eval >= lo) & (case.y_eval <= hi))
                 widths[case.window].extend((hi - lo) * 100)
-                per_curve[c.name][f"mae_extrap_{_tag(case.window)}"] = float(np.mean(np.abs(err)))
+                per_curve[c.name][f"mae_extrap_{window_tag(case.window)}"] = float(np.mean(np.abs(err)))
                 points.extend({"curve": c.name, "group": c.group, "window": case.window, "u": float(u),
                                "truth": float(y), "pred": float(p), "lo80": float(a), "hi80": float(b)}
                               for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi))
@@ -191,7 +192,7 @@ def backtest(
                     probe_claims.append(math.isfinite(safe_amount(fit, probe, risk)))
                     p_probe.append(fit.prob_reach(size, probe))
     for w in windows:
-        t = _tag(w)
+        t = window_tag(w)
         e = np.array(errors[w])
         res[f"mae_extrap_{t}"] = float(np.mean(np.abs(e))) if e.size else None
         res[f"mae_at_full_{t}"] = float(np.mean(full[w])) if full[w] else None
@@ -199,7 +200,7 @@ def backtest(
         res[f"coverage80_{t}"] = float(np.mean(covered[w])) if covered[w] else None
         res[f"width80_{t}"] = float(np.mean(widths[w])) if widths[w] else None
         res[f"n_points_{t}"] = int(e.size)
-    t = _tag(first)
+    t = window_tag(first)
     res["mae_interp_loo"] = float(np.mean(interp)) if interp else None
     res[f"within2x_{t}"] = float(np.mean(within)) if within else None
     n_claims = len(fails) + sum(probe_claims)

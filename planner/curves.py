@@ -71,7 +71,12 @@ class Curve:
     @property
     def seeded(self) -> bool:
         """Whether any level has a seed CI (a mean over runs); False for single runs and unknown noise."""
-        return bool(np.any(np.isfinite(self.ci95) & (self.n_seeds >= 2)))
+        return math.isfinite(self.seed_se())
+
+    def seed_se(self) -> float:
+        """The curve's measurement noise: median standard error over its levels; NaN without CIs."""
+        se = self.std_err()
+        return float(np.nanmedian(se)) if np.any(np.isfinite(se)) else math.nan
 
     def std_err(self) -> np.ndarray:
         """Standard error of each mean: CI half-width / t(0.975, n-1); NaN where unknown."""

@@ -97,12 +97,11 @@ class Calibration:
 
     def noise(self, curve: Curve) -> float:
         """The measurement noise sd of a curve's scores: its seed standard error, else a single run's."""
-        se = curve.std_err()
-        return float(np.nanmedian(se)) if np.any(np.isfinite(se)) else self.noise_single
+        se = curve.seed_se()
+        return se if math.isfinite(se) else self.noise_single
 
     def scale(self, u: np.ndarray, u_last: float, sigma: float = 0.0) -> np.ndarray:
-        model = self.s0 * (self.offset + _doublings(u, u_last)) ** self.gamma
-        return np.sqrt(model ** 2 + sigma ** 2)
+        return error_scale(_doublings(u, u_last), sigma, self.s0, self.offset, self.gamma)
 
     def residuals(self, *, extrapolating: bool, u_last: float | None = None) -> np.ndarray:
         if not extrapolating:
@@ -210,6 +209,11 @@ S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
 NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
 
 
+def error_scale(doublings, sigma, s0, offset, gamma):
+    """b(d, sigma) of `Calibration`: model error growing with the horizon, plus measurement noise (broadcasts)."""
+    return np.sqrt((s0 * (offset + doublings) ** gamma) ** 2 + sigma ** 2)
+
+
 @dataclass(frozen=True)
 class Scale:
     offset: float = 1.0
@@ -240,8 +244,7 @@ def learn_scale(residuals: np.ndarray, doublings: np.ndarray, sigma: np.ndarray 
     best, best_nll = Scale(), math.inf
     for off in OFFSET_GRID:
         for g in GAMMA_GRID:
-            model = s0s * ((off + d) ** g)[None, None, :]  # S x 1 x n
-            b = np.sqrt(model ** 2 + noise ** 2)
+            b = error_scale(d, noise, s0s, off, g)  # S x N x n
             nll = (np.log(b) + r / b).sum(axis=-1)
             i, j = np.unravel_index(int(np.argmin(nll)), nll.shape)
             if nll[i, j] < best_nll - 1e-12:
@@ -466,8 +469,7 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     res, hor, win, itp, sig = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
     for c in usable:
         hp = per_group[c.group]
-        se = c.std_err()
-        sigma = float(np.nanmedian(se)) if np.any(np.isfinite(se)) else math.nan
+        sigma = c.seed_se()
         for case in extrapolation_cases([c], windows):
             r, h = case_residuals(case, hp)
             res.append(r)
@@ -483,9 +485,8 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         sc = replace(sc, noise_single=float(np.median(sd)) if sd else 0.0)
         notes.append("no curve without CIs in the library: a single run's noise is taken as the seed sd of the "
                      f"curves with CIs ({100 * sc.noise_single:.2f} points)")
-    b = np.sqrt((sc.s0 * (sc.offset + hor_all) ** sc.gamma) ** 2 + np.where(np.isfinite(sig_all), sig_all,
-                                                                              sc.noise_single) ** 2)
-    norm = res_all / b
+    sigma_all = np.where(np.isfinite(sig_all), sig_all, sc.noise_single)
+    norm = res_all / error_scale(hor_all, sigma_all, sc.s0, sc.offset, sc.gamma)
     pools = tuple((float(w), norm[win_all == w]) for w in sorted(set(win_all.tolist())))
     cal = Calibration(norm, np.concatenate(itp), sc.gamma, sc.offset, pools, sc.s0, sc.noise_single)
     if cal.extrap.size < 10:

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from planner.backtest import window_tag
 from planner.budget import Allocation
 from planner.model import CurveFit
 from planner.target import Recommendation
@@ -114,8 +115,8 @@ def plot_backtest(result: dict) -> go.Figure:
         fig = go.Figure()
         fig.update_layout(title="no held-out points to plot")
         return fig
-    titles = [f"fit on <= {w:.0%}: MAE {result.get(f'mae_extrap_{round(w * 100)}', float('nan')):.2f} pts, "
-              f"80% band covers {result.get(f'coverage80_{round(w * 100)}', float('nan')):.0%}" for w in windows]
+    titles = [f"fit on <= {w:.0%}: MAE {result.get(f'mae_extrap_{window_tag(w)}', float('nan')):.2f} pts, "
+              f"80% band covers {result.get(f'coverage80_{window_tag(w)}', float('nan')):.0%}" for w in windows]
     fig = make_subplots(rows=1, cols=len(windows), subplot_titles=titles, shared_yaxes=True)
     lo_all = 100 * min(min(p["truth"], p["lo80"]) for p in points)
     hi_all = 100 * max(max(p["truth"], p["hi80"]) for p in points)
