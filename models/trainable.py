@@ -167,6 +167,15 @@ def merge_lora(model: Any) -> Any:
     return model
 
 
+def _save_tensors(state: dict, path: Path) -> None:
+    """Write a safetensors file whole or not at all (temporary sibling, then rename)."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
 def save_lora(
     model: Any, out_dir: str | os.PathLike, *, base: str | None = None, full_modules: tuple[str, ...] = ()
 ) -> Path:
@@ -178,7 +187,6 @@ def save_lora(
     ``load_lora`` puts them back. Without it, the reloaded model would carry the base checkpoint's audio encoder.
     """
     from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
 
     from training.results import atomic_write_text
 
@@ -192,17 +200,13 @@ def save_lora(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {_PEFT_PREFIX + k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
-    tmp = out / ".adapter_model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / "adapter_model.safetensors")
+    _save_tensors(state, out / "adapter_model.safetensors")
     full = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters()
             if any(name.startswith(m + ".") for m in full_modules) and "lora_" not in name}
     if full_modules and not full:
         raise TrainableError(f"save_lora: no parameters under {list(full_modules)}; check the module names")
     if full:
-        tmp = out / f".{FULL_WEIGHTS}.tmp"
-        save_file(full, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, out / FULL_WEIGHTS)
+        _save_tensors(full, out / FULL_WEIGHTS)
     elif (out / FULL_WEIGHTS).exists():
         (out / FULL_WEIGHTS).unlink()  # a stale file from an earlier save would silently overwrite the base
     config_dict = config.to_dict()
