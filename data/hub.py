@@ -18,6 +18,15 @@ from data.corpus import CorpusError, normalize_split
 from data.example import AudioRef
 
 
+def label_name(value: Any, names: list[str] | None) -> str | None:
+    """A label cell as its name: strings pass through, integers are looked up in `names`; None when neither works."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and names:
+        return names[value]
+    return None
+
+
 def class_names(parquet_file: Path, column: str) -> list[str] | None:
     """Names of an integer ClassLabel column from the parquet's hub metadata, if recorded."""
     import pyarrow.parquet as pq

@@ -14,15 +14,14 @@ from typing import Any, Iterable
 from data.corpus import Corpus, CorpusError, iter_jsonl, normalize_split
 from data.example import SLUExample
 from data.frames import strip_annotation
-from data.hub import class_names, find_shards, iter_rows, shard_split
+from data.hub import class_names, find_shards, iter_rows, label_name, shard_split
 from data.speech_massive import massive_frame
 
 
 def _label(value: Any, names: list[str] | None, what: str, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and names:
-        return names[value]
+    name = label_name(value, names)
+    if name is not None:
+        return name
     raise CorpusError(f"{where}: {what}={value!r} is an integer label without class names in the parquet "
                       f"metadata; export MASSIVE with string labels or use the raw jsonl release")
 

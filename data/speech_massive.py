@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from data.corpus import Corpus, CorpusError
 from data.example import SLUExample
 from data.frames import SLUFrame, parse_annotation, strip_annotation
-from data.hub import class_names, fetch_from_hub, find_shards, inline_audio, iter_rows, shard_split
+from data.hub import class_names, fetch_from_hub, label_name, find_shards, inline_audio, iter_rows, shard_split
 
 HUB_ID = "FBK-MT/Speech-MASSIVE"
 HUB_TEST_ID = "FBK-MT/Speech-MASSIVE-test"
@@ -32,11 +32,9 @@ def _label(row: dict[str, Any], str_col: str, int_col: str, names: list[str] | N
     value = row.get(str_col)
     if isinstance(value, str) and value:
         return value
-    value = row.get(int_col)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and names:
-        return names[value]
+    name = label_name(row.get(int_col), names)
+    if name is not None:
+        return name
     raise CorpusError(f"row {row.get('id')!r}: no {str_col} column and no class names for {int_col}; the parquet "
                       f"does not look like Speech-MASSIVE")
 
