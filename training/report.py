@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from training.results import METRIC_COLUMNS, ResultsError, atomic_write_text, read_results
-from training.score import dataclass_parser
+from training.score import run_cli
 from training.stats import MeanCI, dagger, mean_ci
 
 FORMATS = ("markdown", "csv")
@@ -224,13 +224,7 @@ def main(cfg: ReportConfig) -> str:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = dataclass_parser(ReportConfig, __doc__.splitlines()[0]).parse_args(argv)
-    try:
-        main(ReportConfig(**vars(args)))
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(ReportConfig, main, ResultsError, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,18 @@ def dataclass_parser(cls: type, description: str | None = None) -> argparse.Argu
     return parser
 
 
+def run_cli(cls: type, main: Any, errors: type[Exception] | tuple, description: str,
+            argv: Sequence[str] | None = None) -> int:
+    """Parse argv into `cls`, call `main`, and turn input `errors` into one line on stderr and exit status 2."""
+    args = dataclass_parser(cls, description).parse_args(argv)
+    try:
+        main(cls(**vars(args)))
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def format_table(scores: SLUScores) -> str:
     """A readable table: accuracies, then P/R/F1 of the entity metrics."""
     s = scores
@@ -107,13 +119,7 @@ def main(cfg: ScoreConfig) -> dict[str, Any]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse argv, run, and turn input errors into one line on stderr and exit status 2."""
-    args = dataclass_parser(ScoreConfig, __doc__.splitlines()[0]).parse_args(argv)
-    try:
-        main(ScoreConfig(**vars(args)))
-    except MetricsInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(ScoreConfig, main, MetricsInputError, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
