@@ -12,6 +12,10 @@ exactly the answer (not the system prompt, the instruction, the audio placeholde
 token of row 0, attended to by nothing real and labelled -100. The loss is unchanged, but the audio encoder and
 projector take part in the forward pass, so every data-parallel rank produces (zero) gradients for them; otherwise
 DDP waits forever for gradients that one rank never computes, and ZeRO-3/FSDP stall gathering their shards.
+
+``encoder_trim=True`` (the default): a batch's mel features cover its longest clip plus a small margin instead of
+Whisper's fixed 30 s, so the audio encoder's work follows the real audio (models/encoder_trim.py explains why the
+LLM receives the same embeddings). ``encoder_trim=False`` gives the stock 3,000-frame window.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from data.example import SLUExample
+from models import encoder_trim as encoder_trim_module
 from models.prompt import build_prompt, build_target
 from models.registry import SAMPLE_RATE_HZ, ModelAdapter, get_adapter
 
@@ -59,11 +64,15 @@ class SLUCollator:
         adapter: str | ModelAdapter = "qwen2-audio",
         audio_loader: Callable[[Any], np.ndarray] | None = None,
         ensure_audio: bool = False,
+        encoder_trim: bool = True,
     ) -> None:
         self.processor = processor
         self.adapter = get_adapter(adapter)
         self.audio_loader = audio_loader or _default_audio_loader
         self.ensure_audio = ensure_audio
+        self.encoder_trim = encoder_trim
+        if encoder_trim:
+            encoder_trim_module.install()
         self.tokenizer = processor.tokenizer
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
@@ -93,6 +102,9 @@ class SLUCollator:
         kwargs: dict[str, Any] = {"text": texts, "padding": False}
         if waves:
             kwargs.update(audio=waves, **self.adapter.processor_kwargs)
+            if self.encoder_trim:
+                longest = max(len(w) for w in waves)
+                kwargs["audio_kwargs"] = {"max_length": encoder_trim_module.trimmed_samples(longest)}
         encoded = self.processor(**kwargs)
         ids = [list(map(int, row)) for row in encoded["input_ids"]]
         features = {}

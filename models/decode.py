@@ -5,6 +5,9 @@ gold transcript) with beam search (3 beams, as in the seed paper), left-padded b
 its own last prompt token, and a bound on new tokens. Each output is parsed by ``data.frames.parse_output``, which
 never raises; unusable outputs become the ``none`` frame and are counted by the caller through ``parse.status``.
 
+The audio encoder runs on each batch's longest clip, not Whisper's 30 s window (``encoder_trim``; see
+models/encoder_trim.py); ``encoder_trim=False`` gives the stock path.
+
 ``write_predictions`` writes one JSON object per line, ``{"file": id, "scenario", "action", "entities": [{"type",
 "filler"}]}``, which the official SLURP scorer reads (``key="slurp_id"`` for its text-level ``--load-gold`` mode).
 """
@@ -57,6 +60,7 @@ def generate_frames(
     adapter: str | ModelAdapter = "qwen2-audio",
     audio_loader: Callable[[Any], Any] | None = None,
     progress: bool = True,
+    encoder_trim: bool = True,
 ) -> list[Prediction]:
     """Decode every item (in input order) and parse it into a frame."""
     import torch
@@ -68,7 +72,7 @@ def generate_frames(
         )
     adapter = get_adapter(adapter)
     items = as_items(items)
-    collator = SLUCollator(processor, adapter=adapter, audio_loader=audio_loader)
+    collator = SLUCollator(processor, adapter=adapter, audio_loader=audio_loader, encoder_trim=encoder_trim)
     stop = _stop_ids(processor, adapter)
     device = next(model.parameters()).device
     was_training = model.training

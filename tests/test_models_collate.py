@@ -22,7 +22,9 @@ def test_labels_are_exactly_the_target_and_end_of_turn(tiny_model, slu_examples)
     tok = processor.tokenizer
     items = _mixed(slu_examples)
     batch = SLUCollator(processor)(items)
-    assert batch["input_features"].shape == (1, 128, 3000)  # only the one clip that is used
+    # only the one clip that is used, at its own length (1.0 s + margin, whole groups of 4 frames), not 30 s
+    assert batch["input_features"].shape == (1, 128, 108)
+    assert SLUCollator(processor, encoder_trim=False)(items)["input_features"].shape == (1, 128, 3000)
     for row, (example, _) in enumerate(items):
         want = tok(example.frame.to_target() + "<|im_end|>", add_special_tokens=False)["input_ids"]
         labels, mask = batch["labels"][row], batch["attention_mask"][row]
