@@ -65,12 +65,18 @@ class SLUCollator:
         audio_loader: Callable[[Any], np.ndarray] | None = None,
         ensure_audio: bool = False,
         encoder_trim: bool = True,
+        instruction: str | None = None,
+        target_fn: Callable[[SLUExample], str] | None = None,
     ) -> None:
         self.processor = processor
         self.adapter = get_adapter(adapter)
         self.audio_loader = audio_loader or _default_audio_loader
         self.ensure_audio = ensure_audio
         self.encoder_trim = encoder_trim
+        # Another task over the same examples (the alignment stage's transcription): its instruction and its target
+        # text (the end-of-turn token is appended here). Default: the SLU instruction and the JSON frame.
+        self.instruction = instruction
+        self.target_fn = target_fn
         if encoder_trim:
             encoder_trim_module.install()
         self.tokenizer = processor.tokenizer
@@ -93,7 +99,10 @@ class SLUCollator:
         """Token ids of every prompt (audio placeholders expanded), the audio features, and the dummy's ids."""
         texts, waves = [], []
         for example, use_audio in items:
-            texts.append(build_prompt(self.processor, example, use_audio, self.adapter))
+            if self.instruction is None:
+                texts.append(build_prompt(self.processor, example, use_audio, self.adapter))
+            else:
+                texts.append(build_prompt(self.processor, example, use_audio, self.adapter, self.instruction))
             if use_audio:
                 waves.append(self._waveform(example))
         if add_dummy:
@@ -130,7 +139,10 @@ class SLUCollator:
             raise CollateError("empty batch: the collator needs at least one example")
         add_dummy = self.ensure_audio and not any(use_audio for _, use_audio in items)
         prompt_ids, features, dummy_ids = self._encode_prompts(items, add_dummy)
-        targets = [build_target(example, self.adapter) for example, _ in items]
+        if self.target_fn is None:
+            targets = [build_target(example, self.adapter) for example, _ in items]
+        else:
+            targets = [self.target_fn(example) + self.adapter.end_of_turn for example, _ in items]
         target_ids = self.tokenizer(targets, add_special_tokens=False)["input_ids"]
 
         rows = [p + list(t) for p, t in zip(prompt_ids, target_ids)]

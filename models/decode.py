@@ -77,11 +77,15 @@ def generate_frames(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    predictions: list[Prediction] = []
+    # Batches of similar length: rows sorted by clip duration (text rows by prompt length) so a batch pads little
+    # and its encoder runs at a length close to every clip's own; predictions go back in input order.
+    order = sorted(range(len(items)), key=lambda i: _length_key(items[i]), reverse=True)
+    by_position: dict[int, Prediction] = {}
     try:
         starts = range(0, len(items), batch_size)
         for start in tqdm(starts, desc="decoding", unit="batch", disable=not progress or len(starts) < 2):
-            chunk = items[start : start + batch_size]
+            positions = order[start : start + batch_size]
+            chunk = [items[i] for i in positions]
             batch = {k: v.to(device) for k, v in collator.for_generation(chunk).items()}
             with torch.inference_mode():
                 out = model.generate(
@@ -94,12 +98,20 @@ def generate_frames(
                 )
             new_tokens = out[:, batch["input_ids"].shape[1] :]
             texts = processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            for (example, _), text in zip(chunk, texts):
+            for position, (example, _), text in zip(positions, chunk, texts):
                 text = text.strip()
-                predictions.append(Prediction(id=example.id, text=text, parse=parse_output(text)))
+                by_position[position] = Prediction(id=example.id, text=text, parse=parse_output(text))
     finally:
         model.train(was_training)
-    return predictions
+    return [by_position[i] for i in range(len(items))]
+
+
+def _length_key(item: Item) -> tuple[int, float]:
+    """Sort key for batching: speech rows by clip duration (known, else estimated), text rows by transcript."""
+    example, use_audio = item
+    if use_audio and example.audio is not None:
+        return (1, example.audio.duration_s or len(example.transcript) / 15.0)
+    return (0, float(len(example.transcript)))
 
 
 def write_predictions(

@@ -29,8 +29,10 @@ def chat_template(processor: Any, adapter: ModelAdapter) -> str:
     return getattr(processor, "chat_template", None) or adapter.chat_template
 
 
-def build_prompt(processor: Any, example: SLUExample, use_audio: bool, adapter: str | ModelAdapter = "qwen2-audio"):
-    """The rendered prompt text up to and including the assistant header (the generation prompt)."""
+def build_prompt(processor: Any, example: SLUExample, use_audio: bool, adapter: str | ModelAdapter = "qwen2-audio",
+                 instruction: str = INSTRUCTION):
+    """The rendered prompt text up to and including the assistant header (the generation prompt). ``instruction``
+    defaults to the SLU instruction; the alignment stage (training/pretrain.py) asks for transcripts instead."""
     adapter = get_adapter(adapter)
     if use_audio and not example.has_audio:
         raise PromptError(
@@ -39,7 +41,7 @@ def build_prompt(processor: Any, example: SLUExample, use_audio: bool, adapter: 
     transcript = None if use_audio else example.transcript
     if transcript is not None and not transcript.strip():
         raise PromptError(f"example {example.id!r} has an empty transcript; text-only prompts need one")
-    messages = adapter.messages(INSTRUCTION, transcript)
+    messages = adapter.messages(instruction, transcript)
     return processor.apply_chat_template(
         messages, chat_template=chat_template(processor, adapter), tokenize=False, add_generation_prompt=True
     )

@@ -88,8 +88,9 @@ def _corpus() -> list[str]:
     return lines * 4 + [_MULTILINGUAL] * 2
 
 
-def build_tokenizer():
-    """A real ``Qwen2Tokenizer`` over a small byte-level BPE trained on the embedded text (deterministic)."""
+def build_tokenizer(texts: list[str] | None = None, vocab_size: int = VOCAB_SIZE):
+    """A real ``Qwen2Tokenizer`` over a small byte-level BPE trained on ``texts`` (default: the embedded text);
+    deterministic for the same texts."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -102,12 +103,12 @@ def build_tokenizer():
     )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_corpus(), trainer)
+    bpe.train_from_iterator(_corpus() if texts is None else texts, trainer)
     state = json.loads(bpe.to_str())["model"]
     # Qwen2Tokenizer wants merges as (left, right) tuples; the tokenizers JSON may hold lists or "a b" strings.
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in state["merges"]]
@@ -122,13 +123,14 @@ def build_tokenizer():
     )
 
 
-def build_processor():
-    """Tokenizer + 128-bin Whisper features + the Qwen2-Audio chat template, in the real processor class."""
+def build_processor(tokenizer=None):
+    """Tokenizer (default: the embedded BPE) + 128-bin Whisper features + the Qwen2-Audio chat template, in the
+    real processor class."""
     from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
 
     features = WhisperFeatureExtractor(feature_size=128)  # Qwen2-Audio uses 128 mel bins; the default is 80
     return Qwen2AudioProcessor(
-        feature_extractor=features, tokenizer=build_tokenizer(), chat_template=QWEN2_AUDIO_CHAT_TEMPLATE
+        feature_extractor=features, tokenizer=tokenizer or build_tokenizer(), chat_template=QWEN2_AUDIO_CHAT_TEMPLATE
     )
 
 
@@ -145,8 +147,9 @@ class TinySize:
     ffn_dim: int = 256
 
 
-def build_tiny(seed: int = 0, size: TinySize = TinySize()):
-    """A randomly initialised tiny Qwen2-Audio and its processor: ``(model, processor)``, float32 on CPU."""
+def build_tiny(seed: int = 0, size: TinySize = TinySize(), processor=None):
+    """A randomly initialised tiny Qwen2-Audio and its processor: ``(model, processor)``, float32 on CPU.
+    ``size`` and ``processor`` (e.g. a tokenizer trained on a corpus) default to the test twin's."""
     import torch
     from transformers import (
         Qwen2AudioConfig,
@@ -155,7 +158,7 @@ def build_tiny(seed: int = 0, size: TinySize = TinySize()):
         Qwen2Config,
     )
 
-    processor = build_processor()
+    processor = processor or build_processor()
     tok = processor.tokenizer
     config = Qwen2AudioConfig(
         audio_config=Qwen2AudioEncoderConfig(

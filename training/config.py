@@ -82,6 +82,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables
     mixed_precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bf16, fp16, or no
     max_audio_seconds: float = 30.0  # Qwen2-Audio's encoder window; longer clips are trimmed
+    group_by_length: bool = True  # micro-batches of one modality, speech grouped by clip length (training.plan)
     ensure_audio: str = "auto"  # auto/yes/no: add a masked silent clip to audio-free batches when audio trains
     # --- evaluation and checkpoints --------------------------------------------------------------------------
     eval_every_steps: int = 0  # > 0: dev scores every this many optimizer steps (always at each epoch end)

@@ -1,9 +1,17 @@
-"""Evaluate a finished (or resumable) run alone: ``python -m training.evaluate RUN --split test [--oracle]``.
+"""Evaluate a run, a model folder or the demo model: ``python -m training.evaluate RUN --split test [--oracle]``,
+or on any manifest: ``python -m training.evaluate MODEL_OR_RUN --manifest FILE [--split test] [--json]``.
 
 Loads ``RUN/model`` and the run's own config.json (same corpus, language, decoding settings), decodes the split,
 and writes ``RUN/eval/<split>[-oracle]/metrics.json`` + ``predictions.jsonl`` and a results row.
 ``--oracle`` feeds the gold transcripts through the text path (the paper's upper bound, Table 2).
-Options: ``--num_beams N``, ``--batch_size N``, ``--max_new_tokens N``, ``--results_csv FILE``.
+Options: ``--num_beams N``, ``--batch_size N``, ``--max_new_tokens N``, ``--results_csv FILE``. A run folder
+copied elsewhere writes its row to the results table beside the copy, not to the original's.
+
+With ``--manifest`` (a file in the user-manifest format, README "Bring your own data"), MODEL_OR_RUN may be a run
+folder, a model folder (what ``save_model`` writes, e.g. ``RUN/model``) or ``demo`` (the embedded Mini-LALM); the
+split's recordings are decoded (its transcripts with ``--oracle``, or when it has no audio), and
+``OUT/metrics.json`` (overall, per speaker and per engine) and ``OUT/predictions.jsonl`` (SLURP format) are written
+to ``--out`` (default ``runs/eval/<model>-<manifest>-<split>``). ``--json`` prints the metrics as one JSON object.
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = Fal
                        ("max_new_tokens", max_new_tokens), ("results_csv", results_csv)):
         if value is not None:
             changes[key] = value
+    moved = Path(cfg.output_dir).resolve() != run_dir.resolve()
+    if moved and results_csv is None:
+        # A copied or moved run: its config still names the original folder's results table.
+        changes["results_csv"] = str(run_dir.resolve().parent / "results.csv")
     cfg = dataclasses.replace(cfg, **changes)
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
@@ -47,9 +59,82 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = Fal
     return evaluate_sets(run, oracle=oracle, splits=[split])
 
 
+def resolve_model(name: str | Path) -> Path:
+    """A model folder from a run folder, a model folder or ``demo``; ConfigError naming what was expected."""
+    if str(name) == "demo":
+        from models.demo_assets import demo_model_dir
+
+        return demo_model_dir()
+    path = Path(name)
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
+        return path
+    raise ConfigError(f"{path} is neither a run folder (with model/) nor a model folder (config.json + "
+                      "*.safetensors); pass a run folder, RUN/model or demo")
+
+
+def _subset_scores(gold: dict, preds: dict, ids: list[str]) -> dict:
+    from training.metrics import score_keyed
+
+    scores = score_keyed({i: gold[i] for i in ids}, {i: preds[i] for i in ids if i in preds})
+    return {"n": len(ids), "intent_accuracy": scores.intent_accuracy, "entity_f1": scores.entity_f1,
+            "slu_f1": scores.slu_f1}
+
+
+def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: str = "test", *, oracle: bool = False,
+                         out: str | Path | None = None, num_beams: int = 3, batch_size: int = 16,
+                         max_new_tokens: int = 96, progress: bool = True) -> dict:
+    """Decode ``split`` of a user manifest with a model; write metrics.json + predictions.jsonl; return metrics.
+
+    The metrics hold the overall SLURP scores, and the same per speaker and per engine (the part of the speaker
+    name before ":"; e.g. espeak / flite in the synthetic corpus), so a held-out voice that fails stands out.
+    """
+    from data.corpus import CorpusError, load_corpus
+    from models.loading import ModelLoadError, load_model
+    from training.evaluation import decode_and_score, eval_items, write_eval
+
+    model_dir = resolve_model(model_name)
+    try:
+        corpus = load_corpus("manifest", path=str(manifest)).split(split)
+    except (CorpusError, OSError) as exc:
+        raise ConfigError(f"--manifest: {exc}") from None
+    if not corpus.texts and not corpus.speech:
+        raise ConfigError(f"{manifest} has no {split!r} rows; choose --split from its splits")
+    try:
+        model, processor = load_model(model_dir, device="cpu")
+    except ModelLoadError as exc:
+        raise ConfigError(str(exc)) from None
+    items, gold = eval_items(corpus.texts, corpus.speech, oracle=oracle, split=split)
+    res = decode_and_score(model, processor, items, gold, split=split, oracle=oracle or not items[0][1],
+                           adapter="qwen2-audio", batch_size=batch_size, num_beams=num_beams,
+                           max_new_tokens=max_new_tokens, progress=progress)
+    preds = {p.id: p.frame for p in res.predictions}
+    by_speaker: dict[str, list[str]] = {}
+    for example, _ in items:
+        by_speaker.setdefault(example.speaker or "unknown", []).append(example.id)
+    by_engine: dict[str, list[str]] = {}
+    for speaker, ids in by_speaker.items():
+        by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
+    res.meta = {
+        "model": str(model_dir), "manifest": str(manifest),
+        "per_speaker": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_speaker.items())},
+        "per_engine": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_engine.items())},
+    }
+    name = f"{Path(str(model_name)).name}-{Path(str(manifest)).stem}-{split}{'-oracle' if oracle else ''}"
+    out_dir = Path(out) if out else Path("runs") / "eval" / name
+    write_eval(out_dir, res)
+    return {"out": str(out_dir), "line": res.one_line(), **res.summary(), **res.meta}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir", help="a run folder written by python -m training.train")
+    ap.add_argument("run_dir", help="a run folder written by python -m training.train (with --manifest: also a "
+                                    "model folder or 'demo')")
+    ap.add_argument("--manifest", default=None, help="evaluate on this manifest (.jsonl/.csv) instead of the "
+                                                     "run's own corpus")
+    ap.add_argument("--out", default=None, help="with --manifest: output folder")
+    ap.add_argument("--json", action="store_true", help="with --manifest: print the metrics as one JSON object")
     ap.add_argument("--split", default="test", help="split to evaluate (default: test)")
     ap.add_argument("--oracle", action="store_true", help="decode gold transcripts through the text path")
     ap.add_argument("--num_beams", type=int, default=None)
@@ -57,6 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max_new_tokens", type=int, default=None)
     ap.add_argument("--results_csv", default=None)
     args = ap.parse_args(argv)
+    if args.manifest:
+        import json
+
+        try:
+            res = evaluate_on_manifest(args.run_dir, args.manifest, args.split, oracle=args.oracle, out=args.out,
+                                       num_beams=args.num_beams or 3, batch_size=args.batch_size or 16,
+                                       max_new_tokens=args.max_new_tokens or 96, progress=not args.json)
+        except (ConfigError, ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(res["line"])
+            for group in ("per_engine", "per_speaker"):
+                for key, s in res[group].items():
+                    print(f"  {key:40s} n={s['n']:4d}  intent {s['intent_accuracy']:.4f}  SLU-F1 {s['slu_f1']:.4f}")
+            print(f"written: {res['out']}/metrics.json, predictions.jsonl")
+        return 0
     try:
         evaluate_run(args.run_dir, args.split, oracle=args.oracle, num_beams=args.num_beams,
                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, results_csv=args.results_csv)

@@ -27,7 +27,7 @@ import torch
 from training import checkpoint as ckpt
 from training.config import ConfigError, TrainConfig, config_from_mapping
 from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
-from training.plan import EpochPlan, epoch_counts, epoch_items, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
+from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from training.results import append_results
 from training.run_folder import (
     DONE,
@@ -326,6 +326,8 @@ class _Run:
         cfg = self.cfg
         items = epoch_items(self.data.texts, self.data.speech, plan.phase.speech_per_epoch, seed=cfg.seed,
                             epoch=plan.global_epoch)
+        if cfg.group_by_length:
+            items = group_by_length(items, cfg.per_device_batch_size, seed=cfg.seed, epoch=plan.global_epoch)
         micro = rank_micro_batches(items, cfg.per_device_batch_size, self.world, self.rank)
         return step_groups(micro, cfg.grad_accum_steps)
 

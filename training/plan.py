@@ -105,3 +105,44 @@ def subsample(items: Sequence[SLUExample], count: int, seed: int) -> list[SLUExa
         return list(items)
     keep = sorted(random.Random(f"lalm-slu-texts:{seed}").sample(range(len(items)), count))
     return [items[i] for i in keep]
+
+
+def _clip_seconds(example: SLUExample) -> float:
+    """A clip's duration for grouping: the known duration, else an estimate from the transcript (~15 chars/s)."""
+    if example.audio is not None and example.audio.duration_s:
+        return float(example.audio.duration_s)
+    return len(example.transcript) / 15.0
+
+
+def group_by_length(items: Sequence[Item], batch_size: int, *, seed: int, epoch: int,
+                    megabatch: int = 50) -> list[Item]:
+    """The same items reordered so that every micro-batch of ``batch_size`` holds one modality and, for speech,
+    clips of similar length: text rows are then not padded to a clip's length, and a batch of speech is encoded at
+    its longest clip (models/encoder_trim.py) with little padding.
+
+    As in Hugging Face's length-grouped sampler, speech is cut (in its shuffled order) into megabatches of
+    ``megabatch * batch_size`` items, each sorted by duration and cut into batches, so batches stay random across
+    the epoch; the batches of both modalities are then shuffled together. A pure function of the items, the seed
+    and the epoch, so a resumed run rebuilds the same order. At most one batch per modality is partial; those two
+    are placed last.
+    """
+    if batch_size < 1:
+        raise PlanError(f"batch_size must be >= 1, got {batch_size}")
+    rng = random.Random(f"lalm-slu-groups:{seed}:{epoch}")
+    speech = [it for it in items if it[1]]
+    text = [it for it in items if not it[1]]
+    span = max(megabatch, 1) * batch_size
+    speech_sorted: list[Item] = []
+    for start in range(0, len(speech), span):
+        speech_sorted += sorted(speech[start:start + span], key=lambda it: _clip_seconds(it[0]), reverse=True)
+
+    def cut(rows: list[Item]) -> tuple[list[list[Item]], list[Item]]:
+        n_full = len(rows) // batch_size * batch_size
+        return [rows[i:i + batch_size] for i in range(0, n_full, batch_size)], rows[n_full:]
+
+    speech_batches, speech_rest = cut(speech_sorted)
+    text_batches, text_rest = cut(text)
+    batches = speech_batches + text_batches
+    rng.shuffle(batches)
+    out = [it for batch in batches for it in batch]
+    return out + text_rest + speech_rest

@@ -1,0 +1,43 @@
+"""A scaled-down run of the demo builder (python -m training.demo): every stage, end to end, on a tiny corpus."""
+
+import json
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+                    reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")
+def test_demo_build_scaled_down(tmp_path):
+    from models.demo_assets import demo_clips, demo_runs
+    from models.loading import load_model
+    from training.demo import DemoConfig, build
+
+    cfg = DemoConfig(work=str(tmp_path / "work"), export=str(tmp_path / "demo"), scale=0.03, size="tiny",
+                     pretrain_epochs=1, schemes="text,curriculum", speech_percent="50", seeds="1", parallel=1,
+                     epochs=1, quick=True, n_clips=2)
+    out = build(cfg)
+    runs = demo_runs(out)
+    assert [r.name for r in runs] == ["best", "text-only", "low-speech"]
+    for run in runs:
+        model, processor = load_model(run / "model", device="cpu")
+        assert next(model.parameters()).dtype.is_floating_point
+        config = json.loads((run / "config.json").read_text())
+        assert config  # the run's settings travel with the checkpoint
+        metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+        assert 0.0 <= metrics["slu_f1"] <= 1.0 and metrics["per_speaker"]
+        # test speech comes only from held-out voices: none of them spoke a training clip
+    text_cfg = json.loads((out / "runs" / "text-only" / "config.json").read_text())
+    assert "text" in json.dumps(text_cfg)
+    scores = json.loads((out / "scores.json").read_text())
+    assert set(scores) == {"best", "text-only", "low-speech"}
+    assert (out / "results.csv").is_file() and (out / "report.md").is_file()
+    build_info = json.loads((out / "build.json").read_text())
+    assert set(build_info["stage_seconds"]) == {"corpus_s", "alignment_s", "sweep_s", "export_s"}
+    for clip in demo_clips(out):
+        assert clip["transcript"] and (tmp_path / "demo" / "clips" / clip["audio"]).is_file()
+    # a second build finds every stage done and only re-exports
+    again = build(cfg)
+    assert again == out

@@ -1,0 +1,271 @@
+"""Build the embedded demo from nothing: corpus, alignment pre-training, the paper's grid in miniature, checkpoints.
+
+    python -m training.demo --work runs/demo-build --export demo          # the shipped demo (~1 h on 2 cores)
+    python -m training.demo --work /tmp/d --export /tmp/d/demo --scale 0.03 --size tiny --quick   # a minute
+
+Stages (each skipped when its output exists, so a killed build resumes where it stopped):
+
+1. corpus: ``python -m data.synth --preset demo`` (espeak-ng and flite voices; test voices held out);
+2. alignment: ``python -m training.pretrain`` (transcription + repetition; no SLU label seen);
+3. sweep: ``python -m training.sweep --config configs/mini_cpu.yaml`` over text-only, direct mixing and
+   curriculum at several speech levels and seeds, in ``--parallel`` processes (one per seed), merged into one
+   ``results.csv`` and ``report.md`` (mean +- 95% CI, daggers);
+4. export: the best run (highest test SLU-F1), a text-only run and a low-speech curriculum run, each with its model
+   (float16), config, curves and evaluations, re-scored from the exported weights on the held-out test voices and
+   on the never-seen sentences (per voice), plus example clips of held-out voices, into ``--export``.
+
+Progress bars come from each stage; the time each stage took is written to ``EXPORT/build.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class DemoError(RuntimeError):
+    """The demo cannot be built as asked; the message says why."""
+
+
+@dataclass
+class DemoConfig:
+    work: str = field(default="runs/demo-build", metadata={"help": "working folder (corpus, base model, sweep)"})
+    export: str = field(default="demo", metadata={"help": "folder to write the demo checkpoints and clips to"})
+    scale: float = field(default=1.0, metadata={"help": "corpus size factor (1.0: ~4,000 training clips)"})
+    size: str = field(default="mini", metadata={"help": "model size: mini (~4M parameters) or tiny (tests)"})
+    pretrain_epochs: int = field(default=7, metadata={"help": "alignment epochs"})
+    schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
+    speech_percent: str = field(default="2,10,50", metadata={"help": "speech levels of the sweep (0 = text-only)"})
+    seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
+    parallel: int = field(default=2, metadata={"help": "sweep processes at once (one per seed)"})
+    epochs: int = field(default=3, metadata={"help": "SLU fine-tuning epochs (the paper: 3)"})
+    quick: bool = field(default=False, metadata={"help": "test mode: tiny evaluations, 1 beam"})
+    n_clips: int = field(default=8, metadata={"help": "example clips exported"})
+
+
+def _run(cmd: list[str], log: Path | None = None) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    if log is None:
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
+    else:
+        with open(log, "ab") as fh:
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise DemoError(f"stage failed (exit {rc}): {' '.join(cmd)}" + (f"; see {log}" if log else ""))
+
+
+def stage_corpus(cfg: DemoConfig, work: Path) -> Path:
+    manifest = work / "corpus" / "manifest.jsonl"
+    if not manifest.is_file():
+        _run([sys.executable, "-m", "data.synth", "--preset", "demo", "--out", str(work / "corpus"),
+              "--scale", str(cfg.scale), "--seed", "0"])
+    return manifest
+
+
+def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
+    base = work / "base" / "model"
+    if not (base / "config.json").is_file():
+        _run([sys.executable, "-m", "training.pretrain", "--manifest", str(manifest), "--out", str(work / "base"),
+              "--epochs", str(cfg.pretrain_epochs), "--size", cfg.size, "--resume",
+              "--eval-examples", "8" if cfg.quick else "48"])
+    return base
+
+
+def _sweep_flags(cfg: DemoConfig, base: Path, manifest: Path) -> list[str]:
+    flags = ["--config", "configs/mini_cpu.yaml", "--model", str(base), "--corpus_args.path", str(manifest),
+             "--epochs", str(cfg.epochs), "--schemes", cfg.schemes, "--speech-percent", cfg.speech_percent,
+             "--oracle"]
+    if cfg.quick:
+        flags += ["--num_beams", "1", "--eval_max_examples", "4", "--max_new_tokens", "24",
+                  "--per_device_batch_size", "8", "--save_every_steps", "0"]
+    return flags
+
+
+def stage_sweep(cfg: DemoConfig, work: Path, base: Path, manifest: Path) -> Path:
+    """One sweep process per seed (``--parallel`` at once), then one merged results table and report."""
+    from training.results import append_results, read_results
+    from training.sweep import write_report
+
+    seeds = [s.strip() for s in cfg.seeds.split(",") if s.strip()]
+    flags = _sweep_flags(cfg, base, manifest)
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    pending = list(seeds)
+    env_threads = {"OMP_NUM_THREADS": "1"} if cfg.parallel > 1 else {}
+    import os
+
+    while pending or procs:
+        while pending and len(procs) < max(cfg.parallel, 1):
+            seed = pending.pop(0)
+            out = work / f"sweep-s{seed}"
+            out.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "training.sweep", *flags, "--seeds", seed, "--out", str(out)]
+            print("$ " + " ".join(cmd) + f"   (log: {out / 'sweep.log'})", flush=True)
+            fh = open(out / "sweep.log", "ab")
+            procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                                           env={**os.environ, **env_threads}), out))
+        time.sleep(2)
+        for proc, out in list(procs):
+            if proc.poll() is not None:
+                procs.remove((proc, out))
+                if proc.returncode != 0:
+                    raise DemoError(f"sweep for {out.name} failed (exit {proc.returncode}); see {out / 'sweep.log'}")
+                print(f"sweep {out.name} finished", flush=True)
+    merged = work / "sweep"
+    merged.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in seeds:
+        table = work / f"sweep-s{seed}" / "results.csv"
+        for row in read_results(table):
+            row = dict(row)
+            row["run_dir"] = str((table.parent / row["run_dir"]).resolve())
+            rows.append(row)
+    (merged / "results.csv").unlink(missing_ok=True)
+    append_results(merged / "results.csv", rows)
+    write_report(merged)
+    return merged
+
+
+def _best(rows: list[dict], **want) -> dict | None:
+    pool = [r for r in rows if all(str(r.get(k)) == str(v) for k, v in want.items()) and r["scheme"] != "oracle"]
+    return max(pool, key=lambda r: float(r["slu_f1"])) if pool else None
+
+
+def _export_model(src: Path, dst: Path) -> None:
+    """The model folder with float16 weights (half the size; outputs checked after export)."""
+    import torch
+
+    from models.loading import load_model, save_model
+
+    model, processor = load_model(src, device="cpu")
+    save_model(model.to(torch.float16), processor, dst)
+
+
+def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Path:
+    from training.evaluate import evaluate_on_manifest
+    from training.results import read_results
+
+    rows = [dict(r) for r in read_results(sweep / "results.csv")]
+    rows = [r for r in rows if r.get("split") == "test"]
+    picks = {
+        "best": _best([r for r in rows if r["scheme"] in ("direct", "curriculum")]),
+        "text-only": _best(rows, scheme="text"),
+        "low-speech": _best(rows, scheme="curriculum",
+                            speech_percent=min((float(r["speech_percent"]) for r in rows
+                                                if r["scheme"] == "curriculum"), default=-1)),
+    }
+    export = Path(cfg.export)
+    tmp = export.with_name(f".{export.name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "runs").mkdir(parents=True)
+    novel = manifest.with_name("novel.jsonl")
+    scored = {}
+    for name, row in picks.items():
+        if row is None:
+            continue
+        run = Path(row["run_dir"])
+        dst = tmp / "runs" / name
+        _export_model(run / "model", dst / "model")
+        for f in ("config.json", "curves.csv", "README.md"):
+            if (run / f).is_file():
+                shutil.copy2(run / f, dst / f)
+        sets = [("test", manifest, "test")] + ([("novel", novel, "test")] if novel.is_file() else [])
+        scored[name] = {"source_run": run.name}
+        for label, mf, split in sets:
+            res = evaluate_on_manifest(dst, mf, split, out=dst / "eval" / label, num_beams=1 if cfg.quick else 3,
+                                       progress=False)
+            scored[name][label] = {k: res[k] for k in ("intent_accuracy", "entity_f1", "slu_f1", "n_invalid",
+                                                        "per_engine", "per_speaker")}
+            print(f"{name} on {label}: {res['line']}", flush=True)
+    _export_clips(cfg, tmp, manifest, scored)
+    for f in ("results.csv", "report.md"):
+        if (sweep / f).is_file():
+            shutil.copy2(sweep / f, tmp / f)
+    (tmp / "scores.json").write_text(json.dumps(scored, indent=2) + "\n")
+    if export.exists():
+        shutil.rmtree(export)
+    tmp.rename(export)
+    return export
+
+
+def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> None:
+    """Example clips of the held-out test voices: a seeded draw, one speaker after another, among the clips the
+    best model parses exactly (the share it parses exactly over the whole test set is in scores.json)."""
+    import random
+
+    best_preds = tmp / "runs" / "best" / "eval" / "test" / "predictions.jsonl"
+    correct = set()
+    rows = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
+    test = [r for r in rows if r.get("split") == "test" and r.get("audio")]
+    if best_preds.is_file():
+        gold = {r["id"]: (r["scenario"], r["action"], sorted((e["type"], e["filler"]) for e in r.get("entities", [])))
+                for r in test}
+        for line in best_preds.read_text(encoding="utf-8").splitlines():
+            p = json.loads(line)
+            key = (p.get("scenario"), p.get("action"), sorted((e["type"], e["filler"]) for e in p.get("entities", [])))
+            if gold.get(p["file"]) == key:
+                correct.add(p["file"])
+        scored.setdefault("best", {})["test_exact_match"] = len(correct) / max(len(test), 1)
+    random.Random(0).shuffle(test)
+    by_speaker: dict[str, list[dict]] = {}
+    for r in test:
+        if r["id"] in correct:
+            by_speaker.setdefault(r.get("speaker", ""), []).append(r)
+    chosen: list[dict] = []
+    while len(chosen) < cfg.n_clips and any(by_speaker.values()):
+        for speaker in sorted(by_speaker):
+            if by_speaker[speaker] and len(chosen) < cfg.n_clips:
+                chosen.append(by_speaker[speaker].pop(0))
+    clips = tmp / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for r in chosen:
+        src = manifest.parent / r["audio"]
+        shutil.copy2(src, clips / src.name)
+        lines.append(json.dumps({**{k: r[k] for k in ("id", "transcript", "scenario", "action", "entities",
+                                                       "speaker") if k in r}, "audio": src.name}))
+    (clips / "examples.jsonl").write_text("".join(x + "\n" for x in lines))
+
+
+def build(cfg: DemoConfig) -> Path:
+    work = Path(cfg.work)
+    work.mkdir(parents=True, exist_ok=True)
+    times = {}
+    t = time.time()
+    manifest = stage_corpus(cfg, work)
+    times["corpus_s"] = round(time.time() - t, 1)
+    t = time.time()
+    base = stage_pretrain(cfg, work, manifest)
+    times["alignment_s"] = round(time.time() - t, 1)
+    t = time.time()
+    sweep = stage_sweep(cfg, work, base, manifest)
+    times["sweep_s"] = round(time.time() - t, 1)
+    t = time.time()
+    export = stage_export(cfg, work, sweep, manifest)
+    times["export_s"] = round(time.time() - t, 1)
+    (export / "build.json").write_text(json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n")
+    print(json.dumps(times), flush=True)
+    return export
+
+
+def main(argv: list[str] | None = None) -> int:
+    from data.cli import parse_config
+
+    cfg = parse_config(DemoConfig, argv, description=__doc__.splitlines()[0])
+    try:
+        out = build(cfg)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
