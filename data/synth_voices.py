@@ -75,8 +75,8 @@ def speaker_label(voice: Voice, rate: float, pitch: int) -> str:
 
 
 _INSTALL = {
-    ESPEAK: "`sudo apt-get install espeak-ng` (Debian/Ubuntu), `sudo dnf install espeak-ng` or `brew install espeak-ng`",
-    FLITE: "`sudo apt-get install flite` (Debian/Ubuntu), `sudo dnf install flite` or `brew install flite`",
+    "espeak": "`sudo apt-get install espeak-ng` (Debian/Ubuntu), `sudo dnf install espeak-ng` or `brew install espeak-ng`",
+    "flite": "`sudo apt-get install flite` (Debian/Ubuntu), `sudo dnf install flite` or `brew install flite`",
 }
 
 
@@ -85,7 +85,7 @@ def check_engines(voices: list[Voice], espeak: str = ESPEAK, flite: str = FLITE)
     engines = {v.engine for v in voices}
     for engine, exe in (("espeak", espeak), ("flite", flite)):
         if engine in engines and shutil.which(exe) is None:
-            raise VoiceError(f"{exe} not found; the demo corpus needs it. Install it: {_INSTALL.get(exe, exe)}")
+            raise VoiceError(f"{exe} not found; the demo corpus needs it. Install it: {_INSTALL[engine]}")
     if "flite" in engines:
         listed = subprocess.run([flite, "-lv"], capture_output=True, text=True, timeout=30).stdout.split()
         missing = sorted({v.name for v in voices if v.engine == "flite"} - set(listed))
