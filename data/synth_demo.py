@@ -30,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -138,9 +138,13 @@ def slurp_texts(path: Path, intents: set[str]) -> list[tuple[str, SLUFrame]]:
     return out
 
 
-def plan_texts(seed: int, scale: float, slurp: Path | None) -> tuple[list[Text], list[Text]]:
-    """Train/dev/test texts and the novel texts."""
-    intents = sorted(DEMO_TEMPLATES)
+def plan_texts(seed: int, scale: float, slurp: Path | None,
+               intents: Sequence[str] | None = None) -> tuple[list[Text], list[Text]]:
+    """Train/dev/test texts and the novel texts (``intents``: a subset of DEMO_TEMPLATES, default all)."""
+    intents = sorted(intents or DEMO_TEMPLATES)
+    unknown = sorted(set(intents) - set(DEMO_TEMPLATES))
+    if unknown:
+        raise DemoError(f"no demo templates for intent(s) {', '.join(unknown)}")
     n_tpl = (N_TRAIN_TEMPLATE + N_DEV + N_TEST) * scale
     per_intent = max(3, math.ceil(n_tpl / len(intents)))
     slurp_pool = slurp_texts(slurp, set(intents)) if slurp is not None else []
@@ -155,7 +159,10 @@ def plan_texts(seed: int, scale: float, slurp: Path | None) -> tuple[list[Text],
             if len(found) >= per_intent:
                 break
             text, entities = fill(rng.choice(DEMO_TEMPLATES[intent]), DEMO_FILLERS, rng)
-            text = normalize_text(rng.choice(PREFIXES) + text + rng.choice(SUFFIXES))
+            prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
+            if "please" in suffix and "please" in prefix + text:
+                suffix = ""
+            text = normalize_text(prefix + text + suffix)
             if text in seen or text in slurp_sentences:
                 continue
             seen.add(text)
@@ -175,10 +182,10 @@ def plan_texts(seed: int, scale: float, slurp: Path | None) -> tuple[list[Text],
         _rng(seed, "order", split).shuffle(items)
         for text, frame, source in items:
             texts.append(Text(f"demo-t{len(texts):05d}", split, text, frame, source))
-    return texts, plan_novel(seed, scale, texts)
+    return texts, plan_novel(seed, scale, texts, intents)
 
 
-def plan_novel(seed: int, scale: float, texts: list[Text]) -> list[Text]:
+def plan_novel(seed: int, scale: float, texts: list[Text], intents: Sequence[str]) -> list[Text]:
     """Sentences from the novel phrasings whose fillers occur nowhere in ``texts`` (as a filler or as words)."""
     used_fillers = {e.filler for t in texts for e in t.frame.entities}
     padded = [f" {t.transcript} " for t in texts]
@@ -186,7 +193,7 @@ def plan_novel(seed: int, scale: float, texts: list[Text]) -> list[Text]:
                for k, vs in NOVEL_FILLERS.items()}
     known = {t.transcript for t in texts}
     want = max(10, round(N_NOVEL * scale))
-    intents = sorted(NOVEL_TEMPLATES)
+    intents = sorted(set(NOVEL_TEMPLATES) & set(intents))
     out: list[Text] = []
     seen: set[str] = set()
     rng = _rng(seed, "novel")
@@ -223,11 +230,12 @@ def _pick_train_voice(pool_espeak: list[Voice], pool_flite: list[Voice], rng: ra
     return rng.choice(pool_flite) if rng.random() < 0.25 else rng.choice(pool_espeak)
 
 
-def plan(seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL) -> DemoPlan:
+def plan(seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL,
+         intents: Sequence[str] | None = None) -> DemoPlan:
     """Every text and recording (voice, rate, pitch, augmentation) without running any engine."""
     if not scale > 0:
         raise DemoError(f"--scale must be positive, got {scale}")
-    texts, novel = plan_texts(seed, scale, slurp)
+    texts, novel = plan_texts(seed, scale, slurp, intents)
     train_pool = train_voices()
     pool_espeak = [v for v in train_pool if v.engine == "espeak"]
     pool_flite = [v for v in train_pool if v.engine == "flite"]
@@ -343,6 +351,7 @@ def render(job: tuple[Recording, str, int, str, str]) -> tuple[float, float]:
     """Synthesise one recording (and its noisy copy); returns (duration, noisy duration or 0)."""
     rec, out, seed, espeak, flite = job
     root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
     audio = synthesize_raw(rec.text.transcript, rec.voice, rec.rate, rec.pitch, root, espeak, flite)
     if rec.augment:
         audio = augment(audio, rec.augment, _seed_of(seed, rec.id))
@@ -362,10 +371,11 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
 
 
 def build(out: str | Path, seed: int = 0, scale: float = 1.0, workers: int = 2, slurp: Path | None = SLURP_DEVEL,
-          espeak: str = "espeak-ng", flite: str = "flite", progress: bool = True) -> dict[str, Any]:
+          espeak: str = "espeak-ng", flite: str = "flite", progress: bool = True,
+          intents: Sequence[str] | None = None) -> dict[str, Any]:
     """Make the demo corpus in ``out``; returns the summary (also written to out/summary.json)."""
     start = time.monotonic()
-    p = plan(seed, scale, slurp)
+    p = plan(seed, scale, slurp, intents)
     every = p.recordings + p.novel_recordings
     check_engines(sorted({r.voice for r in every}, key=lambda v: v.key), espeak, flite)
     root = Path(out)

@@ -256,7 +256,7 @@ DEMO_TEMPLATES: dict[str, list[str]] = {
     # alarm
     "alarm_set": ["wake me up at {time}", "set an alarm for {time} {date}", "set an alarm for {time}",
                   "i need an alarm at {time} {date}", "wake me up {date} at {time}"],
-    "alarm_query": ["what alarms do i have", "show me my alarms for {date}", "what time is my alarm set for",
+    "alarm_query": ["what alarms do i have", "show me my alarms {date}", "what time is my alarm set for",
                     "do i have an alarm {date}", "list all my alarms"],
     "alarm_remove": ["cancel my alarm for {time}", "delete the alarm at {time}", "remove all my alarms",
                      "turn off my {date} alarm", "cancel the {time} alarm"],
@@ -270,12 +270,12 @@ DEMO_TEMPLATES: dict[str, list[str]] = {
     # calendar
     "calendar_set": ["add {event_name} to my calendar {date}", "schedule {event_name} with {person} {date}",
                      "remind me about {event_name} at {time}", "create a meeting with {person} at {time}",
-                     "put {event_name} in my calendar for {date} at {time}"],
+                     "put {event_name} in my calendar {date} at {time}"],
     "calendar_query": ["what is on my calendar {date}", "do i have any meetings {date}",
                        "when is my {event_name}", "what do i have at {time} {date}",
                        "am i free {date}"],
     "calendar_remove": ["cancel my {event_name} {date}", "delete the meeting with {person}",
-                        "remove {event_name} from my calendar", "clear my calendar for {date}"],
+                        "remove {event_name} from my calendar", "clear my calendar {date}"],
     # cooking
     "cooking_recipe": ["how do i make {food_type}", "give me a recipe for {food_type}",
                        "how long do i cook {food_type}", "find me a {food_type} recipe",
@@ -379,7 +379,7 @@ DEMO_TEMPLATES: dict[str, list[str]] = {
     "takeaway_query": ["is my {food_type} on the way", "where is my food", "does {business_name} deliver",
                        "how long until my order arrives", "does {business_name} do takeaway"],
     # transport
-    "transport_ticket": ["book a {transport_type} ticket to {place_name}", "buy a {transport_type} ticket for {date}",
+    "transport_ticket": ["book a {transport_type} ticket to {place_name}", "buy a {transport_type} ticket {date}",
                          "i need a {transport_type} ticket to {place_name} {date}",
                          "get me a ticket to {place_name}"],
     "transport_query": ["when is the next {transport_type} to {place_name}", "what time does the {transport_type} leave",
@@ -400,7 +400,7 @@ DEMO_FILLERS: dict[str, list[str]] = {
              "six am", "seven forty five", "three o'clock", "eight thirty pm", "one pm", "nine am", "five thirty"],
     "date": ["tomorrow", "today", "on monday", "on friday", "this weekend", "next tuesday", "tonight",
              "on saturday", "next week", "on sunday", "this afternoon", "on wednesday", "on thursday",
-             "the twenty first", "march third", "this evening"],
+             "on the twenty first", "on march third", "this evening"],
     "place_name": ["london", "paris", "new york", "tokyo", "berlin", "chicago", "madrid", "sydney", "boston",
                    "rome", "dublin", "toronto", "seattle", "edinburgh", "manchester", "amsterdam", "moscow",
                    "los angeles", "lisbon", "vienna", "mexico", "canada", "china", "india", "brazil", "italy"],

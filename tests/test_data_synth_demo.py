@@ -17,12 +17,15 @@ import soundfile as sf
 from data.audio import SAMPLE_RATE
 from data.corpus import load_corpus
 from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
-from data.synth_demo import augment, build, colored_noise, plan, render, slurp_texts, SLURP_DEVEL
+from data.synth_demo import SLURP_DEVEL, DemoError, augment, build, colored_noise, plan, render, slurp_texts
 from data.synth_templates import DEMO_FILLERS, DEMO_TEMPLATES, NOVEL_FILLERS, NOVEL_TEMPLATES
 from data.synth_voices import FLITE_TRAIN, Voice, VoiceError, check_engines, held_out_voices, train_voices
 
 ROOT = Path(__file__).parent.parent
 TINY = 0.05
+# The synthesised fixture speaks a 12-intent subset (seconds, not a minute); the plan tests cover all intents.
+SUBSET = ("alarm_set", "weather_query", "play_music", "iot_hue_lightoff", "takeaway_order", "transport_ticket",
+          "qa_currency", "general_joke", "calendar_set", "email_sendemail", "news_query", "iot_coffee")
 needs_engines = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                    reason="espeak-ng and flite are needed (apt-get install espeak-ng flite)")
 
@@ -37,8 +40,13 @@ def demo_dir(tmp_path_factory):
     if shutil.which("espeak-ng") is None or shutil.which("flite") is None:
         pytest.skip("espeak-ng and flite are needed (apt-get install espeak-ng flite)")
     out = tmp_path_factory.mktemp("demo")
-    build(out, seed=0, scale=TINY, workers=2, progress=False)
+    build(out, seed=0, scale=0.01, workers=2, progress=False, intents=SUBSET)
     return out
+
+
+@pytest.fixture(scope="module")
+def subset_plan():
+    return plan(0, 0.01, intents=SUBSET)
 
 
 def _slots(template: str) -> list[str]:
@@ -177,6 +185,11 @@ def test_missing_engines_are_explained():
         check_engines([Voice("espeak", "en-us")], espeak="espeak-ng-not-installed")
 
 
+def test_unknown_intent_subset_is_refused():
+    with pytest.raises(DemoError, match="no demo templates for intent"):
+        plan(0, TINY, intents=["alarm_set", "alarm_snooze"])
+
+
 def test_cli_rejects_a_bad_preset_in_one_line():
     proc = subprocess.run([sys.executable, "-m", "data.synth", "--preset", "huge", "--out", "/tmp/x"],
                           capture_output=True, text=True, cwd=ROOT)
@@ -184,13 +197,15 @@ def test_cli_rejects_a_bad_preset_in_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_demo_corpus_loads_and_matches_its_plan(demo_dir, tiny_plan):
+def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
     corpus = load_corpus("manifest", path=demo_dir / "manifest.jsonl", missing_audio="error")
     assert set(corpus.splits) == {"train", "dev", "test"} and corpus.languages == ["en-US"]
-    assert len(corpus.speech) == len(tiny_plan.recordings)
-    assert len({x.frame.intent for x in corpus.split("train").speech}) == len(DEMO_TEMPLATES)
+    assert len(corpus.speech) == len(subset_plan.recordings)
+    assert {x.frame.intent for x in corpus.split("train").speech} == set(SUBSET)
+    assert {x.frame.intent for x in corpus.split("test").speech} == set(SUBSET)
     novel = load_corpus("manifest", path=demo_dir / "novel.jsonl", missing_audio="error")
-    assert set(novel.splits) == {"test"} and len(novel.speech) == len(tiny_plan.novel_recordings)
+    assert set(novel.splits) == {"test"} and len(novel.speech) == len(subset_plan.novel_recordings) >= 10
+    assert {x.frame.intent for x in novel.speech} <= set(SUBSET)
     noisy = load_corpus("manifest", path=demo_dir / "test_noisy.jsonl", missing_audio="error")
     assert len(noisy.speech) == len(corpus.split("test").speech)
     rows = [json.loads(x) for x in (demo_dir / "manifest.jsonl").read_text().splitlines()]
@@ -204,12 +219,12 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, tiny_plan):
         assert (info.samplerate, info.channels) == (SAMPLE_RATE, 1)
         assert info.duration == pytest.approx(r["duration_s"], abs=1e-3) and 0.5 < info.duration < 6
     summary = json.loads((demo_dir / "summary.json").read_text())
-    assert summary["intents"] == len(DEMO_TEMPLATES) and summary["scenarios"] == 18
+    assert summary["intents"] == len(SUBSET) and summary["scenarios"] == len({i.split("_")[0] for i in SUBSET})
 
 
 @needs_engines
-def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, tiny_plan, tmp_path):
-    rec = next(r for r in tiny_plan.recordings if r.text.split == "train" and "noise=" in r.augment
+def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, subset_plan, tmp_path):
+    rec = next(r for r in subset_plan.recordings if r.text.split == "train" and "noise=" in r.augment
                and "speed=1.0" not in r.augment)
     clean = type(rec)(rec.id, rec.text, rec.voice, rec.rate, rec.pitch, rec.audio)  # same voice, no augmentation
     d_aug, _ = render((rec, str(tmp_path / "a"), 0, "espeak-ng", "flite"))
