@@ -1,6 +1,7 @@
 """A synthetic spoken SLU corpus: our own templates spoken by espeak-ng, for tests, the demo and CPU-scale runs.
 
     python -m data.synth --out synth --languages en,fr --per-intent 20 --seed 0
+    python -m data.synth --preset demo --out demo_corpus --seed 0 --scale 1.0   # English demo corpus, see data/synth_demo.py
 
 writes ``synth/audio/<lang>/<id>.wav`` (16 kHz mono PCM) and ``synth/manifest.jsonl`` in the user-manifest format
 (id, text_id, transcript, audio, split, language, scenario, action, entities, speaker, duration_s), loadable with
@@ -54,8 +55,20 @@ class SynthConfig:
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same corpus)"})
     workers: int = field(default=0, metadata={"help": "parallel synthesis workers (0 = number of CPUs)"})
     espeak: str = field(default="espeak-ng", metadata={"help": "espeak-ng executable"})
+    preset: str = field(default="", metadata={"help": "'demo': the English demo corpus (56 intents, two engines, "
+                                                      "held-out voices, augmentation; data/synth_demo.py); "
+                                                      "'' = the multilingual per-intent corpus"})
+    scale: float = field(default=1.0, metadata={"help": "demo preset: corpus size factor (1.0 = ~4,000 train "
+                                                        "recordings; 0.05 = seconds)"})
+    flite: str = field(default="flite", metadata={"help": "flite executable (demo preset)"})
+    slurp: str = field(default="", metadata={"help": "demo preset: SLURP devel.jsonl for extra phrasing "
+                                                     "('' = the shipped fixture, 'none' = templates only)"})
 
     def __post_init__(self) -> None:
+        if self.preset not in ("", "demo"):
+            raise SynthError(f"--preset: unknown preset {self.preset!r}; choose demo (or leave it out)")
+        if self.preset and not self.scale > 0:
+            raise SynthError(f"--scale must be positive, got {self.scale}")
         unknown = [x for x in self.language_list() if x not in TEMPLATES]
         if unknown:
             raise SynthError(f"--languages: no templates for {unknown}; choose from {', '.join(TEMPLATES)}")
@@ -200,10 +213,22 @@ def synthesize(cfg: SynthConfig) -> Path:
 
 
 def main(cfg: SynthConfig) -> Path:
+    if cfg.preset == "demo":
+        from data.synth_demo import SLURP_DEVEL, build
+
+        slurp = None if cfg.slurp == "none" else Path(cfg.slurp) if cfg.slurp else SLURP_DEVEL
+        build(cfg.out, seed=cfg.seed, scale=cfg.scale, workers=cfg.workers or min(2, os.cpu_count() or 1),
+              slurp=slurp, espeak=cfg.espeak, flite=cfg.flite)
+        manifest = Path(cfg.out) / "manifest.jsonl"
+        print(manifest)
+        return manifest
     manifest = synthesize(cfg)
     print(manifest)
     return manifest
 
 
 if __name__ == "__main__":
-    run_cli(main, SynthConfig, (SynthError, OSError), description=__doc__)
+    from data.synth_demo import DemoError
+    from data.synth_voices import VoiceError
+
+    run_cli(main, SynthConfig, (SynthError, DemoError, VoiceError, OSError), description=__doc__)

@@ -1,0 +1,234 @@
+"""The English demo corpus (data.synth --preset demo): coverage, held-out voices, novel set, augmentation, loading."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data.audio import SAMPLE_RATE
+from data.corpus import load_corpus
+from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
+from data.synth_demo import SLURP_DEVEL, DemoError, augment, build, colored_noise, plan, render, slurp_texts
+from data.synth_templates import DEMO_FILLERS, DEMO_TEMPLATES, NOVEL_FILLERS, NOVEL_TEMPLATES
+from data.synth_voices import FLITE_TRAIN, Voice, VoiceError, check_engines, held_out_voices, train_voices
+
+ROOT = Path(__file__).parent.parent
+TINY = 0.05
+# The synthesised fixture speaks a 12-intent subset (seconds, not a minute); the plan tests cover all intents.
+SUBSET = ("alarm_set", "weather_query", "play_music", "iot_hue_lightoff", "takeaway_order", "transport_ticket",
+          "qa_currency", "general_joke", "calendar_set", "email_sendemail", "news_query", "iot_coffee")
+needs_engines = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+                                   reason="espeak-ng and flite are needed (apt-get install espeak-ng flite)")
+
+
+@pytest.fixture(scope="module")
+def tiny_plan():
+    return plan(0, TINY)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    if shutil.which("espeak-ng") is None or shutil.which("flite") is None:
+        pytest.skip("espeak-ng and flite are needed (apt-get install espeak-ng flite)")
+    out = tmp_path_factory.mktemp("demo")
+    build(out, seed=0, scale=0.01, workers=2, progress=False, intents=SUBSET)
+    return out
+
+
+@pytest.fixture(scope="module")
+def subset_plan():
+    return plan(0, 0.01, intents=SUBSET)
+
+
+def _slots(template: str) -> list[str]:
+    return re.findall(r"\{(\w+)\}", template)
+
+
+def test_inventory_is_broad_and_uses_the_real_labels():
+    assert len(DEMO_TEMPLATES) >= 40 and set(DEMO_TEMPLATES) <= INTENT_SET
+    assert {i.partition("_")[0] for i in DEMO_TEMPLATES} == SCENARIO_SET  # all 18 scenarios
+    for intent, templates in DEMO_TEMPLATES.items():
+        assert 3 <= len(templates) <= 6 and len(set(templates)) == len(templates), intent
+        assert all(s in DEMO_FILLERS for t in templates for s in _slots(t)), intent
+    assert set(DEMO_FILLERS) <= ENTITY_TYPE_SET and set(NOVEL_FILLERS) <= ENTITY_TYPE_SET
+    closed = {"player_setting", "meal_type"}  # small closed sets by nature
+    for etype, values in DEMO_FILLERS.items():
+        assert len(set(values)) == len(values) and values == [v.lower().strip() for v in values], etype
+        assert (4 if etype in closed else 10) <= len(values) <= 40, etype
+    # The novel set's phrasings are not train phrasings, and its filler values are new.
+    train_templates = {t for ts in DEMO_TEMPLATES.values() for t in ts}
+    assert not train_templates & {t for ts in NOVEL_TEMPLATES.values() for t in ts}
+    for etype, values in NOVEL_FILLERS.items():
+        assert not set(values) & set(DEMO_FILLERS.get(etype, [])), etype
+
+
+def test_slurp_sentences_keep_the_scorer_gold_and_only_known_intents():
+    rows = slurp_texts(SLURP_DEVEL, set(DEMO_TEMPLATES))
+    assert len(rows) > 800
+    assert all(f.intent in DEMO_TEMPLATES and len(t.split()) <= 12 for t, f in rows)
+    assert all(e.filler in t for t, f in rows for e in f.entities)
+    # The fixture's first row, as data.slurp builds it: two currency names from the token surfaces.
+    text, frame = next((t, f) for t, f in rows if t.startswith("siri what is one american dollar"))
+    assert [(e.type, e.filler) for e in frame.entities] == [("currency_name", "american dollar"),
+                                                            ("currency_name", "japanese yen")]
+
+
+def test_full_scale_sizes():
+    p = plan(0, 1.0)
+    texts = Counter(t.split for t in p.texts)
+    recs = Counter(r.text.split for r in p.recordings)
+    assert 1400 <= texts["train"] <= 1600 and 200 <= texts["dev"] <= 320 and 250 <= texts["test"] <= 350
+    assert 3700 <= recs["train"] <= 4300 and 250 <= recs["dev"] <= 400 and 500 <= recs["test"] <= 700
+    assert 90 <= len(p.novel_recordings) <= 110
+    assert 400 <= sum(t.source == "slurp" for t in p.texts) <= 500
+    per_held = Counter(r.voice for r in p.recordings if r.text.split == "test")
+    assert set(per_held) == set(held_out_voices()) and min(per_held.values()) >= 80  # ~100 per held-out voice
+
+
+def test_coverage_at_tiny_scale(tiny_plan):
+    for split in ("train", "dev", "test"):
+        intents = {t.frame.intent for t in tiny_plan.texts if t.split == split}
+        assert intents <= INTENT_SET
+        assert len(intents) == len(DEMO_TEMPLATES), split  # every intent in every split
+        assert {i.partition("_")[0] for i in intents} == SCENARIO_SET
+    assert {t.source for t in tiny_plan.texts if t.split == "train"} == {"template", "slurp"}
+
+
+def test_held_out_voices_speak_only_test_and_novel(tiny_plan):
+    held, train_pool = set(held_out_voices()), set(train_voices())
+    assert not held & train_pool
+    by_split: dict[str, set[Voice]] = {}
+    for r in tiny_plan.recordings + tiny_plan.novel_recordings:
+        by_split.setdefault(r.text.source if r.text.source == "novel" else r.text.split, set()).add(r.voice)
+    assert by_split["train"] <= train_pool and by_split["dev"] <= train_pool
+    assert by_split["test"] == held and by_split["novel"] <= held
+    assert {v.engine for v in by_split["train"]} == {"espeak", "flite"}
+    # Accents, variants and flite voices of the held-out pool never occur in training at all.
+    train_names = {v.name for v in train_pool}
+    assert not any("scotland" in n or "en-029" in n or "klatt" in n or "+f4" in n for n in train_names)
+    assert {v.name for v in held if v.engine == "flite"}.isdisjoint(FLITE_TRAIN)
+
+
+def test_splits_never_share_a_sentence_and_novel_is_new_in_every_form(tiny_plan):
+    by_split = {s: {t.transcript for t in tiny_plan.texts if t.split == s} for s in ("train", "dev", "test")}
+    assert not by_split["train"] & by_split["test"] and not by_split["train"] & by_split["dev"]
+    assert not by_split["dev"] & by_split["test"]
+    seen = set().union(*by_split.values())
+    novel = [t for t in tiny_plan.novel]
+    assert len(novel) >= 10 and len({t.transcript for t in novel}) == len(novel)
+    assert all(t.split == "test" and t.transcript not in seen for t in novel)
+    padded = [f" {s} " for s in seen]
+    for t in novel:
+        for e in t.frame.entities:
+            assert e.filler in t.transcript and not any(f" {e.filler} " in s for s in padded), (t, e)
+
+
+def test_plan_is_deterministic(tiny_plan):
+    again = plan(0, TINY)
+    assert again.texts == tiny_plan.texts and again.recordings == tiny_plan.recordings
+    other = plan(1, TINY)
+    assert [t.transcript for t in other.texts] != [t.transcript for t in tiny_plan.texts]
+    assert [r.voice for r in other.recordings] != [r.voice for r in tiny_plan.recordings]
+
+
+def _speechlike(seconds: float = 2.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    env = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)  # syllable-like bursts and pauses
+    return (0.5 * env * np.sin(2 * np.pi * (150 + 50 * t) * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("speed", [0.9, 1.0, 1.1])
+def test_augmentation_changes_the_waveform_and_keeps_duration(speed):
+    x = _speechlike()
+    y = augment(x, f"speed={speed} gain=+4.0dB noise=pink@20dB", seed=7)
+    assert abs(len(y) / len(x) - 1 / speed) < 0.01 and abs(len(y) / len(x) - 1) <= 0.12
+    assert np.abs(y).max() <= 0.99 + 1e-6  # +4 dB on a 0.5 peak would clip; it is scaled back instead
+    if speed == 1.0:
+        assert not np.allclose(y, x * 10 ** (4 / 20), atol=1e-3)
+    assert np.array_equal(y, augment(x, f"speed={speed} gain=+4.0dB noise=pink@20dB", seed=7))  # seeded
+    assert not np.array_equal(y, augment(x, f"speed={speed} gain=+4.0dB noise=pink@20dB", seed=8))
+
+
+@pytest.mark.parametrize("snr", [30, 20, 10])
+def test_noise_is_added_at_the_requested_snr(snr):
+    x = _speechlike()
+    y = augment(x, f"noise=white@{snr}dB", seed=1)
+    speech = x[np.abs(x) > 0.02 * np.abs(x).max()]
+    measured = 10 * np.log10(np.mean(speech**2) / np.mean((y - x) ** 2))
+    assert measured == pytest.approx(snr, abs=0.5)
+
+
+def test_noise_colours_have_their_spectral_slopes():
+    rng = np.random.default_rng(0)
+    low = {}
+    for color in ("white", "pink", "brown"):
+        n = colored_noise(32000, color, rng)
+        assert np.sqrt(np.mean(n**2)) == pytest.approx(1.0, rel=1e-3)
+        power = np.abs(np.fft.rfft(n)) ** 2
+        low[color] = power[: len(power) // 16].sum() / power.sum()  # share below 500 Hz
+    assert low["white"] < 0.1 < low["pink"] < low["brown"]
+
+
+def test_missing_engines_are_explained():
+    with pytest.raises(VoiceError, match="apt-get install flite"):
+        check_engines([Voice("flite", "awb")], flite="flite-not-installed")
+    with pytest.raises(VoiceError, match="apt-get install espeak-ng"):
+        check_engines([Voice("espeak", "en-us")], espeak="espeak-ng-not-installed")
+
+
+def test_unknown_intent_subset_is_refused():
+    with pytest.raises(DemoError, match="no demo templates for intent"):
+        plan(0, TINY, intents=["alarm_set", "alarm_snooze"])
+
+
+def test_cli_rejects_a_bad_preset_in_one_line():
+    proc = subprocess.run([sys.executable, "-m", "data.synth", "--preset", "huge", "--out", "/tmp/x"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --preset: unknown preset 'huge'")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
+    corpus = load_corpus("manifest", path=demo_dir / "manifest.jsonl", missing_audio="error")
+    assert set(corpus.splits) == {"train", "dev", "test"} and corpus.languages == ["en-US"]
+    assert len(corpus.speech) == len(subset_plan.recordings)
+    assert {x.frame.intent for x in corpus.split("train").speech} == set(SUBSET)
+    assert {x.frame.intent for x in corpus.split("test").speech} == set(SUBSET)
+    novel = load_corpus("manifest", path=demo_dir / "novel.jsonl", missing_audio="error")
+    assert set(novel.splits) == {"test"} and len(novel.speech) == len(subset_plan.novel_recordings) >= 10
+    assert {x.frame.intent for x in novel.speech} <= set(SUBSET)
+    noisy = load_corpus("manifest", path=demo_dir / "test_noisy.jsonl", missing_audio="error")
+    assert len(noisy.speech) == len(corpus.split("test").speech)
+    rows = [json.loads(x) for x in (demo_dir / "manifest.jsonl").read_text().splitlines()]
+    held = {v.key for v in held_out_voices()}
+    assert all((r["voice"] in held) == (r["split"] == "test") for r in rows)
+    assert all(r["speaker"].startswith(r["voice"] + "@") for r in rows)
+    assert {r["engine"] for r in rows} == {"espeak-ng", "flite"}
+    assert all(bool(r["augment"]) == (r["split"] == "train") for r in rows)
+    for r in rows[:: max(1, len(rows) // 25)]:
+        info = sf.info(demo_dir / r["audio"])
+        assert (info.samplerate, info.channels) == (SAMPLE_RATE, 1)
+        assert info.duration == pytest.approx(r["duration_s"], abs=1e-3) and 0.5 < info.duration < 6
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert summary["intents"] == len(SUBSET) and summary["scenarios"] == len({i.split("_")[0] for i in SUBSET})
+
+
+@needs_engines
+def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, subset_plan, tmp_path):
+    rec = next(r for r in subset_plan.recordings if r.text.split == "train" and "noise=" in r.augment
+               and "speed=1.0" not in r.augment)
+    clean = type(rec)(rec.id, rec.text, rec.voice, rec.rate, rec.pitch, rec.audio)  # same voice, no augmentation
+    d_aug, _ = render((rec, str(tmp_path / "a"), 0, "espeak-ng", "flite"))
+    d_clean, _ = render((clean, str(tmp_path / "b"), 0, "espeak-ng", "flite"))
+    assert abs(d_aug / d_clean - 1) <= 0.12 and d_aug != d_clean
+    assert (tmp_path / "a" / rec.audio).read_bytes() == (demo_dir / rec.audio).read_bytes()  # same seed, same bytes
+    assert (tmp_path / "a" / rec.audio).read_bytes() != (tmp_path / "b" / rec.audio).read_bytes()
