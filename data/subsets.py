@@ -14,8 +14,10 @@ fraction of source speech, plus target data by recipe: ``T`` target transcripts,
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Sequence
 
 from data.corpus import Corpus, CorpusError
@@ -31,10 +33,18 @@ def _rank_key(seed: int, x: SLUExample) -> tuple[bytes, str]:
 
 
 def n_for_fraction(fraction: float, n_total: int) -> int:
-    """N_p = round(p * N), the paper's speech count for a fraction p (Python rounds halves to even)."""
+    """N_p = round(p * N), the paper's speech count for a fraction p: the project's one definition (training's
+    schemes, these subsets and the planner's reference curves all call it).
+
+    Halves round up (``round()`` would round 0.5 to even: for p = 0.1 and N = 45 it gives 4, not 5), computed on the
+    decimal value of ``fraction`` so float error cannot move a tie (0.1 * 45 is 4.5000000000000004 in floats).
+    """
     if not 0.0 <= fraction <= 1.0:
-        raise CorpusError(f"speech fraction must be in [0, 1], got {fraction}")
-    return int(round(fraction * n_total))
+        raise CorpusError(f"speech fraction must be in [0, 1], got {fraction} (did you pass a percent?)")
+    if n_total < 0:
+        raise CorpusError(f"corpus size must be >= 0, got {n_total}")
+    exact = Fraction(repr(float(fraction))) * n_total
+    return int(math.floor(exact + Fraction(1, 2)))
 
 
 def _select(items: Sequence[SLUExample], fraction: float | None, count: int | None, seed: int) -> list[SLUExample]:

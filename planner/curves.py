@@ -28,6 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy.special import stdtrit  # the t quantile; scipy.stats would cost ~1 s of import per CLI call
 
+from data.subsets import n_for_fraction
+
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 CURVE_COLUMNS = ("group", "curve", "x", "score", "ci95", "n_seeds", "unit", "corpus_size", "language", "scheme")
 REQUIRED_COLUMNS = ("group", "curve", "x", "score")
@@ -188,7 +190,7 @@ def reference_curves(metric: str = "slu_f1") -> list[Curve]:
             pts = text + [r for r in rows if r["scheme"] == scheme]
             curves.append(make_curve(
                 group, f"{group}/{lang}/{scheme}",
-                [round(float(r["speech_percent"]) / 100 * size) for r in pts],
+                [n_for_fraction(float(r["speech_percent"]) / 100, size) for r in pts],
                 [float(r["mean"]) for r in pts],
                 [float(r["ci95_halfwidth"]) for r in pts],
                 [5] * len(pts),  # Table 2: five seeds per cell
@@ -203,7 +205,7 @@ def reference_curves(metric: str = "slu_f1") -> list[Curve]:
                        and r["source_speech_percent"] != "none"]
                 curves.append(make_curve(
                     lang, f"fr->{lang}/{recipe}",
-                    [round(float(r["source_speech_percent"]) / 100 * fr_size) for r in pts],
+                    [n_for_fraction(float(r["source_speech_percent"]) / 100, fr_size) for r in pts],
                     [float(r["slu_f1"]) for r in pts],
                     unit="source_utterances", corpus_size=fr_size, language=lang,
                     scheme=recipe,  # T: text-only target data; T+S: with target speech (curriculum)

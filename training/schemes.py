@@ -61,10 +61,14 @@ class ScheduleSettings:
 
 
 def speech_count(fraction: float, n_total: int) -> int:
-    """N_p = p * N rounded half up (Python's round() would round 0.5 to even and break nesting monotonicity)."""
-    if not 0.0 <= fraction <= 1.0:
-        raise SchemeError(f"speech fraction must be in [0, 1], got {fraction} (did you pass a percent?)")
-    return int(math.floor(fraction * n_total + 0.5))
+    """N_p = round(p * N), halves up: ``data.subsets.n_for_fraction``, the project's one definition."""
+    from data.corpus import CorpusError
+    from data.subsets import n_for_fraction
+
+    try:
+        return n_for_fraction(fraction, n_total)
+    except CorpusError as exc:
+        raise SchemeError(str(exc)) from None
 
 
 def text_only(n_speech: int, s: ScheduleSettings = ScheduleSettings()) -> list[Phase]:
