@@ -178,3 +178,48 @@ def test_evaluate_cli_oracle_and_bad_run_dir(scheme_runs, tmp_path, capsys):
     assert "slurp_id" in first
     assert evaluate.main([str(tmp_path / "nope")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_train_into_a_finished_folder_is_one_clear_line(scheme_runs, tmp_path, capsys):
+    from training import train
+
+    run_dir = scheme_runs["text"]
+    cfg = json.loads((run_dir / "config.json").read_text())["config"]
+    argv = ["--output_dir", str(run_dir), "--model", "tiny", "--corpus", "manifest",
+            "--corpus_args.path", cfg["corpus_args"]["path"], "--scheme", "text"]
+    assert train.cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "finished run" in err and "Traceback" not in err
+
+
+def test_evaluating_a_copied_run_writes_beside_the_copy(scheme_runs, tmp_path):
+    from training import evaluate
+    from training.results import read_results
+
+    original = scheme_runs["text"]
+    before = (original.parent / "results.csv").read_text() if (original.parent / "results.csv").is_file() else ""
+    copy = tmp_path / "elsewhere" / "text-copy"
+    shutil.copytree(original, copy)
+    assert evaluate.main([str(copy), "--split", "test", "--max_new_tokens", "4"]) == 0
+    after = (original.parent / "results.csv").read_text() if (original.parent / "results.csv").is_file() else ""
+    assert after == before  # the original's table is untouched
+    rows = read_results(copy.parent / "results.csv")
+    assert rows and all(r["split"] == "test" for r in rows)
+
+
+def test_evaluate_any_model_on_a_manifest(scheme_runs, synth_corpus_dir, tmp_path, capsys):
+    from training import evaluate
+
+    out = tmp_path / "ev"
+    code = evaluate.main([str(scheme_runs["direct"] / "model"), "--manifest",
+                          str(synth_corpus_dir / "manifest.jsonl"), "--split", "test", "--out", str(out),
+                          "--num_beams", "1", "--max_new_tokens", "8", "--json"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_scored"] > 0 and metrics["per_speaker"] and metrics["per_engine"]
+    assert sum(s["n"] for s in metrics["per_speaker"].values()) == metrics["n_scored"]
+    assert res["slu_f1"] == metrics["slu_f1"]
+    assert (out / "predictions.jsonl").is_file()
+    assert evaluate.main([str(tmp_path), "--manifest", str(synth_corpus_dir / "manifest.jsonl")]) == 2
+    assert "neither a run folder" in capsys.readouterr().err

@@ -25,10 +25,12 @@ def cli(argv: list[str] | None = None) -> int:
         for key, value in TrainConfig().to_dict().items():
             print(f"  --{key} (default: {value!r})")
         return 0
+    from training.loop import TrainingError
+
     try:
         cfg = parse_config(argv)
         out = main(cfg)
-    except (ConfigError, ValueError, OSError) as exc:
+    except (ConfigError, TrainingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if out["stopped"]:
