@@ -52,6 +52,8 @@ class PretrainConfig:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/state"})
     size: str = field(default="mini", metadata={"help": "model size preset: mini (~4M parameters) or tiny"})
+    ctc_weight: float = field(default=0.0, metadata={"help": "weight of an auxiliary CTC loss on the projector's "
+                                                              "audio tokens (0 = off)"})
 
 
 def word_error_rate(refs: list[str], hyps: list[str]) -> float:
@@ -130,6 +132,43 @@ def transcribe(model, processor, clips, batch_size: int = 16, max_new_tokens: in
     return out
 
 
+class _AudioTokens:
+    """Captures the projector's output (the audio tokens handed to the LLM) during a forward pass."""
+
+    def __init__(self, model) -> None:
+        inner = getattr(model, "model", model)
+        self.module = getattr(inner, "multi_modal_projector", None) or model.multi_modal_projector
+        self.value = None
+        self.handle = self.module.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output) -> None:
+        self.value = output
+
+
+def ctc_loss(model, processor, batch, audio_tokens, transcripts: list[str]):
+    """CTC of the transcript's tokens on the audio tokens, scored through the LLM's own output head.
+
+    An auxiliary alignment signal (as in CTC-regularised speech LLM adaptors): each audio token must carry the
+    identity of the words it covers, which an attention decoder trained from scratch is slow to learn on its own.
+    The blank is the padding token.
+    """
+    import torch
+
+    feats = audio_tokens.value
+    if feats is None:
+        return None
+    lengths = batch["feature_attention_mask"].sum(-1)
+    enc = getattr(model, "model", model).audio_tower
+    _, out_lengths = enc._get_feat_extract_output_lengths(lengths)
+    logits = model.lm_head(feats).float().log_softmax(-1).transpose(0, 1)  # (T, N, V)
+    tok = processor.tokenizer
+    targets = [tok(t, add_special_tokens=False)["input_ids"] for t in transcripts]
+    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    return torch.nn.functional.ctc_loss(logits, flat, out_lengths.long(), target_lengths, blank=tok.pad_token_id,
+                                        zero_infinity=True)
+
+
 def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, history: list) -> None:
     """Model folder + optimizer/scheduler/epoch, each written whole (temporary name, then rename)."""
     import torch
@@ -206,6 +245,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
           f"transcripts, {cfg.epochs} epochs x {steps_per_epoch} steps", flush=True)
     started = time.time()
     model.train()
+    audio_tokens = _AudioTokens(model) if cfg.ctc_weight > 0 else None
     for epoch in range(start_epoch, cfg.epochs):
         batches = _batches(speech, texts, cfg, epoch)
         losses = {"asr": [], "repeat": []}
@@ -213,17 +253,24 @@ def pretrain(cfg: PretrainConfig) -> Path:
         for kind, rows in bar:
             batch = (asr if kind == "asr" else rep)(rows)
             loss = model(**batch).loss
+            losses[kind].append(loss.item())
+            if audio_tokens is not None and kind == "asr":
+                ctc = ctc_loss(model, processor, batch, audio_tokens, [e.transcript for e, _ in rows])
+                audio_tokens.value = None
+                if ctc is not None:
+                    losses.setdefault("ctc", []).append(ctc.item())
+                    loss = loss + cfg.ctc_weight * ctc
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses[kind].append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.3f}", kind=kind)
+            bar.set_postfix(loss=f"{losses[kind][-1]:.3f}", kind=kind)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "asr_loss": sum(losses["asr"]) / max(len(losses["asr"]), 1),
             "repeat_loss": sum(losses["repeat"]) / max(len(losses["repeat"]), 1),
+            **({"ctc_loss": sum(losses["ctc"]) / len(losses["ctc"])} if losses.get("ctc") else {}),
             "seconds": round(time.time() - started, 1),
         }
         if dev_clips:
