@@ -284,7 +284,7 @@ DEMO_TEMPLATES: dict[str, list[str]] = {
     "datetime_query": ["what time is it", "what time is it in {place_name}", "what is the date {date}",
                        "what day is it {date}", "tell me the time in {place_name}"],
     "datetime_convert": ["what is {time} {time_zone} in {time_zone}", "convert {time} to {time_zone}",
-                         "what time is it in {time_zone}", "change {time} from {time_zone} to {time_zone}"],
+                         "what is {time} in {time_zone}", "change {time} from {time_zone} to {time_zone}"],
     # email
     "email_sendemail": ["send an email to {person}", "email {person} about {event_name}",
                         "write an email to {person} saying i will be late", "reply to {person}",
@@ -362,13 +362,13 @@ DEMO_TEMPLATES: dict[str, list[str]] = {
                  "how are {business_name} shares today", "give me the {business_name} share price"],
     # recommendation
     "recommendation_events": ["what is happening in {place_name} {date}", "any events near me {date}",
-                              "find me a {event_name} {date}", "what can i do this weekend"],
+                              "find me a {event_name} {date}", "what can i do {date}"],
     "recommendation_locations": ["find a good {business_type} near me", "where is the nearest {business_type}",
                                  "recommend a {food_type} restaurant", "is there a {business_type} in {place_name}"],
     "recommendation_movies": ["recommend a {movie_type} movie", "what movie should i watch",
                               "suggest a good {movie_type} film", "what are the best movies {date}"],
     # social
-    "social_post": ["post on {media_type} that i am {event_name}", "tweet that i love {artist_name}",
+    "social_post": ["post on {media_type} that i am going to {place_name}", "tweet that i love {artist_name}",
                     "update my {media_type} status", "complain to {business_name} on {media_type}"],
     "social_query": ["what is new on {media_type}", "any updates from {person}", "check my {media_type} feed",
                      "what did {person} post {date}"],
