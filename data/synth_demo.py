@@ -48,12 +48,12 @@ from training.results import atomic_write_text
 SLURP_DEVEL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "slurp" / "devel.jsonl"
 LOCALE = "en-US"
 CORPUS = "synth-demo"
-_SLOT_RE = re.compile(r"\{([a-z_]+)\}")
+_SLOT_RE = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")  # {type} or {type:list}: values of list "type:list"
 
 # Sizes at --scale 1.0.
 N_TRAIN_TEMPLATE, N_TRAIN_SLURP, N_DEV, N_TEST, N_NOVEL = 1000, 500, 250, 300, 100
 SLURP_MAX_WORDS = 12
-PREFIXES = ("", "", "", "", "", "please ", "hey olly ", "olly ", "okay ")
+PREFIXES = ("", "", "", "", "", "hey olly ", "olly ", "okay ")
 SUFFIXES = ("", "", "", "", " please", " thanks")
 NOISES = ("white", "pink", "brown")
 SNRS_DB = (30, 20, 10)
@@ -113,12 +113,18 @@ class DemoPlan:
 
 
 def fill(template: str, fillers: dict[str, list[str]], rng: random.Random) -> tuple[str, tuple[Entity, ...]]:
+    """Fill ``{type}`` / ``{type:list}`` slots. A value ``"on |monday"`` is spoken whole but labelled ``monday``
+    (SLURP leaves the preposition outside the span); a type used twice gets two different values."""
     entities: list[Entity] = []
+    used: set[str] = set()
 
     def sub(m: re.Match[str]) -> str:
-        value = rng.choice(fillers[m.group(1)])
-        entities.append(Entity(m.group(1), value))
-        return value
+        values = [v for v in fillers[m.group(1)] if v not in used] or fillers[m.group(1)]
+        value = rng.choice(values)
+        used.add(value)
+        lead, _, filler = value.rpartition("|")
+        entities.append(Entity(m.group(1).partition(":")[0], filler))
+        return lead + filler
 
     return " ".join(_SLOT_RE.sub(sub, template).split()), tuple(entities)
 
@@ -189,7 +195,8 @@ def plan_novel(seed: int, scale: float, texts: list[Text], intents: Sequence[str
     """Sentences from the novel phrasings whose fillers occur nowhere in ``texts`` (as a filler or as words)."""
     used_fillers = {e.filler for t in texts for e in t.frame.entities}
     padded = [f" {t.transcript} " for t in texts]
-    fillers = {k: [v for v in vs if v not in used_fillers and not any(f" {v} " in t for t in padded)]
+    fillers = {k: [v for v in vs if v.rpartition("|")[2] not in used_fillers
+                   and not any(f" {v.rpartition('|')[2]} " in t for t in padded)]
                for k, vs in NOVEL_FILLERS.items()}
     known = {t.transcript for t in texts}
     want = max(10, round(N_NOVEL * scale))

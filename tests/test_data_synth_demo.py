@@ -50,7 +50,7 @@ def subset_plan():
 
 
 def _slots(template: str) -> list[str]:
-    return re.findall(r"\{(\w+)\}", template)
+    return re.findall(r"\{([a-z_]+(?::[a-z_]+)?)\}", template)
 
 
 def test_inventory_is_broad_and_uses_the_real_labels():
@@ -59,7 +59,8 @@ def test_inventory_is_broad_and_uses_the_real_labels():
     for intent, templates in DEMO_TEMPLATES.items():
         assert 3 <= len(templates) <= 6 and len(set(templates)) == len(templates), intent
         assert all(s in DEMO_FILLERS for t in templates for s in _slots(t)), intent
-    assert set(DEMO_FILLERS) <= ENTITY_TYPE_SET and set(NOVEL_FILLERS) <= ENTITY_TYPE_SET
+    assert {k.partition(":")[0] for k in [*DEMO_FILLERS, *NOVEL_FILLERS]} <= ENTITY_TYPE_SET
+    assert all(s in NOVEL_FILLERS for ts in NOVEL_TEMPLATES.values() for t in ts for s in _slots(t))
     closed = {"player_setting", "meal_type"}  # small closed sets by nature
     for etype, values in DEMO_FILLERS.items():
         assert len(set(values)) == len(values) and values == [v.lower().strip() for v in values], etype
@@ -69,6 +70,20 @@ def test_inventory_is_broad_and_uses_the_real_labels():
     assert not train_templates & {t for ts in NOVEL_TEMPLATES.values() for t in ts}
     for etype, values in NOVEL_FILLERS.items():
         assert not set(values) & set(DEMO_FILLERS.get(etype, [])), etype
+
+
+def test_fill_keeps_prepositions_outside_spans_and_repeated_types_distinct():
+    import random
+
+    from data.synth_demo import fill
+
+    fillers = {"date": ["on |monday"], "currency_name": ["yen", "euros"], "device_type:cleaner": ["roomba"]}
+    text, ents = fill("wake me {date}", fillers, random.Random(0))
+    assert text == "wake me on monday" and [(e.type, e.filler) for e in ents] == [("date", "monday")]
+    for seed in range(20):
+        text, ents = fill("{currency_name} to {currency_name}", fillers, random.Random(seed))
+        assert ents[0].filler != ents[1].filler and text == f"{ents[0].filler} to {ents[1].filler}"
+    assert fill("start the {device_type:cleaner}", fillers, random.Random(0))[1][0].type == "device_type"
 
 
 def test_slurp_sentences_keep_the_scorer_gold_and_only_known_intents():
