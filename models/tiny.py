@@ -189,10 +189,37 @@ def build_tiny(seed: int = 0, size: TinySize = TinySize(), processor=None):
         model = Qwen2AudioForConditionalGeneration(config)
     finally:
         torch.random.set_rng_state(generator_state)  # do not disturb the caller's random stream
+    _set_sinusoidal_positions(model)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.eval()
     return model, processor
+
+
+def sinusoidal_positions(length: int, channels: int, max_timescale: float = 10_000.0):
+    """Whisper's fixed position table: sines then cosines over geometrically spaced timescales."""
+    import math
+
+    import torch
+
+    half = channels // 2
+    step = math.log(max_timescale) / max(half - 1, 1)
+    inv = torch.exp(-step * torch.arange(half, dtype=torch.float32))
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def _set_sinusoidal_positions(model) -> None:
+    """The encoder's positions are frozen (never trained), so a model built from random weights must get Whisper's
+    sinusoidal table, as the real checkpoint has: the library's random initialisation (std 0.02) leaves the encoder
+    with almost no notion of order, and a model trained from scratch then cannot learn to align audio and text."""
+    import torch
+
+    inner = getattr(model, "model", model)
+    tower = getattr(inner, "audio_tower", None) or model.audio_tower
+    table = tower.embed_positions.weight
+    with torch.no_grad():
+        table.copy_(sinusoidal_positions(table.shape[0], table.shape[1]).to(table.dtype))
 
 
 def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:

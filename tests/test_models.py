@@ -110,3 +110,16 @@ def test_real_checkpoint_loads_and_decodes(slu_examples):
     assert model.dtype == expected
     preds = generate_frames(model, processor, [(slu_examples[0], True), (slu_examples[1], False)], max_new_tokens=64)
     assert [p.id for p in preds] == ["utt-0", "utt-1"] and all(p.text for p in preds)
+
+
+def test_twin_encoder_positions_are_whisper_sinusoids():
+    """Frozen positions must carry order: Whisper's sinusoid table, not the library's random init (std 0.02)."""
+    import torch
+
+    from models.tiny import build_tiny, sinusoidal_positions
+
+    model, _ = build_tiny(seed=0)
+    table = model.model.audio_tower.embed_positions.weight
+    assert torch.allclose(table, sinusoidal_positions(*table.shape))
+    assert table[0, : table.shape[1] // 2].abs().max() == 0  # sin(0) = 0 on every timescale
+    assert (table[1] - table[0]).norm() > 1.0  # neighbouring frames are distinguishable

@@ -40,7 +40,8 @@ class DemoConfig:
     export: str = field(default="demo", metadata={"help": "folder to write the demo checkpoints and clips to"})
     scale: float = field(default=1.0, metadata={"help": "corpus size factor (1.0: ~4,000 training clips)"})
     size: str = field(default="mini", metadata={"help": "model size: mini (~4M parameters) or tiny (tests)"})
-    pretrain_epochs: int = field(default=7, metadata={"help": "alignment epochs"})
+    pretrain_epochs: int = field(default=10, metadata={"help": "alignment epochs"})
+    ctc_weight: float = field(default=1.0, metadata={"help": "auxiliary CTC weight in the alignment stage"})
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
     speech_percent: str = field(default="2,10,50", metadata={"help": "speech levels of the sweep (0 = text-only)"})
     seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
@@ -73,7 +74,7 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
     base = work / "base" / "model"
     if not (base / "config.json").is_file():
         _run([sys.executable, "-m", "training.pretrain", "--manifest", str(manifest), "--out", str(work / "base"),
-              "--epochs", str(cfg.pretrain_epochs), "--size", cfg.size, "--resume",
+              "--epochs", str(cfg.pretrain_epochs), "--size", cfg.size, "--resume", "--ctc-weight", str(cfg.ctc_weight),
               "--eval-examples", "8" if cfg.quick else "48"])
     return base
 

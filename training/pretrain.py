@@ -52,6 +52,9 @@ class PretrainConfig:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/state"})
     size: str = field(default="mini", metadata={"help": "model size preset: mini (~4M parameters) or tiny"})
+    init_from: str = field(default="", metadata={"help": "start from this model folder (weights and tokenizer) "
+                                                          "with a fresh optimizer and schedule, e.g. a second "
+                                                          "alignment round"})
     ctc_weight: float = field(default=0.0, metadata={"help": "weight of an auxiliary CTC loss on the projector's "
                                                               "audio tokens (0 = off)"})
 
@@ -220,6 +223,15 @@ def pretrain(cfg: PretrainConfig) -> Path:
         saved = torch.load(state / "trainer.pt", weights_only=False)
         start_epoch, history = saved["epoch"], saved["history"]
         print(f"resuming after epoch {start_epoch} from {state}", flush=True)
+    elif cfg.init_from:
+        from models.loading import ModelLoadError, load_model
+
+        try:
+            model, processor = load_model(cfg.init_from, device="cpu")
+        except ModelLoadError as exc:
+            raise PretrainError(f"--init-from: {exc}") from None
+        saved = None
+        print(f"starting from {cfg.init_from} (fresh optimizer and schedule)", flush=True)
     else:
         model, processor = build_base(train.texts or texts, cfg.size, cfg.seed)
         saved = None
