@@ -182,17 +182,48 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
             res = evaluate_on_manifest(dst, mf, split, out=dst / "eval" / label, num_beams=1 if cfg.quick else 3,
                                        progress=False)
             scored[name][label] = {k: res[k] for k in ("intent_accuracy", "entity_f1", "slu_f1", "n_invalid",
-                                                        "per_engine", "per_speaker")}
+                                                        "per_engine", "per_voice")}
             print(f"{name} on {label}: {res['line']}", flush=True)
     _export_clips(cfg, tmp, manifest, scored)
     for f in ("results.csv", "report.md"):
         if (sweep / f).is_file():
             shutil.copy2(sweep / f, tmp / f)
     (tmp / "scores.json").write_text(json.dumps(scored, indent=2) + "\n")
+    if (tmp / "results.csv").is_file():
+        from training.plots import scheme_curves_svg
+        from training.results import read_results as _read
+
+        try:
+            (tmp / "slu_f1_vs_speech.svg").write_text(scheme_curves_svg(
+                _read(tmp / "results.csv"), title="Mini-LALM: test SLU-F1 vs speech (held-out voices)"))
+        except ValueError as exc:
+            print(f"plot skipped: {exc}", flush=True)
+    (tmp / "SCORES.md").write_text(scores_markdown(scored))
     if export.exists():
         shutil.rmtree(export)
     tmp.rename(export)
     return export
+
+
+def scores_markdown(scored: dict) -> str:
+    """The exported checkpoints' scores as Markdown tables: overall, then per engine, on each held-out set."""
+    lines = ["# Demo checkpoints: scores of the exported (float16) weights", "",
+             "Held-out voices only (test: new sentences of the training templates; novel: sentences never seen in "
+             "any form). Beam 3.", "",
+             "| checkpoint | source run | set | intent acc | entity F1 | SLU-F1 | invalid outputs |",
+             "|---|---|---|---|---|---|---|"]
+    for name, info in scored.items():
+        for label in ("test", "novel"):
+            if label in info:
+                m = info[label]
+                lines.append(f"| {name} | {info.get('source_run', '')} | {label} | {m['intent_accuracy']:.4f} | "
+                             f"{m['entity_f1']:.4f} | {m['slu_f1']:.4f} | {m['n_invalid']} |")
+    lines += ["", "Per engine and voice (best checkpoint, test):", "", "| voice | n | intent acc | SLU-F1 |",
+              "|---|---|---|---|"]
+    best = scored.get("best", {}).get("test", {})
+    for voice, m in sorted(best.get("per_voice", {}).items()):
+        lines.append(f"| {voice} | {m['n']} | {m['intent_accuracy']:.4f} | {m['slu_f1']:.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> None:

@@ -114,12 +114,15 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
     for example, _ in items:
         by_speaker.setdefault(example.speaker or "unknown", []).append(example.id)
     by_engine: dict[str, list[str]] = {}
+    by_voice: dict[str, list[str]] = {}
     for speaker, ids in by_speaker.items():
         by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
+        by_voice.setdefault(speaker.split("@", 1)[0], []).extend(ids)  # the voice, without its rate/pitch
     res.meta = {
         "model": str(model_dir), "manifest": str(manifest),
         "per_speaker": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_speaker.items())},
         "per_engine": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_engine.items())},
+        "per_voice": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_voice.items())},
     }
     name = f"{Path(str(model_name)).name}-{Path(str(manifest)).stem}-{split}{'-oracle' if oracle else ''}"
     out_dir = Path(out) if out else Path("runs") / "eval" / name
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(res))
         else:
             print(res["line"])
-            for group in ("per_engine", "per_speaker"):
+            for group in ("per_engine", "per_voice"):
                 for key, s in res[group].items():
                     print(f"  {key:40s} n={s['n']:4d}  intent {s['intent_accuracy']:.4f}  SLU-F1 {s['slu_f1']:.4f}")
             print(f"written: {res['out']}/metrics.json, predictions.jsonl")
