@@ -115,6 +115,9 @@ def open_tracker(cfg: TrainConfig, run_dir: str | Path) -> RunTracker | None:
     if not names:
         return None
     check_available(names)
+    from accelerate import PartialState
+
+    PartialState()  # accelerate's trackers log through its state (already made when the loop's Accelerator exists)
     run_dir = Path(run_dir)
     experiment, run_name = experiment_name(run_dir), run_dir.resolve().name
     trackers = []
