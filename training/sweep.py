@@ -3,15 +3,21 @@
     python -m training.sweep --config configs/paper_slurp_qwen2audio.yaml \\
         --schemes text,direct,curriculum --speech-percent 0,2,5,10,25,50,100 --seeds 1,2,3,4,5 \\
         [--out runs/slurp] [--oracle] [--print-commands] [--launch "accelerate launch --config_file ..."] \\
-        [--key value ...]   # any TrainConfig flag, applied to every run
+        [--executor inline|local|slurm] [--max-parallel N --devices 0,1,... --gpus-per-cell G] \\
+        [--slurm-config configs/slurm/8gpu_node.yaml --partition P --account A --time 24:00:00 --sbatch K=V] \\
+        [--track trackio] [--key value ...]   # any TrainConfig flag, applied to every run
+    python -m training.sweep status OUT      # cells done / running / queued / failed; rebuilds results + report
 
 Cells: the text-only scheme ignores speech, so it runs once per seed at 0 %; direct and curriculum run at every
 level above 0 % (as in the paper's Table 2). Each run lives in ``<out>/<scheme>-p<percent>-s<seed>``; finished runs
 (``done.json``) are skipped, runs with checkpoints are resumed, the rest start fresh. Every run appends its rows to
-``<out>/results.csv``; the sweep then writes ``<out>/report.md``. ``--oracle`` also scores each text-only run on gold
-transcripts (the Oracle row). ``--print-commands`` prints one accelerate command per pending run (for a cluster
-scheduler) and runs nothing; ``--launch CMD`` runs each pending run as ``CMD -m training.train ...`` in a
-subprocess (multi-GPU); without it runs execute in this process.
+``<out>/results.csv``; the sweep then rebuilds it from the finished runs and writes ``<out>/report.md``.
+``--oracle`` also scores each text-only run on gold transcripts (the Oracle row), finished runs included.
+``--print-commands`` prints one shell line per pending run (for any scheduler) and runs nothing.
+Executors (training/executors.py): ``inline`` runs cells in this process (the default); ``local`` runs them as
+processes, ``--max-parallel`` at once with one device set each (the default with ``--launch CMD``, which starts each
+run as ``CMD -m training.train ...``); ``slurm`` submits them as a submitit job array that requeues preempted or
+timed-out cells, which resume from their newest checkpoint. ``--track`` names accelerate trackers for every run.
 """
 
 from __future__ import annotations
@@ -235,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         slurm_cfg = _slurm_config(args) if executor == "slurm" and not args.print_commands else None
         if args.max_parallel < 1 or args.max_attempts < 1:
             raise ConfigError("--max-parallel and --max-attempts must be >= 1")
-        devices = ([d for d in args.devices.split(",") if d.strip()] if args.devices is not None
-                   else visible_devices())
-        if executor == "local" and devices:
-            device_sets(devices, args.gpus_per_cell)
+        devices: list[str] = []
+        if executor == "local" and not args.print_commands:
+            devices = ([d.strip() for d in args.devices.split(",") if d.strip()] if args.devices is not None
+                       else visible_devices())
+            if devices:
+                device_sets(devices, args.gpus_per_cell)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
