@@ -207,3 +207,24 @@ def test_status_of_a_folder_that_is_no_sweep(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
     assert sweep.main(["status", str(tmp_path)]) == 2
     assert "holds no sweep cells" in capsys.readouterr().err
+
+
+def test_slurm_job_body_marks_a_failing_cell_failed_with_its_log_line(tmp_path):
+    # What runs inside the Slurm job, called directly (outside a job: one node, no job id). The run's own
+    # validation fails at once (exit status 2), so the cell fails for good: no retry, state and log say why.
+    out = tmp_path / "sweep"
+    job = CellJob(name="direct-p50-s1", out=str(out), train_args=["--model", "tiny", "--epochs", "0",
+                                                                    "--output_dir", str(out / "direct-p50-s1")],
+                  max_attempts=3)
+    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --epochs must be >= 1"):
+        job()
+    state = read_state(out, "direct-p50-s1")
+    assert state["state"] == "failed" and state["attempt"] == 1
+    assert state["error"] == "exit status 2: error: --epochs must be >= 1"
+    log = (out / "logs" / "direct-p50-s1.log").read_text()
+    assert log.count("=== ") == 1 and "attempt 1" in log  # one start: an error is not retried
+    # A finished cell has nothing left to run: the job body only records it as done.
+    (out / "text-p0-s1").mkdir()
+    (out / "text-p0-s1" / "done.json").write_text("{}")
+    done = CellJob(name="text-p0-s1", out=str(out), train_args=[])
+    assert done() == "text-p0-s1" and read_state(out, "text-p0-s1")["state"] == "done"
