@@ -10,8 +10,8 @@ One experiment per sweep: the experiment (trackio/wandb project, TensorBoard log
 that holds the run folders (``runs/slurp`` for ``runs/slurp/curriculum-p5-s1``; ``LALM_SLU_EXPERIMENT`` overrides it),
 and each run is one run in it, named after its folder. Logged: the run's config once, ``train/loss`` and
 ``train/lr`` every ``log_every_steps``, and ``dev/intent_accuracy``, ``dev/entity_f1``, ``dev/slu_f1`` at each dev
-evaluation. TensorBoard writes to ``<sweep>/tensorboard/<run>``; trackio to its local store (``TRACKIO_DIR``,
-default under the Hugging Face cache; view it with ``trackio show --project <sweep name>``).
+evaluation. TensorBoard writes to ``<run>/tensorboard`` (``tensorboard --logdir <sweep>`` shows them all); trackio
+to its local store (``TRACKIO_DIR``, default under the Hugging Face cache; ``trackio show --project <sweep name>``).
 
 A tracker whose package is missing stops the run before training with one line naming the package to install.
 """
@@ -98,8 +98,8 @@ def _make(name: str, experiment: str, run_name: str, run_dir: Path):
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
     cls = LOGGER_TYPE_TO_CLASS[name]
-    if name == "tensorboard":  # <sweep>/tensorboard/<run>: one log folder per sweep, one sub-run per cell
-        return cls(run_name, Path(run_dir).resolve().parent / "tensorboard")
+    if name == "tensorboard":  # <run>/tensorboard; `tensorboard --logdir <sweep>` shows every run of the sweep
+        return cls("tensorboard", Path(run_dir))
     if name == "trackio":  # a requeued cell continues its own run
         return cls(experiment, name=run_name, resume="allow")
     if name == "wandb":
