@@ -172,12 +172,9 @@ class _Run:
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
             write_json(self.dir / "config.json", self.meta)
-            if cfg.tensorboard:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:
-                    raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-                self.writer = SummaryWriter(str(self.dir / "tensorboard"))
+            from training.tracking import open_tracker  # --tensorboard / LALM_SLU_TRACK; None when not asked
+
+            self.writer = open_tracker(cfg, self.dir)
         self.acc.wait_for_everyone()
 
     def _check_same_run(self, saved: dict) -> None:

@@ -3,30 +3,50 @@
     python -m training.sweep --config configs/paper_slurp_qwen2audio.yaml \\
         --schemes text,direct,curriculum --speech-percent 0,2,5,10,25,50,100 --seeds 1,2,3,4,5 \\
         [--out runs/slurp] [--oracle] [--print-commands] [--launch "accelerate launch --config_file ..."] \\
-        [--key value ...]   # any TrainConfig flag, applied to every run
+        [--executor inline|local|slurm] [--max-parallel N --devices 0,1,... --gpus-per-cell G] \\
+        [--slurm-config configs/slurm/8gpu_node.yaml --partition P --account A --time 24:00:00 --sbatch K=V] \\
+        [--track trackio] [--key value ...]   # any TrainConfig flag, applied to every run
+    python -m training.sweep status OUT      # cells done / running / queued / failed; rebuilds results + report
 
 Cells: the text-only scheme ignores speech, so it runs once per seed at 0 %; direct and curriculum run at every
 level above 0 % (as in the paper's Table 2). Each run lives in ``<out>/<scheme>-p<percent>-s<seed>``; finished runs
 (``done.json``) are skipped, runs with checkpoints are resumed, the rest start fresh. Every run appends its rows to
-``<out>/results.csv``; the sweep then writes ``<out>/report.md``. ``--oracle`` also scores each text-only run on gold
-transcripts (the Oracle row). ``--print-commands`` prints one accelerate command per pending run (for a cluster
-scheduler) and runs nothing; ``--launch CMD`` runs each pending run as ``CMD -m training.train ...`` in a
-subprocess (multi-GPU); without it runs execute in this process.
+``<out>/results.csv``; the sweep then rebuilds it from the finished runs and writes ``<out>/report.md``.
+``--oracle`` also scores each text-only run on gold transcripts (the Oracle row), finished runs included.
+``--print-commands`` prints one shell line per pending run (for any scheduler) and runs nothing.
+Executors (training/executors.py): ``inline`` runs cells in this process (the default); ``local`` runs them as
+processes, ``--max-parallel`` at once with one device set each (the default with ``--launch CMD``, which starts each
+run as ``CMD -m training.train ...``); ``slurm`` submits them as a submitit job array that requeues preempted or
+timed-out cells, which resume from their newest checkpoint. ``--track`` names accelerate trackers for every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.config import ConfigError, TrainConfig, config_from_mapping, load_yaml, parse_flags
+from training.executors import (
+    STATE_DIR,
+    CellJob,
+    SlurmConfig,
+    device_sets,
+    read_state,
+    run_local,
+    submit_slurm,
+    visible_devices,
+)
 from training.run_folder import DONE
 from training.schemes import canonical_scheme
+from training.tracking import TRACK_ENV, check_available, parse_names
+
+EXECUTORS = ("inline", "local", "slurm")
 
 
 @dataclass(frozen=True)
@@ -70,17 +90,32 @@ def status(cfg: TrainConfig) -> str:
     return "resume" if cfg.resume else "new"
 
 
-def command(cfg: TrainConfig, config_file: str | None, overrides: dict, launcher: str) -> str:
-    args = shlex.split(launcher) + ["-m", "training.train"]
-    if config_file:
-        args += ["--config", config_file]
+def train_args(cfg: TrainConfig, config_file: str | None, overrides: dict) -> list[str]:
+    """The ``training.train`` arguments of one cell (without ``--resume``, which is decided when it starts)."""
+    args = ["--config", config_file] if config_file else []
     for key, value in overrides.items():
-        args += [f"--{key}", value if isinstance(value, str) else str(value)]
-    args += ["--scheme", cfg.scheme, "--speech_percent", f"{cfg.speech_percent:g}", "--seed", str(cfg.seed),
-             "--output_dir", cfg.output_dir, "--results_csv", cfg.results_csv]
+        if isinstance(value, dict):  # dotted flags (--corpus_args.path X) go back out dotted
+            for sub, inner in value.items():
+                args += [f"--{key}.{sub}", inner if isinstance(inner, str) else str(inner)]
+        else:
+            args += [f"--{key}", value if isinstance(value, str) else str(value)]
+    return args + ["--scheme", cfg.scheme, "--speech_percent", f"{cfg.speech_percent:g}", "--seed", str(cfg.seed),
+                   "--output_dir", cfg.output_dir, "--results_csv", cfg.results_csv, "--stop_after_steps", "0"]
+
+
+def command(cfg: TrainConfig, config_file: str | None, overrides: dict, launcher: str) -> str:
+    args = shlex.split(launcher) + ["-m", "training.train"] + train_args(cfg, config_file, overrides)
     if cfg.resume:
         args.append("--resume")
     return shlex.join(args)
+
+
+def cell_job(cfg: TrainConfig, config_file: str | None, overrides: dict, *, launcher: str = "", oracle: bool = False,
+             env: dict | None = None, max_attempts: int = 3) -> CellJob:
+    run_dir = Path(cfg.output_dir)
+    return CellJob(name=run_dir.name, out=str(run_dir.parent), train_args=train_args(cfg, config_file, overrides),
+                   oracle_splits=list(cfg.eval_splits) if oracle and cfg.scheme == "text" else [],
+                   launcher=shlex.split(launcher), env=dict(env or {}), max_attempts=max_attempts)
 
 
 def write_report(out: Path) -> Path | None:
@@ -99,7 +134,60 @@ def write_report(out: Path) -> Path | None:
     return out / "report.md"
 
 
+def _slurm_config(args) -> SlurmConfig:
+    values = load_yaml(args.slurm_config) if args.slurm_config else {}
+    for key in ("partition", "account", "qos", "time", "nodes", "gpus_per_node"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for item in args.sbatch:
+        flag, eq, value = item.lstrip("-").partition("=")
+        if not flag:
+            raise ConfigError(f"--sbatch: cannot read {item!r}; write FLAG=VALUE (e.g. --sbatch mail-type=END)")
+        values.setdefault("sbatch", {})[flag] = value if eq else True
+    return config_from_mapping(values, SlurmConfig)
+
+
+def write_cell_list(out: Path, jobs: list[CellJob], executor: str) -> None:
+    """``<out>/.sweep/cells.json``: every cell of the grid, so ``status`` can list the ones not started yet."""
+    from training.results import atomic_write_text
+
+    path = out / STATE_DIR / "cells.json"
+    known = []
+    if path.is_file():
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        except ValueError:
+            known = []
+    cells = known + [j.name for j in jobs if j.name not in known]
+    atomic_write_text(path, json.dumps({"cells": cells, "executor": executor}, indent=2) + "\n")
+
+
+def _run_inline(jobs: list[CellJob], configs: dict[str, TrainConfig]) -> list[tuple[str, str]]:
+    failed = []
+    for i, job in enumerate(jobs, 1):
+        cfg = dataclasses.replace(configs[job.name], resume=job.resumable())
+        print(f"[{i}/{len(jobs)}] {job.name} ({status(cfg)})", flush=True)
+        try:
+            if not job.finished():
+                from training.loop import run
+
+                run(cfg)
+            for split in job.missing_oracle():
+                from training.evaluate import evaluate_run
+
+                evaluate_run(cfg.output_dir, split, oracle=True, results_csv=cfg.results_csv)
+        except (ConfigError, ValueError, OSError, RuntimeError) as exc:
+            failed.append((cfg.output_dir, str(exc)))
+            print(f"run failed: {cfg.output_dir}: {exc}", file=sys.stderr)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "status":
+        from training.sweep_status import main as status_main
+
+        return status_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("--config", help="base TrainConfig YAML shared by every run")
     ap.add_argument("--schemes", default="text,direct,curriculum")
@@ -109,52 +197,101 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle", action="store_true", help="also score text-only runs on gold transcripts")
     ap.add_argument("--print-commands", action="store_true", help="print the launch command per pending run")
     ap.add_argument("--launch", default="", help="run each run as '<LAUNCH> -m training.train ...' in a subprocess")
+    ap.add_argument("--executor", choices=EXECUTORS, default=None,
+                    help="inline (this process), local (parallel processes) or slurm (submitit job array); "
+                         "default: local with --launch, else inline")
+    ap.add_argument("--max-parallel", type=int, default=1, help="local: most cells running at once")
+    ap.add_argument("--devices", default=None, help="local: GPU ids to share out (default: all visible)")
+    ap.add_argument("--gpus-per-cell", type=int, default=1, help="local: GPUs each cell holds")
+    ap.add_argument("--max-attempts", type=int, default=3, help="starts of a cell ended by a signal before it fails")
+    ap.add_argument("--track", default="", help="trackers for every run: trackio, tensorboard, wandb, ... (comma list)")
+    slurm = ap.add_argument_group("slurm (--executor slurm)")
+    slurm.add_argument("--slurm-config", help="YAML of SlurmConfig fields (configs/slurm/*.yaml)")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--account")
+    slurm.add_argument("--qos")
+    slurm.add_argument("--time", help="time limit per job: HH:MM:SS, D-HH:MM:SS or minutes")
+    slurm.add_argument("--nodes", type=int)
+    slurm.add_argument("--gpus-per-node", type=int)
+    slurm.add_argument("--sbatch", action="append", default=[], help="extra sbatch flag FLAG=VALUE (repeatable)")
+    slurm.add_argument("--job-name", default="", help="Slurm job name (default: lalm-<sweep folder>)")
     args, rest = ap.parse_known_args(argv)
+    executor = args.executor or ("local" if args.launch else "inline")
     try:
         overrides, _ = parse_flags(rest)
         values = load_yaml(args.config) if args.config else {}
         values.update(overrides)
         base = config_from_mapping(values)
+        if base.n_speech >= 0:
+            raise ConfigError("--n_speech is set, which would give every speech level the same count; the sweep "
+                              "sets speech by --speech-percent: remove n_speech from the config and flags")
         schemes = [canonical_scheme(s) for s in args.schemes.split(",") if s.strip()]
         cells = grid(schemes, _numbers(args.percents, float, "speech-percent"), _numbers(args.seeds, int, "seeds"))
+        if not cells:
+            raise ConfigError("the grid is empty: give --schemes, --speech-percent (above 0 for direct and "
+                              "curriculum) and --seeds")
         out = Path(args.out or base.output_dir)
-        configs = [cell_config(base, out, c) for c in cells]
+        configs = {c.name(): cell_config(base, out, c) for c in cells}
+        trackers = parse_names(args.track)
+        check_available(trackers + (["tensorboard"] if base.tensorboard else []))
+        env = {TRACK_ENV: ",".join(trackers)} if trackers else {}
+        launcher = args.launch or ("accelerate launch" if args.print_commands else "")
+        jobs = [cell_job(cfg, args.config, overrides, launcher=launcher, oracle=args.oracle, env=env,
+                         max_attempts=args.max_attempts) for cfg in configs.values()]
+        slurm_cfg = _slurm_config(args) if executor == "slurm" and not args.print_commands else None
+        if args.max_parallel < 1 or args.max_attempts < 1:
+            raise ConfigError("--max-parallel and --max-attempts must be >= 1")
+        devices: list[str] = []
+        if executor == "local" and not args.print_commands:
+            devices = ([d.strip() for d in args.devices.split(",") if d.strip()] if args.devices is not None
+                       else visible_devices())
+            if devices:
+                device_sets(devices, args.gpus_per_cell)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    pending = [c for c in configs if status(c) != "done"]
+    pending = [j for j in jobs if j.pending()]
     if args.print_commands:
-        launcher = args.launch or "accelerate launch"
-        for cfg in pending:
-            print(command(cfg, args.config, overrides, launcher))
+        for job in pending:
+            print(job.shell_line())
         return 0
-    print(f"sweep: {len(configs)} runs, {len(configs) - len(pending)} finished, {len(pending)} to run -> {out}")
-    failed = []
-    for i, cfg in enumerate(pending, 1):
-        print(f"[{i}/{len(pending)}] {Path(cfg.output_dir).name} ({status(cfg)})", flush=True)
+    print(f"sweep: {len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run -> {out} "
+          f"({executor})", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_cell_list(out, jobs, executor)
+    if executor == "slurm":
+        if not pending:
+            return 0
         try:
-            if args.launch:
-                rc = subprocess.run(shlex.split(command(cfg, args.config, overrides, args.launch))).returncode
-                if rc != 0:
-                    failed.append((cfg.output_dir, f"exit status {rc}"))
-                    continue
-            else:
-                from training.loop import run
+            ids = submit_slurm(pending, slurm_cfg, out, args.job_name or f"lalm-{out.resolve().name}")
+        except (OSError, RuntimeError, ConfigError) as exc:  # sbatch missing or refusing the job
+            print(f"error: submitting to Slurm failed: {exc}", file=sys.stderr)
+            return 2
+        print(f"submitted {len(ids)} cell(s) as a job array ({ids[0].split('_')[0]}); "
+              f"follow them with: python -m training.sweep status {out}")
+        return 0
+    if executor == "local":
+        try:
+            bad = run_local(pending, max_parallel=args.max_parallel, devices=devices, gpus_per_cell=args.gpus_per_cell)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        failed = [(j.run_dir, read_state(out, j.name).get("error", "")) for j in bad]
+    else:
+        if trackers:
+            os.environ[TRACK_ENV] = ",".join(trackers)
+        failed = _run_inline(pending, configs)
+    from training.sweep_status import rebuild_results
 
-                run(cfg)
-            if args.oracle and cfg.scheme == "text":
-                from training.evaluate import evaluate_run
-
-                for split in cfg.eval_splits:
-                    evaluate_run(cfg.output_dir, split, oracle=True)
-        except (ConfigError, ValueError, OSError, RuntimeError) as exc:
-            failed.append((cfg.output_dir, str(exc)))
-            print(f"run failed: {cfg.output_dir}: {exc}", file=sys.stderr)
+    rebuild_results(out)  # every finished run's rows, even if a concurrent append had lost one
     report = write_report(out)
     if report is not None:
         print(f"results: {out / 'results.csv'}\nreport: {report}")
     if failed:
-        print(f"error: {len(failed)} run(s) failed; rerun the same command to resume them", file=sys.stderr)
+        for run_dir, why in failed:
+            print(f"failed: {run_dir}: {why}", file=sys.stderr)
+        print(f"error: {len(failed)} run(s) failed; rerun the same command to resume them "
+              f"(python -m training.sweep status {out} shows each cell)", file=sys.stderr)
         return 1
     return 0
 

@@ -29,6 +29,12 @@ def cli(argv: list[str] | None = None) -> int:
 
     try:
         cfg = parse_config(argv)
+        if cfg.scheme == "text" and (cfg.speech_percent or cfg.n_speech > 0):
+            # text-only hears no speech: record 0 %, not the YAML's level (else the report grows an "N% Text" row)
+            import dataclasses
+
+            print(f"note: --scheme text uses no speech; recording speech_percent 0 (not {cfg.speech_percent:g})")
+            cfg = dataclasses.replace(cfg, speech_percent=0.0, n_speech=-1)
         out = main(cfg)
     except (ConfigError, TrainingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
