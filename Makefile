@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: app test install
+.PHONY: app test install lint system-deps
 install: $(STAMP)
 
 $(STAMP): requirements.txt constraints-ci.txt
@@ -18,5 +18,19 @@ $(STAMP): requirements.txt constraints-ci.txt
 app: $(STAMP)
 	$(VENV)/bin/python app.py
 
-test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+# System tools the tests and the demo corpus need: installed with apt when we are root or have sudo; otherwise a
+# clear message and a failure (never a silently skipped test suite).
+system-deps:
+	@missing=""; for t in espeak-ng flite sox; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "error: missing system tools:$$missing. Install them: sudo apt-get install espeak-ng flite sox"; exit 1; fi; \
+	  echo "installing:$$missing"; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q espeak-ng flite sox; \
+	fi
+
+test: $(STAMP) system-deps
+	LALM_SLU_REQUIRE_TOOLS=1 $(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np

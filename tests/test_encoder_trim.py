@@ -9,7 +9,6 @@ shift of the positions or one unmasked padded frame moves these numbers by more 
 
 import copy
 
-import numpy as np
 import pytest
 import torch
 

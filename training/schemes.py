@@ -14,7 +14,6 @@ both expose the model to N_p * E speech examples in total. Nothing downstream br
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
