@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from appkit import planning, reporting
-from appkit.catalog import AppError, Catalog, Checkpoint
+from appkit.catalog import AppError, Catalog
 from appkit.examples import Example, example_clips
 from appkit.models import ModelPool, highlight, parse
 from appkit.runs import config_summary, curves_figure, test_metrics
@@ -230,7 +230,7 @@ def _live_tab(state: AppState, choices):
             with gr.Column(scale=5):
                 ckpt = gr.Dropdown(choices, value=choices[0][1], label="checkpoint", elem_id="live-checkpoint",
                                    allow_custom_value=True)  # the catalog, not the widget, decides what is served
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)",
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)", buttons=["download"],
                                  elem_id="live-audio")
                 if state.examples:
                     gr.Examples([[e.path] for e in state.examples], inputs=[audio], label="example clips",
@@ -267,7 +267,7 @@ def _compare_tab(state: AppState, choices):
                 pick = gr.Dropdown(choices, value=[c[1] for c in choices[:2]], multiselect=True, max_choices=4,
                                    label="checkpoints (2 to 4)", elem_id="compare-checkpoints",
                                    allow_custom_value=True)
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)",
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)", buttons=["download"],
                                  elem_id="compare-audio")
                 if state.examples:
                     gr.Examples([[e.path] for e in state.examples], inputs=[audio], label="example clips",
@@ -275,7 +275,7 @@ def _compare_tab(state: AppState, choices):
                 text = gr.Textbox(label="or type a transcript (text path)", elem_id="compare-text")
                 go = gr.Button("Compare", variant="primary", elem_id="compare-run")
             with gr.Column(scale=7):
-                note = gr.Markdown()
+                note = gr.Markdown(elem_id="compare-note")
                 table = gr.Dataframe(headers=["checkpoint", "intent", "entities", "output", "latency (s)"],
                                      label="answers", interactive=False, wrap=True, elem_id="compare-table")
                 metrics = gr.Dataframe(headers=["checkpoint", "split", "intent acc.", "entity F1", "SLU-F1", "items"],
@@ -336,7 +336,7 @@ def _planner_tab(state: AppState):
                         bgo = gr.Button("Split the budget", variant="primary", elem_id="planner-allocate")
                     with gr.Column(scale=8):
                         first = _first(state.allocate, planning.PAPER, budget_langs[:3], 10, "hours", 3.0, 60, "mean")
-                        bsummary = gr.Markdown(first[0])
+                        bsummary = gr.Markdown(first[0], elem_id="budget-summary")
                         btable = gr.Dataframe(first[1], label="per language", interactive=False, wrap=True,
                                               elem_id="budget-table")
                         bdownload = gr.File(first[3], label="table as CSV", height=70)

@@ -68,8 +68,7 @@ def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
 
     # Live: upload a wav, click Parse, see the intent.
     page.set_input_files("#live-audio input[type=file]", clip)
-    page.wait_for_selector("#live-audio audio, #live-audio .waveform-container, #live-audio [data-testid='waveform-x']",
-                           state="attached", timeout=30_000)
+    page.wait_for_selector("#live-audio button[aria-label='Clear']", timeout=60_000)  # the upload has landed
     page.click("#live-parse")
     page.wait_for_selector("#live-result .intent", timeout=120_000)
     assert page.inner_text("#live-result .intent").strip() == expected
@@ -79,7 +78,7 @@ def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
     # A silent clip: a red error box naming the file and the problem, and the old answer gone.
     page.click("#live-audio button[aria-label='Clear']")
     page.set_input_files("#live-audio input[type=file]", str(silent))
-    page.wait_for_timeout(500)
+    page.wait_for_selector("#live-audio button[aria-label='Clear']", timeout=60_000)
     page.click("#live-parse")
     toast = page.locator(".toast-body").first
     toast.wait_for(timeout=60_000)
@@ -94,17 +93,21 @@ def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
     page.get_by_role("tab", name="Compare").click()
     page.fill("#compare-text textarea", "set an alarm for seven am")
     page.click("#compare-run")
-    page.wait_for_selector("#compare-table >> text=curriculum-p50-s1 (run)", timeout=120_000)
+    page.wait_for_selector("#compare-note >> text=Differences from", timeout=120_000)
+    page.locator("#compare-table").get_by_text("curriculum-p50-s1 (run)", exact=True).first.wait_for(state="attached")
     page.screenshot(path=str(ARTIFACTS / "3-compare.png"), full_page=True)
 
     # Planner: opens answered; recommend again; budget mode.
     page.get_by_role("tab", name="Planner").click()
-    page.wait_for_selector("#planner-table >> text=curriculum", timeout=30_000)
+    page.wait_for_selector("#planner-summary >> text=Scheme to train", timeout=30_000)
+    page.locator("#planner-table").get_by_text("within corpus").first.wait_for(state="attached")
     page.click("#planner-recommend")
-    page.wait_for_timeout(1500)
+    page.wait_for_selector("#planner-summary >> text=Scheme to train", timeout=60_000)
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "4-planner-target.png"), full_page=True)
     page.get_by_role("tab", name="Budget mode").click()
-    page.wait_for_selector("#budget-table >> text=predicted SLU-F1 (points)", timeout=30_000)
+    page.wait_for_selector("#budget-summary >> text=Spent", timeout=30_000)
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "5-planner-budget.png"), full_page=True)
 
     # Results: the report with its daggers.
