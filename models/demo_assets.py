@@ -6,7 +6,7 @@
     demo/runs/<name>/config.json     the run's settings (scheme, speech percent, seed, corpus)
     demo/runs/<name>/curves.csv      dev SLU-F1 and training loss over steps
     demo/runs/<name>/eval/<set>/     metrics.json (+ per voice) and predictions.jsonl on the held-out sets
-    demo/clips/                      example clips spoken by voices no model was trained on, with examples.jsonl
+    demo/examples/manifest.jsonl     example clips spoken by voices no model was trained on (manifest format)
     demo/results.csv, demo/report.md the mini Table 2 of the sweep the checkpoints come from
 
 ``DEMO_RUNS`` orders the runs as the app shows them: the best checkpoint first.
@@ -50,7 +50,7 @@ def demo_runs(root: Path | None = None) -> list[Path]:
 
 def demo_clips(root: Path | None = None) -> list[dict]:
     """Example clips: ``[{"path", "transcript", "scenario", "action", "entities", "speaker"}]`` (may be empty)."""
-    index = (root or DEMO_DIR) / "clips" / "examples.jsonl"
+    index = (root or DEMO_DIR) / "examples" / "manifest.jsonl"
     if not index.is_file():
         return []
     rows = []

@@ -37,7 +37,7 @@ def test_demo_build_scaled_down(tmp_path):
     build_info = json.loads((out / "build.json").read_text())
     assert set(build_info["stage_seconds"]) == {"corpus_s", "alignment_s", "sweep_s", "export_s"}
     for clip in demo_clips(out):
-        assert clip["transcript"] and (tmp_path / "demo" / "clips" / clip["audio"]).is_file()
+        assert clip["transcript"] and (tmp_path / "demo" / "examples" / clip["audio"]).is_file()
     # a second build finds every stage done and only re-exports
     again = build(cfg)
     assert again == out

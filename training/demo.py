@@ -254,15 +254,17 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
         for speaker in sorted(by_speaker):
             if by_speaker[speaker] and len(chosen) < cfg.n_clips:
                 chosen.append(by_speaker[speaker].pop(0))
-    clips = tmp / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
+    clips = tmp / "examples"
+    (clips / "audio").mkdir(parents=True, exist_ok=True)
     lines = []
     for r in chosen:
         src = manifest.parent / r["audio"]
-        shutil.copy2(src, clips / src.name)
-        lines.append(json.dumps({**{k: r[k] for k in ("id", "transcript", "scenario", "action", "entities",
-                                                       "speaker") if k in r}, "audio": src.name}))
-    (clips / "examples.jsonl").write_text("".join(x + "\n" for x in lines))
+        shutil.copy2(src, clips / "audio" / src.name)
+        row = {k: r[k] for k in ("id", "transcript", "split", "language", "scenario", "action", "entities",
+                                 "speaker", "duration_s") if k in r}
+        lines.append(json.dumps({**row, "audio": f"audio/{src.name}"}))
+    # The user-manifest format (data/manifest.py): the app reads it for its example clips.
+    (clips / "manifest.jsonl").write_text("".join(x + "\n" for x in lines))
 
 
 def build(cfg: DemoConfig) -> Path:
