@@ -57,8 +57,12 @@ def generate_frames(
     adapter: str | ModelAdapter = "qwen2-audio",
     audio_loader: Callable[[Any], Any] | None = None,
     progress: bool = True,
+    generate_kwargs: dict[str, Any] | None = None,
 ) -> list[Prediction]:
-    """Decode every item (in input order) and parse it into a frame."""
+    """Decode every item (in input order) and parse it into a frame.
+
+    ``generate_kwargs`` go to ``model.generate`` (e.g. ``synced_gpus=True`` for sharded multi-process models).
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -87,6 +91,7 @@ def generate_frames(
                     max_new_tokens=max_new_tokens,
                     eos_token_id=stop,
                     pad_token_id=collator.pad_id,
+                    **(generate_kwargs or {}),
                 )
             new_tokens = out[:, batch["input_ids"].shape[1] :]
             texts = processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
