@@ -67,8 +67,12 @@ def generate_frames(
     progress: bool = True,
     encoder_trim: bool = True,
     prefill_once: bool = True,
+    generate_kwargs: dict[str, Any] | None = None,
 ) -> list[Prediction]:
-    """Decode every item (in input order) and parse it into a frame."""
+    """Decode every item (in input order) and parse it into a frame.
+
+    ``generate_kwargs`` go to ``model.generate`` (e.g. ``synced_gpus=True`` for sharded multi-process models).
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -94,7 +98,9 @@ def generate_frames(
             chunk = [items[i] for i in positions]
             batch = {k: v.to(device) for k, v in collator.for_generation(chunk).items()}
             with torch.inference_mode():
-                extra = _prefill_once(model, batch, num_beams) if num_beams > 1 and prefill_once else {}
+                # Sharded models decode through generate's own synced loop; the prefill shortcut is for the rest.
+                shortcut = num_beams > 1 and prefill_once and not (generate_kwargs or {}).get("synced_gpus")
+                extra = _prefill_once(model, batch, num_beams) if shortcut else {}
                 inputs = batch if not extra else {"input_ids": batch["input_ids"],
                                                   "attention_mask": batch["attention_mask"]}
                 out = model.generate(
@@ -105,6 +111,7 @@ def generate_frames(
                     max_new_tokens=max_new_tokens,
                     eos_token_id=stop,
                     pad_token_id=collator.pad_id,
+                    **(generate_kwargs or {}),
                 )
             new_tokens = out[:, batch["input_ids"].shape[1] :]
             texts = processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

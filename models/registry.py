@@ -14,10 +14,14 @@ The seed paper studies a single model (Qwen2-Audio-7B-Instruct); adding another 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 SAMPLE_RATE_HZ = 16_000
+
+
+class LayoutError(ValueError):
+    """A model whose submodules match none of its adapter's known layouts."""
 
 
 class AdapterError(KeyError):
@@ -81,6 +85,9 @@ class ModelAdapter:
     processor_kwargs: dict[str, Any] = field(default_factory=dict)  # passed with audio to the processor
     min_audio_seconds: float = 0.1  # shorter clips produce < 2 audio tokens and hit a legacy merge path
     dummy_audio_seconds: float = 0.5  # length of the silent clip that keeps the audio encoder in the graph
+    # Other module layouts of the same architecture (e.g. older transformers releases): each a mapping of
+    # audio_modules / fixed_parameters / language_model_module. ``for_model`` picks the one a model has.
+    other_layouts: tuple[dict[str, Any], ...] = ()
 
     def messages(self, instruction: str, transcript: str | None) -> Messages:
         return self.build_messages(instruction, transcript, self.system_prompt)
@@ -95,6 +102,31 @@ class ModelAdapter:
         leaves = "|".join(self.lora_target_modules)
         return rf"(.*\.)?{prefix}\..*\.({leaves})"
 
+    def layouts(self) -> list["ModelAdapter"]:
+        """This adapter once per known module layout, the primary layout first."""
+        return [self] + [replace(self, other_layouts=(), **layout) for layout in self.other_layouts]
+
+    def for_model(self, model: Any) -> "ModelAdapter":
+        """The adapter with the module paths ``model`` actually has (transformers 5.x or 4.x layout).
+
+        Raises ``LayoutError`` naming the paths looked for when no known layout fits (a wrong adapter, or a
+        transformers release whose layout is not registered).
+        """
+        names = set(dict(model.named_modules()))
+        tried = []
+        for layout in self.layouts():
+            wanted = (*layout.audio_modules, layout.language_model_module)
+            if all(m in names for m in wanted if m):
+                return layout
+            tried.append(", ".join(m for m in wanted if m))
+        import transformers
+
+        raise LayoutError(
+            f"model {type(model).__name__} has none of the module layouts adapter {self.name!r} knows "
+            f"(looked for: {' | '.join(tried)}; transformers {transformers.__version__}); is it the right adapter "
+            "for this model? Supported transformers releases: see requirements.txt"
+        )
+
 
 QWEN2_AUDIO = ModelAdapter(
     name="qwen2-audio",
@@ -107,11 +139,39 @@ QWEN2_AUDIO = ModelAdapter(
     # Whisper-style sinusoidal positions: the encoder itself sets requires_grad=False on them.
     fixed_parameters=("model.audio_tower.embed_positions",),
     language_model_module="model.language_model",
+    # transformers 4.x: the three parts sit at the top level and the decoder is a causal LM (language_model.model).
+    other_layouts=({
+        "audio_modules": ("audio_tower", "multi_modal_projector"),
+        "fixed_parameters": ("audio_tower.embed_positions",),
+        "language_model_module": "language_model",
+    },),
     lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     processor_kwargs={"sampling_rate": SAMPLE_RATE_HZ},
 )
 
 ADAPTERS: dict[str, ModelAdapter] = {QWEN2_AUDIO.name: QWEN2_AUDIO}
+
+
+# The transformers releases the project is tested on. The adapters also resolve the 4.x module layout (checked with
+# 4.57.3), but the tiny test twin and the loading code use 5.x APIs, so 4.x is refused at start rather than half-run.
+TRANSFORMERS_SUPPORTED = (5, 6)  # [major_min, major_max)
+
+
+def check_transformers(version: str | None = None) -> str:
+    """Return the installed transformers version, or raise AdapterError naming it and the supported range."""
+    if version is None:
+        import transformers
+
+        version = transformers.__version__
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = -1
+    low, high = TRANSFORMERS_SUPPORTED
+    if not low <= major < high:
+        raise AdapterError(f"transformers {version} is installed; this project supports {low}.x "
+                           f"(pip install 'transformers>={low},<{high}')")
+    return version
 
 
 def get_adapter(name: str | ModelAdapter) -> ModelAdapter:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.registry import ModelAdapter, get_adapter
+from models.registry import LayoutError, ModelAdapter, get_adapter
 
 _PEFT_PREFIX = "base_model.model."  # key prefix of a PeftModel-saved adapter
 # Modules trained in full next to the LoRA layers (the audio encoder and projector in a speech phase): an adapter
@@ -100,13 +100,26 @@ def add_lora(model: Any, lora: LoraSettings, adapter: str | ModelAdapter = "qwen
     """Inject fresh LoRA layers into the language model, in place. Returns the same model."""
     from peft import inject_adapter_in_model
 
-    adapter = get_adapter(adapter)
+    adapter = _resolve(model, adapter)
     if has_lora(model):
         raise TrainableError("the model already carries LoRA layers; merge_lora(model) first to add a fresh set")
     base = getattr(getattr(model, "config", None), "_name_or_path", None) or None
     inject_adapter_in_model(_lora_config(lora, adapter, base), model)
     model.train(model.training)  # new LoRA dropout modules start in training mode; match the model's mode
     return model
+
+
+def _resolve(model: Any, adapter: str | ModelAdapter) -> ModelAdapter:
+    """The adapter's module layout that ``model`` has (transformers 5.x or 4.x), or a TrainableError."""
+    try:
+        return get_adapter(adapter).for_model(model)
+    except LayoutError as exc:
+        raise TrainableError(str(exc)) from None
+
+
+def audio_modules(model: Any, adapter: str | ModelAdapter = "qwen2-audio") -> tuple[str, ...]:
+    """Dotted paths of the audio encoder and projector in ``model`` (whatever its transformers layout)."""
+    return _resolve(model, adapter).audio_modules
 
 
 def _is_under(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -121,14 +134,7 @@ def set_trainable(
     adapter: str | ModelAdapter = "qwen2-audio",
 ) -> TrainableSummary:
     """Set ``requires_grad`` for a phase (see the module docstring) and return the parameter counts."""
-    adapter = get_adapter(adapter)
-    names = dict(model.named_modules())
-    missing = [m for m in adapter.audio_modules if m not in names]
-    if missing:
-        raise TrainableError(
-            f"model {type(model).__name__} has no submodule(s) {missing} named by adapter {adapter.name!r}; "
-            "is it the right adapter for this model (or a transformers version with another module layout)?"
-        )
+    adapter = _resolve(model, adapter)
     if lora is not None and not has_lora(model):
         add_lora(model, lora, adapter)
     use_lora = has_lora(model)

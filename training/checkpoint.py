@@ -52,8 +52,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, position: Position, model_state: dict, optimizer_state: dict,
-                    scheduler_state: dict, extra: dict | None = None, keep: int = 2) -> Path:
-    """Write a checkpoint atomically and prune older ones, keeping the newest ``keep``. Call on one process."""
+                    scheduler_state: dict, extra: dict | None = None, keep: int = 2,
+                    rank_state: Path | None = None) -> Path:
+    """Write a checkpoint atomically and prune older ones, keeping the newest ``keep``. Call on one process.
+
+    ``rank_state``: a folder every rank already wrote its optimizer shard into (sharded backends); it is moved into
+    the checkpoint as ``ranks/`` before ``state.json``, so it is part of the same atomic commit.
+    """
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{position.global_step:08d}"
@@ -66,6 +71,8 @@ def save_checkpoint(run_dir: Path, position: Position, model_state: dict, optimi
     torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler_state, tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
+    if rank_state is not None:
+        os.replace(rank_state, tmp / "ranks")
     atomic_write_text(tmp / "state.json", json.dumps({**asdict(position), **(extra or {})}, indent=2))
     if final.exists():  # same step saved twice (an epoch end that is also a periodic save): replace it
         shutil.rmtree(final)

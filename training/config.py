@@ -80,7 +80,8 @@ class TrainConfig:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables
-    mixed_precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bf16, fp16, or no
+    mixed_precision: str = "auto"  # compute dtype: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, or no; weights
+    #                                 and AdamW state are always float32 (master weights)
     max_audio_seconds: float = 30.0  # Qwen2-Audio's encoder window; longer clips are trimmed
     group_by_length: bool = True  # micro-batches of one modality, speech grouped by clip length (training.plan)
     ensure_audio: str = "auto"  # auto/yes/no: add a masked silent clip to audio-free batches when audio trains
@@ -91,7 +92,8 @@ class TrainConfig:
     num_beams: int = 3  # beam search width (the paper: 3)
     max_new_tokens: int = 128  # generation cap
     save_every_steps: int = 200  # > 0: resumable checkpoint every this many optimizer steps (and at epoch ends)
-    keep_checkpoints: int = 2  # newest resumable checkpoints kept
+    save_total_limit: int = 2  # newest resumable checkpoints kept while training (~100 GB each at 7B)
+    keep_resumable: bool = False  # keep those checkpoints after the run finishes (default: delete; the model stays)
     log_every_steps: int = 10  # training-loss rows in curves.csv
     tensorboard: bool = False  # also log to <output_dir>/tensorboard
     stop_after_steps: int = 0  # > 0: stop (as if killed) after this many optimizer steps; for resume tests
@@ -124,7 +126,7 @@ class TrainConfig:
             (not self.no_source or (self.speech_percent == 0 and self.n_speech <= 0), "no_source",
              "trains on no source data, so source speech cannot be asked for: pass --speech_percent 0 "
              "(and leave --n_speech unset)"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
+            (self.save_total_limit >= 1, "save_total_limit", "must be >= 1"),
             (bool(self.output_dir), "output_dir", "must name a folder"),
             (self.max_audio_seconds > 0, "max_audio_seconds", "must be > 0"),
         ]
@@ -197,9 +199,14 @@ def _convert(name: str, typ: Any, value: Any) -> Any:
     return value
 
 
+# Options renamed since runs were recorded: config.json files of older runs still load.
+_LEGACY_KEYS = {"keep_checkpoints": "save_total_limit"}
+
+
 def config_from_mapping(values: dict[str, Any], cls=TrainConfig):
     """Build a config dataclass from a plain mapping (YAML, config.json); unknown keys are errors, not ignored."""
     types_ = _field_types(cls)
+    values = {_LEGACY_KEYS.get(k, k): v for k, v in values.items()}
     unknown = sorted(set(values) - set(types_))
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown}; known options: {', '.join(types_)}")

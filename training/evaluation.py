@@ -61,7 +61,7 @@ def eval_items(texts: Sequence[SLUExample], speech: Sequence[SLUExample], *, ora
 
 def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFrame], *, split: str, oracle: bool,
                      adapter: str, batch_size: int, num_beams: int, max_new_tokens: int, accelerator=None,
-                     progress: bool = True, audio_loader=None) -> EvalResult:
+                     progress: bool = True, audio_loader=None, generate_kwargs=None) -> EvalResult:
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     if world > 1:
@@ -73,7 +73,7 @@ def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFra
         mine = items
     preds = generate_frames(model, processor, mine, batch_size=batch_size, num_beams=num_beams,
                             max_new_tokens=max_new_tokens, adapter=adapter, progress=progress,
-                            audio_loader=audio_loader)
+                            audio_loader=audio_loader, generate_kwargs=generate_kwargs)
     if world > 1:
         from accelerate.utils import gather_object
 

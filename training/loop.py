@@ -6,10 +6,20 @@ optimizer steps, and trains epoch by epoch on the seeded epoch plan (``training.
 scheme it runs. It evaluates on dev every ``eval_every_steps`` and at each epoch end (curves.csv), saves resumable
 checkpoints atomically, and at the end writes the final model, the per-split evaluations and the results rows.
 
-Data-parallel safety: the model is re-wrapped at each phase start, so DDP registers exactly the parameters that
-train in that phase; while the audio encoder trains with more than one process, the collator adds a masked silent
-clip to any audio-free micro-batch (``ensure_audio``), so every rank computes gradients for the same parameters
-and no rank waits for an all-reduce that never comes (notes: stack.md, "DDP hangs").
+Precision: weights and AdamW state are float32 on every backend; bf16 (``--mixed_precision bf16``, the default on
+GPU) is the compute dtype only (``training.parallel``).
+
+Data-parallel safety: with one process or DDP the model is re-wrapped at each phase start, so DDP registers exactly
+the parameters that train in that phase; FSDP and DeepSpeed ZeRO-3 are prepared once and switch phases through the
+optimizer's parameter groups (``training.parallel.start_phase_in_place``), never re-wrapping a sharded model. While
+the audio encoder trains with more than one process, the collator adds a masked silent clip to any audio-free
+micro-batch (``ensure_audio``), so every rank computes gradients for the same parameters and no rank waits for an
+all-reduce that never comes (notes: stack.md, "DDP hangs"). Decoding on sharded models runs all ranks in lockstep
+(``synced_gpus``) over equally many padded batches.
+
+Write order (a kill can come between any two writes): curves.csv is written before a checkpoint is committed, so a
+checkpoint never claims steps whose curve rows are missing; a finished run deletes its resumable checkpoints after
+``done.json`` (``--keep_resumable`` keeps them) and keeps the final model.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 import torch
 
 from training import checkpoint as ckpt
+from training import parallel
 from training.config import ConfigError, TrainConfig, config_from_mapping
 from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
@@ -43,7 +54,8 @@ from training.schemes import Phase, build_phases
 from training.sources import RunData, load_run_data
 
 # Settings that may differ between a run and its resumption without changing what it computes.
-_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "eval_splits", "tensorboard", "eval_batch_size"}
+_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "eval_splits", "tensorboard", "eval_batch_size",
+                "save_total_limit", "keep_resumable", "keep_checkpoints"}
 
 
 class TrainingError(RuntimeError):
@@ -53,14 +65,32 @@ class TrainingError(RuntimeError):
 def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=mp)
+    if parallel.deepspeed_requested():
+        try:
+            parallel.require_deepspeed()
+        except parallel.ParallelError as exc:
+            raise ConfigError(str(exc)) from None
+    return Accelerator(mixed_precision=compute_precision(cfg))
+
+
+def compute_precision(cfg: TrainConfig) -> str:
+    """accelerate's mixed_precision for the run: the compute dtype (weights stay float32)."""
+    if cfg.mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return cfg.mixed_precision
 
 
 def build_model(cfg: TrainConfig, device):
-    """(model, processor) for ``cfg.model``: "tiny" builds the offline twin; anything else goes through load_model."""
+    """(model, processor) for ``cfg.model`` with float32 (master) weights: bf16 is only the compute dtype.
+
+    "tiny" builds the offline twin; anything else goes through load_model.
+    """
+    from models.registry import AdapterError, check_transformers
+
+    try:
+        check_transformers()
+    except AdapterError as exc:
+        raise ConfigError(str(exc)) from None
     if cfg.model == "tiny":
         from models.tiny import build_tiny
 
@@ -69,7 +99,7 @@ def build_model(cfg: TrainConfig, device):
     from models.loading import ModelLoadError, load_model
 
     try:
-        return load_model(cfg.model, adapter=cfg.adapter, device=device)
+        return load_model(cfg.model, adapter=cfg.adapter, device=device, dtype=torch.float32)
     except ModelLoadError as exc:
         raise ConfigError(f"--model: {exc}") from None
 
@@ -113,6 +143,9 @@ class _Run:
         self.rank = self.acc.process_index
         self.curves: list[dict[str, Any]] = []
         self.writer = None
+        self.backend = parallel.backend_of(self.acc)
+        self.sharded = self.backend in parallel.SHARDED
+        self.raw_optimizer = None  # the torch AdamW (sharded backends: built once, reused by every phase)
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -121,7 +154,7 @@ class _Run:
 
         set_seed(cfg.seed)
         latest = ckpt.latest_checkpoint(self.dir)
-        if (self.dir / DONE).is_file() and not cfg.resume:
+        if (self.dir / DONE).is_file():
             raise TrainingError(f"{self.dir} holds a finished run; choose another --output_dir "
                                 "(or evaluate it with python -m training.evaluate)")
         if latest is not None and not cfg.resume:
@@ -129,6 +162,9 @@ class _Run:
                                 "or choose another --output_dir")
         if cfg.resume and (self.dir / "config.json").is_file():
             self._check_same_run(read_json(self.dir / "config.json")["config"])
+        if self.sharded and cfg.lora_r > 0:
+            raise TrainingError(f"LoRA (--lora_r {cfg.lora_r}) is not supported with {self.backend}: a LoRA run of "
+                                "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP")
         self.data: RunData = load_run_data(cfg)
         self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule())
         self.epochs = plan_epochs(self.phases)
@@ -142,10 +178,15 @@ class _Run:
             from models.trainable import set_trainable
 
             set_trainable(self.model, train_audio=False, lora=_lora(cfg), adapter=cfg.adapter)
+        try:
+            parallel.float32_master_check(self.model)
+        except parallel.ParallelError as exc:
+            raise TrainingError(str(exc)) from None
         self.position = ckpt.Position()
         self.resume_from = None
+        self.resume_extra: dict = {}
         if cfg.resume and latest is not None:
-            self.position, _ = ckpt.read_position(latest)
+            self.position, self.resume_extra = ckpt.read_position(latest)
             self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
             self.resume_from = latest
             if self.main:
@@ -190,17 +231,24 @@ class _Run:
         from models.trainable import set_trainable
 
         cfg = self.cfg
-        base = self.acc.unwrap_model(self.model)
-        self.acc.free_memory()  # drop the previous phase's wrappers and optimizer before re-wrapping
-        summary = set_trainable(base, train_audio=phase.train_audio, lora=_lora(cfg), adapter=cfg.adapter)
-        params = [p for p in base.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=phase.peak_lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         total = sum(self.steps_per_epoch[e.global_epoch] for e in self.epochs if e.phase_index == index)
-        self.scheduler = _cosine(optimizer, total, phase.warmup_ratio)
-        self.model, self.optimizer = self.acc.prepare(base, optimizer)
+        if self.sharded:
+            summary = self._start_phase_sharded(phase)
+        else:
+            base = self.acc.unwrap_model(self.model)
+            self.acc.free_memory()  # drop the previous phase's wrappers and optimizer before re-wrapping
+            summary = set_trainable(base, train_audio=phase.train_audio, lora=_lora(cfg), adapter=cfg.adapter)
+            params = [p for p in base.parameters() if p.requires_grad]
+            self.raw_optimizer = torch.optim.AdamW(params, lr=phase.peak_lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                                   eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+            self.model, self.optimizer = self.acc.prepare(base, self.raw_optimizer)
+        self.scheduler = _cosine(self.raw_optimizer, total, phase.warmup_ratio)
         if self.resume_from is not None and self.position.phase_index == index and self.position.global_step > 0:
-            self.optimizer.load_state_dict(ckpt.load_tensors(self.resume_from, "optimizer.pt"))
+            if self.sharded:
+                parallel.load_rank_state(self.acc, self.model, self.optimizer, self.resume_from / parallel.RANK_STATE_DIR,
+                                         int(self.resume_extra.get("world_size", self.world)))
+            else:
+                self.optimizer.load_state_dict(ckpt.load_tensors(self.resume_from, "optimizer.pt"))
             self.scheduler.load_state_dict(ckpt.load_tensors(self.resume_from, "scheduler.pt"))
         self.collator = SLUCollator(self.processor, adapter=cfg.adapter, audio_loader=_audio_loader(cfg),
                                     ensure_audio=_ensure_audio(cfg, phase, self.world))
@@ -211,20 +259,54 @@ class _Run:
                   f"{total} optimizer steps, trainable {summary.trainable:,} of {summary.total:,} parameters "
                   f"(audio {summary.audio_trainable:,})", flush=True)
 
+    def _start_phase_sharded(self, phase: Phase):
+        """FSDP / ZeRO-3: prepare once with every parameter any phase trains; later phases only retune groups."""
+        from models.trainable import TrainableSummary, audio_modules, set_trainable
+
+        cfg = self.cfg
+        if self.raw_optimizer is None:
+            base = self.model
+            # requires_grad is fixed before wrapping: the union over phases (frozen audio = LR 0 in its phases)
+            set_trainable(base, train_audio=any(p.train_audio for p in self.phases), lora=_lora(cfg),
+                          adapter=cfg.adapter)
+            self.audio_prefixes = audio_modules(base, cfg.adapter)
+            self.raw_optimizer = torch.optim.AdamW(parallel.param_groups(base, self.audio_prefixes), lr=phase.peak_lr,
+                                                   betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+                                                   weight_decay=cfg.weight_decay)
+            if self.backend == parallel.DEEPSPEED:
+                parallel.configure_deepspeed(self.acc, micro_batch=cfg.per_device_batch_size,
+                                             grad_accum=cfg.grad_accum_steps, max_grad_norm=cfg.max_grad_norm)
+            self.model, self.optimizer = self.acc.prepare(base, self.raw_optimizer)
+        parallel.start_phase_in_place(self.raw_optimizer, peak_lr=phase.peak_lr, train_audio=phase.train_audio)
+        total = trainable = audio = 0
+        for group in self.raw_optimizer.param_groups:
+            n = sum(p.numel() for p in group["params"])
+            if group["lr"] > 0:
+                trainable += n
+                audio += n if group.get("group") == "audio" else 0
+        total = sum(p.numel() for p in self.model.parameters())  # local shard sizes under FSDP/ZeRO-3
+        return TrainableSummary(total=total, trainable=trainable, audio_trainable=audio, lora=0)
+
     # -- one optimizer step ---------------------------------------------------------------------------------------
     def train_step(self, group: list) -> tuple[float, float]:
         """One optimizer step over a group of micro-batches; returns (mean loss, learning rate used)."""
         self.model.train()
         lr = self.scheduler.get_last_lr()[0]
         losses = []
+        scale = parallel.micro_batch_loss_scale(self.backend, len(group), self.cfg.grad_accum_steps)
         for i, micro in enumerate(group):
             batch = {k: v.to(self.acc.device) for k, v in self.collator(micro).items()}
             sync = i == len(group) - 1
-            ctx = self.acc.no_sync(self.model) if not sync else _nullcontext()
+            # DDP skips the all-reduce until the last micro-batch; FSDP reduce-scatters every micro-batch (its
+            # no_sync would hold full unsharded gradients); DeepSpeed accumulates and steps at the boundary.
+            ctx = self.acc.no_sync(self.model) if (not sync and self.backend == parallel.DDP) else _nullcontext()
+            if self.backend == parallel.DEEPSPEED:
+                parallel.set_sync(self.acc, sync)
             with ctx, self.acc.autocast():
                 loss = self.model(**batch).loss
-                self.acc.backward(loss / len(group))
+                self.acc.backward(loss * scale)
             losses.append(loss.detach().float())
+        parallel.set_sync(self.acc, True)
         if self.cfg.max_grad_norm > 0:
             self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
@@ -237,11 +319,12 @@ class _Run:
     def evaluate(self, texts, speech, *, split: str, oracle: bool, limit: int) -> EvalResult:
         cfg = self.cfg
         items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
-        model = self.acc.unwrap_model(self.model)
-        return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, adapter=cfg.adapter,
-                                batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
-                                max_new_tokens=cfg.max_new_tokens, accelerator=self.acc, progress=self.main,
-                                audio_loader=_audio_loader(cfg))
+        model, ctx, generate_kwargs = parallel.generation_setup(self.acc, self.model)
+        with ctx, self.acc.autocast():
+            return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle,
+                                    adapter=cfg.adapter, batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
+                                    max_new_tokens=cfg.max_new_tokens, accelerator=self.acc, progress=self.main,
+                                    audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
 
     def dev_curve_point(self, step: int, epoch: float, phase: Phase) -> None:
         dev = self.data.dev
@@ -261,11 +344,20 @@ class _Run:
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def save(self, position: ckpt.Position) -> None:
-        state = self.acc.get_state_dict(self.model)  # collective under FSDP/ZeRO-3: every rank calls it
+        """Curves first, then the checkpoint: a committed checkpoint never claims steps its curves lack."""
         if self.main:
-            path = ckpt.save_checkpoint(self.dir, position, state, self.optimizer.state_dict(),
-                                        self.scheduler.state_dict(), keep=self.cfg.keep_checkpoints)
             write_curves(self.dir / "curves.csv", self.curves)
+        state = self.acc.get_state_dict(self.model)  # collective under FSDP/ZeRO-3: every rank calls it
+        staged = None
+        if self.sharded:  # every rank's optimizer shard, staged beside the checkpoint and committed with it
+            staged = parallel.staging_dir(self.dir, position.global_step)
+            parallel.save_rank_state(self.acc, self.model, self.optimizer, staged)
+        if self.main:
+            optimizer_state = ({"sharded": self.backend, "rank_files": parallel.RANK_STATE_DIR} if self.sharded
+                               else self.optimizer.state_dict())
+            path = ckpt.save_checkpoint(self.dir, position, state, optimizer_state, self.scheduler.state_dict(),
+                                        extra={"world_size": self.world, "backend": self.backend},
+                                        keep=self.cfg.save_total_limit, rank_state=staged)
             print(f"checkpoint {path.name} saved", flush=True)
         self.acc.wait_for_everyone()
 
@@ -330,8 +422,7 @@ class _Run:
 
     # -- the end --------------------------------------------------------------------------------------------------
     def finish(self) -> dict[str, Any]:
-        from models.registry import get_adapter
-        from models.trainable import has_lora, merge_lora, save_lora
+        from models.trainable import audio_modules, has_lora, merge_lora, save_lora
 
         cfg = self.cfg
         model = self.acc.unwrap_model(self.model)
@@ -343,7 +434,7 @@ class _Run:
                 base = str(save_tiny(self.dir / "base_model", seed=0))
             trained_audio = any(p.train_audio for p in self.phases)
             save_lora(model, self.dir / "lora_adapter", base=base,
-                      full_modules=get_adapter(cfg.adapter).audio_modules if trained_audio else ())
+                      full_modules=audio_modules(model, cfg.adapter) if trained_audio else ())
         if has_lora(model):
             merge_lora(model)
         self.save_final_model(model)
@@ -355,6 +446,8 @@ class _Run:
             atomic_write_text(self.dir / "model" / "README.md", card)
             write_json(self.dir / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics,
                                          "steps": sum(self.steps_per_epoch)})
+            if not cfg.keep_resumable:
+                remove_resumable_state(self.dir)
         self.acc.wait_for_everyone()
         if self.writer is not None:
             self.writer.close()
@@ -403,6 +496,15 @@ def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[s
     if run.main and rows:
         append_results(results_path(cfg), rows)
     return out
+
+
+def remove_resumable_state(run_dir: Path) -> None:
+    """Delete a finished run's checkpoints (model + optimizer state, ~100 GB each at 7B); the final model stays."""
+    import shutil
+
+    folder = Path(run_dir) / ckpt.CHECKPOINT_DIR
+    if (Path(run_dir) / DONE).is_file() and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def results_path(cfg: TrainConfig) -> Path:

@@ -1,0 +1,89 @@
+"""One rank of a 2-process FSDP run on CPU over gloo (started by tests/test_training_fsdp.py through torchrun).
+
+accelerate only selects FSDP on accelerators, so this worker forces its FSDP state on CPU (torch's FSDP itself
+runs on CPU with gloo); everything else is the project's real code: ``training.loop.run`` with the FSDP settings of
+configs/accelerate/8gpu_fsdp.yaml (minus the two that need a GPU: sync_module_states, cpu_ram_efficient_loading).
+
+    python -m torch.distributed.run --nproc_per_node 2 tests/fsdp_cpu_worker.py train RUN.yaml [--key value ...]
+    python -m torch.distributed.run --nproc_per_node 2 tests/fsdp_cpu_worker.py decode OUT.json synced|unsynced
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def fsdp_accelerator():
+    from accelerate import Accelerator, FullyShardedDataParallelPlugin
+    from accelerate.utils import DistributedType
+
+    fsdp = yaml.safe_load((ROOT / "configs" / "accelerate" / "8gpu_fsdp.yaml").read_text())["fsdp_config"]
+    plugin = FullyShardedDataParallelPlugin(
+        fsdp_version=fsdp["fsdp_version"], sharding_strategy=fsdp["fsdp_sharding_strategy"],
+        auto_wrap_policy="transformer_based_wrap",
+        transformer_cls_names_to_wrap=fsdp["fsdp_transformer_layer_cls_to_wrap"].split(","),
+        use_orig_params=fsdp["fsdp_use_orig_params"], state_dict_type=fsdp["fsdp_state_dict_type"],
+        sync_module_states=False, cpu_ram_efficient_loading=False)
+    acc = Accelerator(cpu=True)
+    acc.state.distributed_type = DistributedType.FSDP
+    acc.state.fsdp_plugin = plugin
+    acc.state.device = torch.device("cpu")
+    return acc
+
+
+def train(argv: list[str]) -> None:
+    from training.config import parse_config
+    from training.loop import run
+
+    cfg = parse_config(["--config", argv[0], *argv[1:]])
+    run(cfg, accelerator=fsdp_accelerator())
+
+
+def decode(out_path: str, mode: str) -> None:
+    """Ranks decode different items to different lengths on one sharded model (rank 0: 2 tokens, rank 1: 12)."""
+    from models.decode import generate_frames
+    from models.tiny import build_tiny
+    from tests.fixtures_models import make_example
+    from data.frames import SLUFrame
+    from training import parallel
+
+    acc = fsdp_accelerator()
+    model, processor = build_tiny(seed=0)
+    model = acc.prepare(model)
+    inner, ctx, kwargs = parallel.generation_setup(acc, model)
+    if mode == "unsynced":
+        kwargs = {}
+    rank = acc.process_index
+    item = (make_example(rank, "wake me up at five" if rank else "play jazz", SLUFrame("alarm", "set", ())), False)
+    with ctx:
+        preds = generate_frames(inner, processor, [item], max_new_tokens=2 if rank == 0 else 12, progress=False,
+                                generate_kwargs=kwargs)
+    from accelerate.utils import gather_object
+
+    gathered = gather_object([p.id for p in preds])
+    if acc.is_main_process:
+        Path(out_path).write_text(json.dumps({"ids": gathered, "kwargs": {k: str(v) for k, v in kwargs.items()}}))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    import faulthandler
+
+    faulthandler.dump_traceback_later(int(__import__("os").environ.get("WORKER_STACKS_AFTER_S", "100000")), exit=True)
+    if sys.argv[1] == "train":
+        train(sys.argv[2:])
+    else:
+        decode(sys.argv[2], sys.argv[3])
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # leave together: a rank exiting alone can leave its peer blocked at shutdown
+        dist.barrier()
+        dist.destroy_process_group()
