@@ -366,6 +366,8 @@ def load_slurp_gold(path: str | os.PathLike, *, load_gold: bool = False) -> dict
         try:
             frame = gold_frame_from_release(obj)
             keys = [str(obj["slurp_id"])] if load_gold else [rec["file"] for rec in obj["recordings"]]
+            if not all(isinstance(k, str) for k in keys):
+                raise TypeError("recordings[].file must be a string")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise MetricsInputError(
                 f"{path}:{lineno}: not a SLURP release line ({type(exc).__name__}: {exc}); expected slurp_id, "
