@@ -45,6 +45,10 @@ class AudioError(ValueError):
     """Audio that cannot be used; the message names the problem and how to fix it."""
 
 
+class AudioMissingError(AudioError):
+    """The audio file is not there (as opposed to there but unreadable)."""
+
+
 class AudioTrimWarning(UserWarning):
     """An over-long clip was trimmed to the encoder's window."""
 
@@ -56,7 +60,60 @@ def _describe(source: Any) -> str:
         return f"<{len(source)} bytes of audio>"
     if isinstance(source, tuple):
         return "<in-memory samples>"
-    return str(source)
+    text = str(source)
+    return text if len(text) <= 200 else f"{text[:60]!r}... ({len(text)} characters)"
+
+
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; a longer "path" is a misuse (often a transcript or bytes passed as str)
+
+
+def _open(source: Any) -> tuple[Any, str]:
+    """A handle soundfile can read (a path string or a BytesIO) and the source's name, for a path, bytes or an
+    AudioRef; every misuse (None, a number, an over-long or NUL-bearing path) is an AudioError naming it."""
+    if isinstance(source, AudioRef):
+        if source.data is None and source.path is None:
+            raise AudioError("an AudioRef with neither a path nor data; give it a file path or the encoded bytes")
+        source = source.data if source.data is not None else source.path
+    name = _describe(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise AudioError(f"{name}: empty audio (0 bytes); provide a non-empty recording")
+        return io.BytesIO(bytes(source)), name
+    if not isinstance(source, (str, os.PathLike)):
+        raise AudioError(f"cannot read audio from {type(source).__name__} {str(source)[:60]!r}; pass a file path, "
+                         f"encoded bytes, an AudioRef or a (sample_rate_hz, samples) pair")
+    text = os.fspath(source)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        raise AudioError("empty audio path; pass the recording's file path")
+    if "\x00" in text or len(text) > MAX_PATH_CHARS:
+        raise AudioError(f"{text[:60]!r}...: not a usable file path ({len(text)} characters"
+                         f"{', with a NUL character' if chr(0) in text else ''}); pass the recording's file path")
+    path = Path(text)
+    try:
+        exists, size = path.is_file(), (path.stat().st_size if path.is_file() else -1)
+    except OSError as exc:  # e.g. a path component longer than the file system allows
+        raise AudioError(f"{name[:200]}: cannot open the audio file ({exc.strerror or exc}); check the path") from None
+    if not exists and path.is_dir():
+        raise AudioError(f"{name}: is a folder, not an audio file; pass the recording's file path")
+    if not exists:
+        raise AudioMissingError(f"{name}: audio file not found; check the path (relative paths are resolved from "
+                                f"the manifest's folder)")
+    if size == 0:
+        raise AudioError(f"{name}: empty audio file (0 bytes); re-export the recording")
+    return str(path), name
+
+
+def _rate(value: Any) -> int:
+    """A sample rate as a positive integer, or an AudioError (NaN, inf, 0, negative, fractional, not a number)."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise AudioError(f"sample rate must be a positive number of Hz, got {value!r}") from None
+    if not math.isfinite(rate) or rate <= 0 or rate != int(rate):
+        raise AudioError(f"sample rate must be a positive whole number of Hz, got {value!r}")
+    return int(rate)
 
 
 def _decode(source: AudioSource) -> tuple[np.ndarray, int]:
@@ -65,7 +122,13 @@ def _decode(source: AudioSource) -> tuple[np.ndarray, int]:
         if len(source) != 2:
             raise AudioError("in-memory audio must be a (sample_rate_hz, samples) pair")
         sr, samples = source
-        arr = np.asarray(samples)
+        sr = _rate(sr)
+        try:
+            arr = np.asarray(samples)
+        except (TypeError, ValueError) as exc:
+            raise AudioError(f"in-memory samples are not an array of numbers ({exc})") from None
+        if arr.dtype.kind not in "iuf":
+            raise AudioError(f"in-memory samples must be numbers (int or float), got dtype {arr.dtype}")
         if arr.dtype.kind == "i":  # integer PCM from a microphone widget: scale to [-1, 1)
             arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
         elif arr.dtype.kind == "u":
@@ -80,23 +143,9 @@ def _decode(source: AudioSource) -> tuple[np.ndarray, int]:
             arr = arr.T  # (channels, frames) -> (frames, channels)
         elif arr.ndim != 2:
             raise AudioError(f"in-memory audio must be 1-D or 2-D samples, got shape {arr.shape}")
-        return arr, int(sr)
+        return arr, sr
 
-    name = _describe(source)
-    if isinstance(source, AudioRef):
-        source = source.data if source.data is not None else source.path
-    if isinstance(source, (bytes, bytearray)):
-        if len(source) == 0:
-            raise AudioError(f"{name}: empty audio (0 bytes); provide a non-empty recording")
-        handle: Any = io.BytesIO(bytes(source))
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise AudioError(f"{name}: audio file not found; check the path (relative paths are resolved from "
-                             f"the manifest's folder)")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{name}: empty audio file (0 bytes); re-export the recording")
-        handle = str(path)
+    handle, name = _open(source)
     try:
         samples, sr = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -130,6 +179,11 @@ def load_audio(
     """
     if on_long not in ("trim", "refuse"):
         raise AudioError(f"on_long must be 'trim' or 'refuse', got {on_long!r}")
+    target_sr = _rate(target_sr)
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+        raise AudioError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
+    if not (isinstance(min_seconds, (int, float)) and min_seconds >= 0):
+        raise AudioError(f"min_seconds must be a number of seconds >= 0, got {min_seconds!r}")
     name = _describe(source)
     samples, sr = _decode(source)
     if sr <= 0:
@@ -165,13 +219,10 @@ def load_audio(
 
 def audio_duration(source: str | os.PathLike | bytes | AudioRef) -> float:
     """Duration in seconds from the header, without decoding the samples (raises AudioError when unreadable)."""
-    name = _describe(source)
-    if isinstance(source, AudioRef):
-        if source.duration_s is not None:
-            return source.duration_s
-        source = source.data if source.data is not None else source.path
+    if isinstance(source, AudioRef) and source.duration_s is not None:
+        return source.duration_s
+    handle, name = _open(source)
     try:
-        handle: Any = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else str(source)
         info = sf.info(handle)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{name}: unreadable or corrupt audio ({exc})") from None

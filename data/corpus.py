@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from data.example import AudioRef, SLUExample
 from data.frames import SLUFrame
+from data.textio import read_text, text_lines
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -38,17 +39,16 @@ class CorpusError(ValueError):
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSON-lines file; a bad line is a CorpusError naming it."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise CorpusError(f"{path}, line {lineno}: not JSON ({exc}); one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path}, line {lineno}: expected a JSON object per line")
-            yield lineno, row
+    for lineno, line in text_lines(read_text(path, CorpusError)):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise CorpusError(f"{path}, line {lineno}: not JSON ({exc}); one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}, line {lineno}: expected a JSON object per line")
+        yield lineno, row
 
 
 def normalize_split(name: str) -> str:

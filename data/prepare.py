@@ -20,8 +20,8 @@ from typing import Any
 
 from data.audio import AudioError
 from data.cli import run_cli
-from data.corpus import CORPORA, CorpusError, load_corpus
-from data.prepared import write_prepared
+from data.corpus import CORPORA, CorpusError, load_corpus, normalize_split
+from data.prepared import problems_line, write_prepared
 
 
 @dataclass
@@ -72,16 +72,20 @@ def main(cfg: PrepareConfig) -> dict[str, Any]:
             keep = set(cfg.locales.split(","))
             corpus = corpus.filter(lambda x: x.language in keep)
         if cfg.splits:
-            keep_splits = set(cfg.splits.split(","))
+            keep_splits = {normalize_split(s) for s in cfg.splits.split(",") if s.strip()}
             corpus = corpus.filter(lambda x: x.split in keep_splits)
+    if cfg.splits:
+        absent = sorted({normalize_split(s) for s in cfg.splits.split(",") if s.strip()} - set(corpus.splits))
+        if absent:
+            raise CorpusError(f"--splits: no items in split(s) {', '.join(map(repr, absent))}; the corpus has "
+                              f"{', '.join(corpus.splits) or 'no items'} (known names: train, dev, test, train_115)")
     result = write_prepared(corpus, cfg.out, meta={"corpus": cfg.corpus, "config": asdict(cfg)},
                             audio_check=cfg.check_audio)
     summary, validation = result["summary"], result["validation"]
     print(json.dumps({k: summary[k] for k in ("items", "texts", "speech", "speech_hours")}, indent=2))
-    problems = {k: len(v) for k, v in validation.items() if isinstance(v, list) and v}
-    unknown = {k: len(v) for k, v in validation["unknown_labels"].items() if v}
-    print(f"wrote {cfg.out}: validation {'ok' if validation['ok'] else 'found problems'} {problems or ''}"
-          f"{' unknown labels ' + str(unknown) if unknown else ''}", file=sys.stderr)
+    details = problems_line(validation)
+    print(f"wrote {cfg.out}: validation {'ok' if validation['ok'] else 'found problems'}"
+          f"{': ' + details if details else ''} (details in validation.json)", file=sys.stderr)
     if cfg.strict and not validation["ok"]:
         raise SystemExit(1)
     return result

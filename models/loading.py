@@ -94,6 +94,149 @@ def _model_class(adapter: ModelAdapter):
     return getattr(transformers, adapter.model_class)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Checks of a checkpoint folder before anything is built: a wrong folder must cost a line, not an OOM kill.
+
+_TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
+
+
+def _safetensors_header(file: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file and the byte size the file must have, or ModelLoadError."""
+    import struct
+
+    size = file.stat().st_size
+    fix = "re-download it (or copy it again) or re-save the checkpoint"
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(f"{file}: truncated safetensors file ({size} bytes, no header); {fix}")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, 100_000_000):
+            raise ModelLoadError(f"{file}: not a safetensors file, or truncated in its header ({size:,} bytes); {fix}")
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, UnicodeDecodeError):
+            raise ModelLoadError(f"{file}: damaged safetensors header (not JSON); {fix}") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{file}: damaged safetensors header; {fix}")
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ModelLoadError(f"{file}: damaged safetensors header (bad tensor offsets); {fix}") from None
+    return header, 8 + n + end
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            names = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            raise ModelLoadError(f"{index}: damaged shard index (no weight_map); re-download or re-save the "
+                                 "checkpoint") from None
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise ModelLoadError(f"{folder / missing[0]}: weight shard listed in {index.name} is missing "
+                                 f"({len(missing)} of {len(names)} shards); finish the download or copy")
+        return [folder / n for n in names]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _shape_key(name: str) -> str:
+    # Checkpoints and the model class may nest the same tensor differently ("language_model.model.layers.0..." on
+    # disk, "model.language_model.layers.0..." in transformers 5); comparing without the "model" segments lines
+    # them up without knowing each version's renaming rules.
+    return ".".join(part for part in name.split(".") if part != "model")
+
+
+def check_model_folder(folder: str | os.PathLike, adapter: str | ModelAdapter = "qwen2-audio") -> None:
+    """Refuse a checkpoint folder that cannot give a working model, before any weights are read or built.
+
+    Checked: ``config.json`` is there, is JSON and describes the adapter's architecture (a BERT folder would make
+    transformers build a default 12.7-billion-parameter Qwen2-Audio); the weights are there and no safetensors file
+    is truncated; their shapes are those ``config.json`` implies (compared on a model built on the meta device,
+    which allocates nothing); the tokenizer files are there (without them the processor loads a one-token
+    tokenizer). Each problem is one ``ModelLoadError`` line naming the file and the fix.
+    """
+    import torch
+    import transformers
+
+    adapter = get_adapter(adapter)
+    folder = Path(folder)
+    cls = _model_class(adapter)
+    expected_type = getattr(cls.config_class, "model_type", "")
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        held = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
+        raise ModelLoadError(f"{folder}: no config.json, so this is not a model checkpoint folder (it holds: {held}); "
+                             f"pass a {adapter.name} folder written by save_pretrained or models.loading.save_model, "
+                             f"or the hub id {adapter.hub_id}")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{config_file}: not valid JSON ({exc}); re-download or re-save the checkpoint") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_file}: not a model config (a JSON object); re-download or re-save the checkpoint")
+    model_type = config.get("model_type")
+    if model_type != expected_type:
+        arch = ", ".join(config.get("architectures") or []) if isinstance(config.get("architectures"), list) else ""
+        raise ModelLoadError(f"{config_file}: describes a {model_type or 'untyped'!s} model"
+                             f"{f' ({arch})' if arch else ''}, not {expected_type} ({adapter.model_class}); pass a "
+                             f"{adapter.name} checkpoint (e.g. {adapter.hub_id}), or register an adapter for this model")
+    files = _weight_files(folder)
+    if not files:
+        other = [p.name for p in folder.glob("*.bin")]
+        if other:
+            return  # legacy pytorch_model.bin checkpoints: transformers reads them; nothing cheap to check
+        raise ModelLoadError(f"{folder}: no weights (*.safetensors); the download or copy is incomplete, or the "
+                             "folder was saved without its model (use models.loading.save_model)")
+    on_disk: dict[str, tuple[tuple[int, ...], Path]] = {}
+    for file in files:
+        header, want = _safetensors_header(file)
+        have = file.stat().st_size
+        if have != want:
+            raise ModelLoadError(f"{file}: truncated safetensors file ({have:,} of {want:,} bytes); re-download it "
+                                 "(or copy it again) or re-save the checkpoint")
+        for name, meta in header.items():
+            if name != "__metadata__" and isinstance(meta, dict) and isinstance(meta.get("shape"), list):
+                on_disk[_shape_key(name)] = (tuple(meta["shape"]), file)
+    groups = [g for g in _TOKENIZER_FILES if all((folder / n).is_file() for n in g)]
+    if not groups:
+        raise ModelLoadError(f"{folder}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt); without "
+                             f"them the tokenizer would have a handful of tokens. Copy them from the base model "
+                             f"({adapter.hub_id}) or re-save the folder with models.loading.save_model")
+    try:
+        model_config = transformers.AutoConfig.from_pretrained(str(folder))
+        with torch.device("meta"):
+            skeleton = cls._from_config(model_config)
+    except Exception as exc:  # noqa: BLE001 - a config transformers cannot build is reported, not raised raw
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"{config_file}: transformers cannot build a model from it ({type(exc).__name__}: "
+                             f"{detail}); re-download or re-save the checkpoint") from None
+    for name, tensor in skeleton.state_dict().items():
+        found = on_disk.get(_shape_key(name))
+        if found is not None and tuple(tensor.shape) != found[0]:
+            raise ModelLoadError(f"{found[1]}: tensor {name} has shape {list(found[0])} but config.json implies "
+                                 f"{list(tensor.shape)}; the weights and config.json come from different "
+                                 "checkpoints: re-download or re-save the folder")
+
+
+def _local_snapshot(name_or_path: str) -> Path | None:
+    """The folder a name points to: itself when it is a folder, else its cached hub snapshot (offline look-up)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if not _HUB_ID_RE.match(name_or_path):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name_or_path, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached: from_pretrained downloads it or says why it cannot
+        return None
+
+
 def load_model(
     name_or_path: str | os.PathLike,
     *,
@@ -113,7 +256,12 @@ def load_model(
     lora_dir = None
     if (Path(name_or_path) / "adapter_config.json").is_file():
         lora_dir = Path(name_or_path)
-        base = json.loads((lora_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        try:
+            base = json.loads((lora_dir / "adapter_config.json").read_text(encoding="utf-8")).get(
+                "base_model_name_or_path")
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise ModelLoadError(f"{lora_dir / 'adapter_config.json'}: not a LoRA adapter config ({exc}); re-save it "
+                                 "with models.trainable.save_lora") from None
         if not base:
             raise ModelLoadError(
                 f"LoRA folder {lora_dir} names no base model (base_model_name_or_path in adapter_config.json); "
@@ -121,6 +269,9 @@ def load_model(
             )
         name_or_path = base
 
+    folder = _local_snapshot(name_or_path)
+    if folder is not None:
+        check_model_folder(folder, adapter)
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attention_implementation(device)}
     if device.type == "cuda":
         kwargs["device_map"] = {"": device.index or 0}  # load shards straight onto the GPU

@@ -42,6 +42,7 @@ from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length,
 from training.results import append_results
 from training.run_folder import (
     DONE,
+    acquire_lock,
     code_version,
     model_card,
     read_curves,
@@ -185,6 +186,8 @@ class _Run:
         self.position = ckpt.Position()
         self.resume_from = None
         self.resume_extra: dict = {}
+        if cfg.resume and latest is not None:
+            latest = ckpt.resume_checkpoint(self.dir, self.model.state_dict(), log=print if self.main else None)
         if cfg.resume and latest is not None:
             self.position, self.resume_extra = ckpt.read_position(latest)
             self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
@@ -531,9 +534,10 @@ class _nullcontext:
 def run(cfg: TrainConfig, accelerator=None) -> dict[str, Any]:
     """Train (or resume) and finish a run. Returns {"stopped": bool, "metrics": {...}, "run_dir": str}."""
     r = _Run(cfg, accelerator)
-    r.prepare()
-    finished = r.train()
-    metrics = r.finish() if finished else {}
+    with acquire_lock(r.dir) if r.main else _nullcontext():  # one process owns a run folder at a time
+        r.prepare()
+        finished = r.train()
+        metrics = r.finish() if finished else {}
     return {"stopped": not finished, "metrics": metrics, "run_dir": str(r.dir)}
 
 

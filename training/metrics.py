@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from data.frames import NONE_FRAME, Entity, SLUFrame
+from data.textio import read_text, text_lines
 
 AVERAGES = ("micro", "macro")
 
@@ -334,17 +335,16 @@ def _json_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any]]]
     path = Path(path)
     if not path.is_file():
         raise MetricsInputError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise MetricsInputError(f"{path}:{lineno}: not valid JSON ({exc}); expected one object per line")
-            if not isinstance(obj, dict):
-                raise MetricsInputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, line in text_lines(read_text(path, MetricsInputError)):  # one UTF-8 reader for every input file
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise MetricsInputError(f"{path}:{lineno}: not valid JSON ({exc}); expected one object per line") from None
+        if not isinstance(obj, dict):
+            raise MetricsInputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def gold_frame_from_release(example: Mapping[str, Any]) -> SLUFrame:
@@ -366,6 +366,8 @@ def load_slurp_gold(path: str | os.PathLike, *, load_gold: bool = False) -> dict
         try:
             frame = gold_frame_from_release(obj)
             keys = [str(obj["slurp_id"])] if load_gold else [rec["file"] for rec in obj["recordings"]]
+            if not all(isinstance(k, str) for k in keys):
+                raise TypeError("recordings[].file must be a string")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise MetricsInputError(
                 f"{path}:{lineno}: not a SLURP release line ({type(exc).__name__}: {exc}); expected slurp_id, "

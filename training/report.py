@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from training.results import METRIC_COLUMNS, ResultsError, atomic_write_text, read_results
+from training.results import METRIC_COLUMNS, ResultsError, atomic_write_text, merge_duplicates, read_results
 from training.score import run_cli
 from training.stats import MeanCI, dagger, mean_ci
 
@@ -86,6 +86,7 @@ class ReportTable:
     metrics: list[str]
     rows: list[RowKey]
     cells: dict[tuple[RowKey, ColKey, str], Cell]
+    notes: list[str] = field(default_factory=list)  # what was merged on the way (duplicate rows)
 
 
 def _corpus_rank(corpus: str) -> tuple[int, str]:
@@ -113,6 +114,7 @@ def build_table(
     rows: Iterable[Mapping[str, Any]], metrics: Sequence[str] = DEFAULT_METRICS, split: str = ""
 ) -> ReportTable:
     """Group per-seed rows into cells and mark †s (a pure function over normalised results rows)."""
+    rows, notes = merge_duplicates(rows)
     rows = [r for r in rows if (r.get("recipe") or "mono") == "mono"]
     if not rows:
         raise ResultsError("no monolingual (recipe 'mono') rows to report")
@@ -142,7 +144,7 @@ def build_table(
 
     columns = sorted({c for _, c, _ in cells}, key=lambda c: (_corpus_rank(c[0]), c[1]))
     table_rows = sorted({r for r, _, _ in cells}, key=_row_rank)
-    return ReportTable(columns, list(metrics), table_rows, cells)
+    return ReportTable(columns, list(metrics), table_rows, cells, notes)
 
 
 def _corpus_label(col: ColKey) -> str:
@@ -188,6 +190,7 @@ def to_markdown(table: ReportTable, digits: int = 4) -> str:
         f"Mean ± 95% CI half-width (t-distribution) over seeds (n = {seeds}). † higher than the other scheme at the "
         "same speech level with non-overlapping 95% CIs.",
     ]
+    lines += [f"Note: {note}." for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -217,6 +220,8 @@ RENDERERS = {"markdown": to_markdown, "csv": to_csv}
 def main(cfg: ReportConfig) -> str:
     table = build_table(read_results(cfg.results), cfg.metric_list(), cfg.split)
     text = RENDERERS[cfg.format](table)
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
     if cfg.out:
         atomic_write_text(cfg.out, text)
     sys.stdout.write(text)

@@ -1,7 +1,8 @@
 """The results table: one row per evaluated run, written by training and sweeps, read by reports and the planner.
 
 Stored as CSV (``results.csv``). Appends are atomic (write a temporary file, then rename), so a crash never leaves a
-half-written table. The schema is documented in the README; ``RESULT_COLUMNS`` is its single source of truth.
+half-written table, and hold a lock on the table (``table_lock``), so writers running at once lose no row.
+``merge_duplicates`` keeps one row per experiment for everything that averages seeds. The schema is documented in the README; ``RESULT_COLUMNS`` is its single source of truth.
 No torch here: the planner and the report read this module.
 """
 
@@ -12,8 +13,16 @@ import io
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; writes stay atomic but are not serialised
+    fcntl = None  # type: ignore[assignment]
+
+from data.textio import read_text
 
 from training.metrics import METRIC_KEYS
 
@@ -109,20 +118,53 @@ def row_key(row: Mapping[str, Any]) -> tuple:
     return tuple(row[name] for name in ROW_KEY)
 
 
+# One experiment: the row key without the run folder. Two rows that share it are the same seed of the same
+# configuration (a copied run folder, a table concatenated twice); counting both would fake an extra seed.
+EXPERIMENT_KEY: tuple[str, ...] = tuple(name for name in ROW_KEY if name != "run_dir")
+
+
+def merge_duplicates(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows with each experiment (``EXPERIMENT_KEY``) once, and one note per merge.
+
+    Rows that repeat an experiment with the same scores are merged into the first (and a note says so); rows that
+    repeat it with different scores are refused with a ``ResultsError`` naming both run folders, since a seed that
+    counts twice makes a confidence interval look tighter than it is.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        norm = normalize_row({k: v for k, v in row.items() if k in _TYPES})
+        groups.setdefault(tuple(norm[k] for k in EXPERIMENT_KEY), []).append(norm)
+    kept, notes = [], []
+    for key, group in groups.items():
+        kept.append(group[0])
+        if len(group) == 1:
+            continue
+        what = ", ".join(f"{k}={v}" for k, v in zip(EXPERIMENT_KEY, key) if v not in ("", None))
+        dirs = [g["run_dir"] or "?" for g in group]
+        scores = {tuple(g[c] for c in RESULT_COLUMNS if c not in ROW_KEY) for g in group}
+        if len(scores) > 1:
+            raise ResultsError(f"{len(group)} rows for the same experiment ({what}) with different scores "
+                               f"(run_dir {', '.join(dirs)}); one seed must count once: delete the extra rows, "
+                               f"or give the runs different seeds")
+        notes.append(f"merged {len(group)} identical rows for {what} (run_dir {', '.join(dirs)}): counted as one seed")
+    return kept, notes
+
+
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a results CSV; missing optional columns are allowed, required identity columns are not."""
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"results file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(read_text(path, ResultsError, what="results file"), newline=""))
+    rows = []
+    try:
         header = reader.fieldnames or []
         required = {"corpus", "language", "scheme", "speech_percent", "seed"}
         missing = required - set(header)
         if missing:
             raise ResultsError(f"{path}: missing column(s) {sorted(missing)}; the schema is in the README")
-        rows = []
-        for lineno, raw in enumerate(reader, start=2):
+        for raw in reader:
+            lineno = reader.line_num
             if None in raw:
                 raise ResultsError(f"{path}, line {lineno}: more fields than the header has columns")
             # Unknown columns are ignored on reading, so a newer file stays readable by older code.
@@ -131,6 +173,8 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
                 rows.append(normalize_row(known))
             except ResultsError as exc:
                 raise ResultsError(f"{path}, line {lineno}: {exc}") from None
+    except csv.Error as exc:
+        raise ResultsError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
     return rows
 
 
@@ -158,7 +202,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def write_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+@contextmanager
+def table_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on a results table for a read-modify-write.
+
+    The lock is ``fcntl.flock`` on a sidecar file (``.results.csv.lock`` beside the table), not on the table itself,
+    because the table is replaced by a rename on every write and a lock on the old inode would not exclude a writer
+    that opened the new one. The kernel drops the lock when its holder dies, so a killed writer never leaves a
+    stale lock. It works between processes on one machine (Linux, macOS; NFS v4 emulates it); where ``fcntl`` is
+    missing (Windows) writes are still atomic but not serialised.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_name(f".{path.name}.lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _write_unlocked(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(RESULT_COLUMNS)
@@ -168,11 +235,20 @@ def write_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) ->
     atomic_write_text(path, buf.getvalue())
 
 
+def write_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the table with ``rows`` (atomically, under the table's lock)."""
+    rows = list(rows)
+    with table_lock(path):
+        _write_unlocked(path, rows)
+
+
 def append_results(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
     """Add rows, replacing any earlier row with the same ``ROW_KEY`` (re-evaluating a run overwrites its row for
-    that split, never duplicates it). The whole table is rewritten atomically."""
+    that split, never duplicates it). The read-modify-write holds the table's lock (``table_lock``), so writers
+    running at once each see the others' rows; the table itself is rewritten atomically."""
     path = Path(path)
-    existing = read_results(path) if path.is_file() else []
     new = {row_key(r): r for r in (normalize_row(r) for r in rows)}
-    kept = [r for r in existing if row_key(r) not in new]
-    write_results(path, kept + list(new.values()))
+    with table_lock(path):
+        existing = read_results(path) if path.is_file() else []
+        kept = [r for r in existing if row_key(r) not in new]
+        _write_unlocked(path, kept + list(new.values()))
