@@ -4,6 +4,7 @@
     python -m planner allocate --languages en,it,fr --budget 3000 [--budget-unit utterances|hours|money] [--json]
     python -m planner backtest --curves FILE [--library FILE] [--json]      (or --reference)
     python -m planner curves --reference --out reference_curves.csv
+    python -m planner lcdb --out lcdb_curves.csv [--max-curves N --seed S]   (needs: pip install --no-deps lcdb)
 
 Curves come from the user's results table (--results), a generic curves CSV (--curves) or, by default, the paper's
 shipped curves (--reference). Hyper-parameters are learned leave-one-group-out on --library if given, else on the
@@ -25,7 +26,7 @@ import numpy as np
 from planner.backtest import backtest
 from planner.budget import OBJECTIVES, allocate
 from planner.curves import (
-    Curve, PlannerError, curves_to_csv, read_curves_csv, read_results_curves, reference_curves,
+    Curve, PlannerError, curves_to_csv, read_curves_csv, read_results_curves, reference_curves, write_curves_csv,
 )
 from planner.cache import cached_library
 from planner.model import Library
@@ -94,11 +95,32 @@ class AllocateConfig(SourceConfig):
 @dataclass
 class BacktestConfig(SourceConfig):
     plot: str = _help("write the predicted-versus-measured figure to this HTML file", "")
+    folds: int = _help("hold the groups out in this many folds instead of one at a time (large libraries)", 0)
+    no_anchors: bool = _help("skip the pow4/mmf4/last-value anchors (they take ~0.1 s a curve)", False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.folds < 0 or self.folds == 1:
+            raise PlannerError(f"--folds must be 0 (leave one group out) or >= 2, got {self.folds}")
 
 
 @dataclass
 class CurvesConfig(SourceConfig):
     out: str = _help("write the curves CSV here (default: stdout)", "")
+
+
+@dataclass
+class LcdbConfig:
+    out: str = _help("write the curves CSV here (required)", "")
+    lcdb_dir: str = _help("folder holding LCDB's database-<metric>.csv (default: the installed lcdb package)", "")
+    metric: str = _help("LCDB metric: accuracy, f1 or auc", "accuracy")
+    split: str = _help("LCDB score column: test, valid or train", "test")
+    max_curves: int = _help("keep a seeded random sample of this many (data set, learner) curves", None)
+    seed: int = _help("seed of the sample", 0)
+
+    def __post_init__(self):
+        if not self.out:
+            raise PlannerError("--out is required: the curves CSV to write, e.g. --out lcdb_curves.csv")
 
 
 # ---------------------------------------------------------------- library calls
@@ -233,7 +255,7 @@ BACKTEST_KEYS = ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "mae_at_ful
 def main_backtest(cfg: BacktestConfig) -> dict:
     curves = load_input(cfg)
     library = read_curves_csv(cfg.library) if cfg.library else None
-    res = backtest(curves, library, progress=not cfg.json)
+    res = backtest(curves, library, progress=not cfg.json, anchors=not cfg.no_anchors, max_folds=cfg.folds)
     if cfg.plot:
         from planner.plots import plot_backtest
 
@@ -246,6 +268,11 @@ def main_backtest(cfg: BacktestConfig) -> dict:
         v = res.get(k)
         shown = "-" if v is None else str(v) if isinstance(v, int) else f"{v:.3f}"
         print(f"  {k:38} {shown}")
+    for t in ("10", "25"):
+        if f"anchor_mae_extrap_{t}" in res:
+            shown = ", ".join(f"{a} {v:.3f}" for a, v in res[f"anchor_mae_extrap_{t}"].items())
+            print(f"  anchors, extrapolation MAE <= {t}%: {shown} (fall-backs to last value: "
+                  f"{res[f'anchor_fallbacks_{t}']})")
     if res["skipped_curves"]:
         print(f"  skipped (fewer than 3 levels): {', '.join(res['skipped_curves'])}")
     return res
@@ -263,11 +290,22 @@ def main_curves(cfg: CurvesConfig) -> str:
     return text
 
 
+def main_lcdb(cfg: LcdbConfig) -> list[Curve]:
+    from planner.lcdb import read_lcdb, summary
+
+    curves = read_lcdb(cfg.lcdb_dir or None, metric=cfg.metric, split=cfg.split, max_curves=cfg.max_curves,
+                       seed=cfg.seed)
+    write_curves_csv(cfg.out, curves)
+    print(f"wrote {cfg.out}: {summary(curves)}", file=sys.stderr)
+    return curves
+
+
 COMMANDS = {
     "recommend": (RecommendConfig, main_recommend, "how much speech to reach a target score"),
     "allocate": (AllocateConfig, main_allocate, "split a budget across languages"),
     "backtest": (BacktestConfig, main_backtest, "judge the curve model on curves it has not seen"),
     "curves": (CurvesConfig, main_curves, "export curves in the generic CSV format"),
+    "lcdb": (LcdbConfig, main_lcdb, "convert the Learning Curve Database (pip install --no-deps lcdb) to curves"),
 }
 
 
@@ -285,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                 p.add_argument(flag, dest=f.name, action="store_true", help=helptext)
             else:
                 typ = hints[f.name]
-                conv = float if typ in (float, float | None) else str
+                conv = float if typ in (float, float | None) else int if typ in (int, int | None) else str
                 p.add_argument(flag, dest=f.name, type=conv, default=argparse.SUPPRESS, help=helptext)
     return parser
 

@@ -28,6 +28,11 @@ Figures (errors in score points = 100 x score):
   probe_safe_claim_rate_10 (given a safe amount: a failure), p_reach_probe_10 / p_reach_target_10 (mean
   P(reach | corpus) on probes / on real targets) and p_reach_brier_10 over both;
 - points: every held-out level predicted (curve, window, u, truth, pred, 80% band), for `plot_backtest`;
+- anchors (`planner.anchors`), each fitted per curve on the same window and judged on the same held-out levels:
+  anchor_mae_extrap_W / anchor_bias_W, {anchor: figure}, for the naive last value, pow4 and mmf4;
+  anchor_fallbacks_W: cases where a 4-parameter form could not be fitted (fewer than 4 levels, or no
+  convergence) and the last value stood in; best_anchor_W: the anchor with the smallest MAE;
+- library_* : what calibrated the answers (the library's groups, its learned hyper-parameters);
 - allocation_regret: mean points of mean score lost against the oracle split (DP on the measured scores), for the
   groups sharing one per-language unit, six budgets, curves fitted on <= 10%.
 """
@@ -42,10 +47,11 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from planner.anchors import ANCHORS, fit_anchor
 from planner.budget import Option, solve
 from planner.curves import Curve, PlannerError
 from planner.model import (
-    WINDOWS, Library, extrapolation_cases, fit_curve, in_window, interp_residuals, learn_library,
+    WINDOWS, Library, extrapolation_cases, fit_curve, group_folds, in_window, interp_residuals, learn_library,
 )
 from planner.target import SEARCH_LIMIT, expected_amount, safe_amount
 
@@ -65,15 +71,17 @@ class _Fold:
     curves: list[Curve]
 
 
-def _folds(curves: Sequence[Curve], library: Sequence[Curve] | None, progress: bool) -> list[_Fold]:
+def _folds(curves: Sequence[Curve], library: Sequence[Curve] | None, progress: bool,
+           max_folds: int = 0) -> list[_Fold]:
     if library is not None:
         return [_Fold(learn_library(library), list(curves))]
     groups = sorted({c.group for c in curves})
     if len(groups) < 2:
         raise PlannerError(f"leave-one-group-out needs at least 2 groups, got {groups}; add curves from another "
                            "corpus or language, or pass --library")
-    return [_Fold(learn_library([c for c in curves if c.group != g]), [c for c in curves if c.group == g])
-            for g in tqdm(groups, desc="back-test folds", disable=not progress)]
+    folds = group_folds(groups, max_folds) if max_folds >= 2 else [(g,) for g in groups]
+    return [_Fold(learn_library([c for c in curves if c.group not in f]), [c for c in curves if c.group in f])
+            for f in tqdm(folds, desc="back-test folds", disable=not progress)]
 
 
 def _true_need(curve: Curve, target: float) -> float:
@@ -128,14 +136,14 @@ def _allocation_regret(folds: Sequence[_Fold], window: float) -> dict:
 
 def backtest(
     curves: Sequence[Curve], library: Sequence[Curve] | None = None, *, windows: Sequence[float] = WINDOWS,
-    risk: float = RISK, progress: bool = False,
+    risk: float = RISK, progress: bool = False, anchors: bool = True, max_folds: int = 0,
 ) -> dict:
     """Run the back-test; returns the figures as a flat dict (errors in points), plus per-curve details."""
     usable = [c for c in curves if c.x.size >= 3 and np.any(c.x > 0)]
     skipped = sorted(c.name for c in curves if c not in usable)
     if not usable:
         raise PlannerError("no curve has 3 or more levels with speech; nothing to back-test")
-    folds = _folds(usable, library, progress)
+    folds = _folds(usable, library, progress, max_folds)
     res: dict = {"n_curves": len(usable), "n_groups": len({c.group for c in usable}), "skipped_curves": skipped,
                  "mode": "library" if library is not None else "leave-one-group-out"}
     errors = {w: [] for w in windows}
@@ -146,6 +154,8 @@ def backtest(
     fails_unc, over_unc, points = [], [], []
     probe_claims, p_target, p_probe = [], [], []
     per_curve = defaultdict(dict)
+    anchor_err = {w: {a: [] for a in ANCHORS} for w in windows}
+    anchor_fb = {w: {a: 0 for a in ANCHORS} for w in windows}
     first = min(windows)
     for fold in folds:
         lib = fold.library
@@ -162,6 +172,10 @@ def backtest(
                 covered[case.window].extend((case.y_eval >= lo) & (case.y_eval <= hi))
                 widths[case.window].extend((hi - lo) * 100)
                 per_curve[c.name][f"mae_extrap_{window_tag(case.window)}"] = float(np.mean(np.abs(err)))
+                for name in ANCHORS if anchors else ():
+                    f, fitted = fit_anchor(name, case.u_fit, case.y_fit)
+                    anchor_err[case.window][name].extend((f(case.u_eval) - case.y_eval) * 100)
+                    anchor_fb[case.window][name] += not fitted
                 points.extend({"curve": c.name, "group": c.group, "window": case.window, "u": float(u),
                                "truth": float(y), "pred": float(p), "lo80": float(a), "hi80": float(b)}
                               for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi))
@@ -200,6 +214,11 @@ def backtest(
         res[f"coverage80_{t}"] = float(np.mean(covered[w])) if covered[w] else None
         res[f"width80_{t}"] = float(np.mean(widths[w])) if widths[w] else None
         res[f"n_points_{t}"] = int(e.size)
+        if anchors and e.size:
+            res[f"anchor_mae_extrap_{t}"] = {a: float(np.mean(np.abs(v))) for a, v in anchor_err[w].items()}
+            res[f"anchor_bias_{t}"] = {a: float(np.mean(v)) for a, v in anchor_err[w].items()}
+            res[f"anchor_fallbacks_{t}"] = {a: n for a, n in anchor_fb[w].items() if a != "last_value"}
+            res[f"best_anchor_{t}"] = min(res[f"anchor_mae_extrap_{t}"], key=res[f"anchor_mae_extrap_{t}"].get)
     t = window_tag(first)
     res["mae_interp_loo"] = float(np.mean(interp)) if interp else None
     res[f"within2x_{t}"] = float(np.mean(within)) if within else None

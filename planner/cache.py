@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,7 @@ from planner.curves import Curve
 from planner.model import WINDOWS, Calibration, HyperParams, Library, learn_library
 
 # Bump when the model or the learning changes what a library holds: old cache files are then simply not found.
-MODEL_VERSION = "planner-library-3"
+MODEL_VERSION = "planner-library-4"
 
 _MEMORY: dict[str, Library] = {}
 
@@ -55,7 +56,8 @@ def library_to_dict(lib: Library) -> dict:
         "hyper": lib.hyper.to_dict(),
         "calibration": {"extrap": cal.extrap.tolist(), "interp": cal.interp.tolist(), "gamma": cal.gamma,
                         "offset": cal.offset, "pools": [[w, r.tolist()] for w, r in cal.pools],
-                        "s0": cal.s0, "noise_single": cal.noise_single},
+                        "s0": cal.s0, "noise_single": cal.noise_single,
+                        "shift_ref": cal.shift_ref if math.isfinite(cal.shift_ref) else None},
         "groups": list(lib.groups), "notes": list(lib.notes),
     }
 
@@ -64,7 +66,8 @@ def library_from_dict(d: dict) -> Library:
     c = d["calibration"]
     cal = Calibration(np.asarray(c["extrap"], float), np.asarray(c["interp"], float), float(c["gamma"]),
                       float(c["offset"]), tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]),
-                      float(c["s0"]), float(c["noise_single"]))
+                      float(c["s0"]), float(c["noise_single"]),
+                      math.inf if c.get("shift_ref") is None else float(c["shift_ref"]))
     return Library(HyperParams(**d["hyper"]), cal, tuple(d["groups"]), tuple(d["notes"]))
 
 

@@ -42,6 +42,10 @@ EPS_GRID = tuple(np.geomspace(1e-4, 0.1, 19))
 DAMPING_GRID = tuple(np.linspace(0.0, 1.0, 11))
 HALF_SAT_GRID = tuple(np.geomspace(1e-3, 1.0, 19))
 ANCHOR_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+# How far the extrapolated gain may exceed what the curve's own recent slope supports (`HyperParams.own_cap`);
+# the top of the grid almost never binds, so a library that gains nothing from the cap can switch it off.
+OWN_CAP_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 4.0)
+CAP_PARSIMONY = 0.10  # a stronger cap must beat the weakest one within 10% of the best MAE on the library
 _TOL = 1e-9
 # A level counts as inside a window when within 0.1% of it: levels are rounded counts (round(0.10 * 50,628) = 5,063
 # utterances is u = 0.100004), and an absolute 1e-9 silently dropped SLURP's 10% level from its <=10% window.
@@ -61,10 +65,13 @@ class HyperParams:
     half_sat: float = 0.05  # half-saturation point of member C, as a fraction of the corpus
     anchor: float = 1.0  # 1: the extrapolation continues from the last interpolated level; 0: raw ensemble
     learned: bool = False  # False: generic priors (library too small to learn from)
+    # The extrapolated gain is capped at own_cap x the gain the curve's own recent slope supports (its last three
+    # levels, per unit of ln(u + eps)): how far the library is trusted beyond what the curve itself shows.
+    own_cap: float = 1.0
 
     def to_dict(self) -> dict:
         return {"eps": self.eps, "damping": self.damping, "half_sat": self.half_sat, "anchor": self.anchor,
-                "learned": self.learned}
+                "learned": self.learned, "own_cap": self.own_cap}
 
 
 @dataclass(frozen=True)
@@ -94,14 +101,28 @@ class Calibration:
     pools: tuple[tuple[float, np.ndarray], ...] = ()
     s0: float = 1.0  # model-error scale at the last fitted level (score units), learned
     noise_single: float = 0.0  # sd of a single run's score (score units) for curves without CIs, learned
+    # How unlike the library a curve may be before its bands widen: the SHIFT_QUANTILE quantile, over the
+    # library's held-out cases, of `shift_ratio` (own back-test error / the error the library expects one doubling
+    # out). A curve above it has its extrapolation scale multiplied by ratio / shift_ref. inf: never widen.
+    shift_ref: float = math.inf
+
+    def shift_ratio(self, self_error: float, u_last: float, sigma: float) -> float:
+        """A curve's own back-test error in units of the error the library expects one doubling past u_last."""
+        return float(self_error / error_scale(1.0, sigma, self.s0, self.offset, self.gamma))
+
+    def inflation(self, self_error: float, u_last: float, sigma: float) -> float:
+        """Factor (>= 1) widening the extrapolation band of a curve unlike the library (see `shift_ref`)."""
+        if not math.isfinite(self.shift_ref) or self.shift_ref <= 0:
+            return 1.0
+        return max(1.0, self.shift_ratio(self_error, u_last, sigma) / self.shift_ref)
 
     def noise(self, curve: Curve) -> float:
         """The measurement noise sd of a curve's scores: its seed standard error, else a single run's."""
         se = curve.seed_se()
         return se if math.isfinite(se) else self.noise_single
 
-    def scale(self, u: np.ndarray, u_last: float, sigma: float = 0.0) -> np.ndarray:
-        return error_scale(_doublings(u, u_last), sigma, self.s0, self.offset, self.gamma)
+    def scale(self, u: np.ndarray, u_last: float, sigma: float = 0.0, inflation: float = 1.0) -> np.ndarray:
+        return inflation * error_scale(_doublings(u, u_last), sigma, self.s0, self.offset, self.gamma)
 
     def residuals(self, *, extrapolating: bool, u_last: float | None = None) -> np.ndarray:
         if not extrapolating:
@@ -203,10 +224,32 @@ def _doublings(u: np.ndarray, u_last: float) -> np.ndarray:
     return np.log2(np.maximum(u, u_last) / u_last)
 
 
+def own_slope(u_pos: np.ndarray, iso: np.ndarray, y0: float | None, eps: float) -> float:
+    """The curve's own recent gain per unit of ln(u + eps): the least-squares slope (>= 0) of its last three
+    isotonic speech levels; with one speech level, the rise from text-only to it; inf when nothing shows it."""
+    if iso.size >= 2:
+        return _ls2(np.log(u_pos[-3:] + eps), iso[-3:])[1]
+    if iso.size == 1 and y0 is not None:
+        return max(0.0, (float(iso[0]) - y0) / (math.log(u_pos[0] + eps) - math.log(eps)))
+    return math.inf
+
+
+def capped(ext: np.ndarray, last: float, slope: float, cap: float, z_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, disagreement): the library's extrapolation `ext` capped at the gain the curve's own slope
+    supports (cap x slope x z_gap), never below the last level; the disagreement |ext - own| in score units."""
+    if not math.isfinite(slope):
+        return np.maximum(ext, last), np.zeros(np.shape(ext))
+    own = last + cap * slope * z_gap
+    return np.maximum(np.minimum(ext, own), last), np.abs(ext - own)
+
+
 OFFSET_GRID = (0.25, 0.5, 1.0, 2.0)
 GAMMA_GRID = tuple(np.linspace(0.0, 1.5, 31))
 S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
 NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
+
+
+SHIFT_QUANTILE = 0.9  # a curve whose own back-test error ratio exceeds this quantile of the library's is "unlike" it
 
 
 def error_scale(doublings, sigma, s0, offset, gamma):
@@ -266,19 +309,46 @@ class CurveFit:
     _ens_last: float
     _u_fit: np.ndarray
     _y_fit: np.ndarray
+    own_slope: float = math.inf  # the curve's own recent gain per unit of ln(u + eps) (`own_slope`)
+    self_error: float = 0.0  # RMS error of the same model predicting this curve's own last levels from earlier ones
 
     def _ensemble(self, u: np.ndarray) -> np.ndarray:
         return _members(self._u_fit, self._y_fit, self.u_last, self.hyper, u).mean(axis=0)
+
+    def _beyond(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, |library extrapolation - own-slope extrapolation|) at levels u beyond the last one."""
+        shift = self.hyper.anchor * (self.interp.last - self._ens_last)
+        ext = self._ensemble(u) + shift
+        z_gap = np.log(u + self.hyper.eps) - math.log(self.u_last + self.hyper.eps)
+        # never below the last measured level, never above what the curve's own recent slope supports
+        return capped(ext, self.interp.last, self.own_slope, self.hyper.own_cap, z_gap)
 
     def predict(self, x: Sequence[float] | float) -> np.ndarray:
         u = np.atleast_1d(np.asarray(x, dtype=float)) / self.curve.corpus_size
         out = self.interp(u)
         beyond = u > self.u_last * (1 + _TOL)
         if np.any(beyond):
-            shift = self.hyper.anchor * (self.interp.last - self._ens_last)
-            ext = self._ensemble(u[beyond]) + shift
-            out[beyond] = np.maximum(ext, self.interp.last)  # never below the last measured level
+            out[beyond] = self._beyond(u[beyond])[0]
         return np.clip(out, 0.0, 1.0)
+
+    @property
+    def inflation(self) -> float:
+        """How much this curve's extrapolation bands are widened for being unlike the library (1: not at all)."""
+        return self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
+
+    @property
+    def shift_ratio(self) -> float:
+        """This curve's own back-test error over the error the library expects (see `Calibration.shift_ref`)."""
+        return self.calibration.shift_ratio(self.unlikeness, self.u_last, self.sigma)
+
+    @property
+    def unlikeness(self) -> float:
+        """How badly the library explains this curve (score units): the larger of its own back-test error
+        (`self_error`) and the gap, one doubling past the last level, between the library's extrapolation and the
+        curve's own recent slope."""
+        u1 = np.array([2 * self.u_last])
+        gap = float(self._beyond(u1)[1][0]) if math.isfinite(self.own_slope) else 0.0
+        return max(self.self_error, gap)
 
     @property
     def sigma(self) -> float:
@@ -293,7 +363,7 @@ class CurveFit:
         x = np.atleast_1d(np.asarray(x, dtype=float))
         pred = self.predict(x)
         ext = self.extrapolating(x)
-        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last, self.sigma)
+        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last, self.sigma, self.inflation)
         q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last)
         q_int = self.calibration.quantile(q, extrapolating=False)
         return np.where(ext, pred + q_ext * scale, pred + q_int)
@@ -306,13 +376,28 @@ class CurveFit:
     def prob_reach(self, x: float, target: float) -> float:
         pred = float(self.predict(x)[0])
         ext = bool(self.extrapolating(x)[0])
-        scale = (float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last, self.sigma)[0])
-                 if ext else 1.0)
+        scale = (float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last, self.sigma,
+                                              self.inflation)[0]) if ext else 1.0)
         return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext, u_last=self.u_last)
 
 
-def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None = None) -> CurveFit:
-    """Fit one curve. Raises PlannerError when it has fewer than two levels."""
+def self_error(curve: Curve, hyper: HyperParams, n_last: int = 2) -> float:
+    """RMS error (score units) of the model predicting each of the curve's last `n_last` levels from the levels
+    before it (which must include a speech level): the curve's own small back-test, 0 when it has none."""
+    errs = []
+    for j in range(max(1, curve.x.size - n_last), curve.x.size):
+        before = np.arange(curve.x.size) < j
+        if before.sum() < 2 or not np.any(curve.x[before] > 0):
+            continue
+        fit = fit_curve(curve.subset(before), hyper, check_self=False)
+        errs.append(curve.score[j] - float(fit.predict(curve.x[j])[0]))
+    return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+
+
+def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None = None, *,
+              check_self: bool = True) -> CurveFit:
+    """Fit one curve. Raises PlannerError when it has fewer than two levels. `check_self` measures its
+    `self_error` (the curve's own small back-test; False inside that measurement)."""
     if curve.x.size < 2:
         raise PlannerError(
             f"curve {curve.name!r} has one level only (x={curve.x.tolist()}); measure at least two levels, "
@@ -324,7 +409,9 @@ def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None 
     interp = Interpolator(u, y, _weights(curve), hyper.eps)
     u_last = float(u.max())
     ens_last = float(_members(u, y, u_last, hyper, np.array([u_last])).mean())
-    return CurveFit(curve, hyper, calibration or Calibration(), interp, u_last, ens_last, u, y)
+    slope = own_slope(interp.u_pos, interp.iso, interp.y0, hyper.eps)
+    err = self_error(curve, hyper) if check_self else 0.0
+    return CurveFit(curve, hyper, calibration or Calibration(), interp, u_last, ens_last, u, y, slope, err)
 
 
 # ---------------------------------------------------------------- learning across curves
@@ -357,9 +444,15 @@ def extrapolation_cases(curves: Sequence[Curve], windows: Sequence[float] = WIND
     return cases
 
 
-def _case_iso_last(case: _Case) -> float:
+def _case_iso(case: _Case) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """(speech levels, their isotonic fit, the 0% score or None) of a case's fit window, as `Interpolator` has."""
     pos = case.u_fit > 0
-    return float(isotonic_regression(case.y_fit[pos], weights=case.w_fit[pos]).x[-1])
+    y0 = float(case.y_fit[~pos][0]) if np.any(~pos) else None
+    return case.u_fit[pos], isotonic_regression(case.y_fit[pos], weights=case.w_fit[pos]).x, y0
+
+
+def _case_iso_last(case: _Case) -> float:
+    return float(_case_iso(case)[1][-1])
 
 
 def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> HyperParams:
@@ -412,15 +505,36 @@ def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> 
         return np.concatenate([np.maximum(e + lam * (il - el), il) for e, il, el in zip(ens, iso_last, ens_last)])
 
     anchor = float(min(ANCHOR_GRID, key=lambda lam: np.abs(anchored(lam) - y_true).mean()))
-    return HyperParams(eps, damping, half_sat, anchor, learned=True)
+
+    # how far to trust the library beyond the curve's own recent slope
+    isos = [_case_iso(c) for c in cases]
+    slopes_own = [own_slope(up, iso, y0, eps) for up, iso, y0 in isos]
+    raw = [e + anchor * (il - el) for e, il, el in zip(ens, iso_last, ens_last)]
+    gaps = [np.log(c.u_eval + eps) - math.log(c.u_last + eps) for c in cases]
+
+    def with_cap(k: float) -> np.ndarray:
+        return np.concatenate([capped(r, il, s, k, zg)[0] for r, il, s, zg in zip(raw, iso_last, slopes_own, gaps)])
+
+    # the weakest cap within CAP_PARSIMONY of the best MAE: trust the curve over the library only where the
+    # library's own curves clearly say so (a small gain on a few curves is not evidence enough)
+    mae = {k: float(np.abs(with_cap(k) - y_true).mean()) for k in OWN_CAP_GRID}
+    best_mae = min(mae.values())
+    own_cap = max(k for k, v in mae.items() if v <= best_mae * (1 + CAP_PARSIMONY))
+    return HyperParams(eps, damping, half_sat, anchor, learned=True, own_cap=own_cap)
+
+
+def case_errors(case: _Case, hyper: HyperParams) -> tuple[np.ndarray, np.ndarray, float]:
+    """Signed residuals (truth - prediction) of one case, the doublings past the last level of each, and the
+    fit's own back-test error (`self_error`)."""
+    sub = case.curve.subset(in_window(case.curve.u, case.window))
+    fit = fit_curve(sub, hyper)
+    x = case.u_eval * case.curve.corpus_size
+    return case.y_eval - fit.predict(x), _doublings(case.u_eval, case.u_last), fit.unlikeness
 
 
 def case_residuals(case: _Case, hyper: HyperParams) -> tuple[np.ndarray, np.ndarray]:
     """Signed residuals (truth - prediction) of one case and the doublings past the last level of each."""
-    sub = case.curve.subset(in_window(case.curve.u, case.window))
-    fit = fit_curve(sub, hyper)
-    pred = fit.predict(case.u_eval * case.curve.corpus_size)
-    return case.y_eval - pred, _doublings(case.u_eval, case.u_last)
+    return case_errors(case, hyper)[:2]
 
 
 def interp_residuals(curve: Curve, hyper: HyperParams) -> np.ndarray:
@@ -437,6 +551,18 @@ def interp_residuals(curve: Curve, hyper: HyperParams) -> np.ndarray:
         fit = fit_curve(sub, hyper)
         out.append(curve.score[i] - float(fit.predict(curve.x[i])[0]))
     return np.array(out)
+
+
+MAX_FOLDS = 10  # a library with more groups holds them out in this many folds (round-robin over sorted groups)
+
+
+def group_folds(groups: Sequence[str], max_folds: int = MAX_FOLDS) -> list[tuple[str, ...]]:
+    """Groups held out together: one each (leave-one-group-out) up to `max_folds` groups, else `max_folds` folds
+    dealt round-robin over the sorted groups (deterministic, so a library learns the same way every time)."""
+    groups = sorted(set(groups))
+    if len(groups) <= max_folds:
+        return [(g,) for g in groups]
+    return [tuple(groups[i::max_folds]) for i in range(max_folds)]
 
 
 @dataclass(frozen=True)
@@ -465,15 +591,21 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         per_group = {g: hyper for g in groups}
     else:
         hyper = learn_hyper(usable, windows)
-        per_group = {g: learn_hyper([c for c in usable if c.group != g], windows) for g in groups}
+        per_group = {}
+        for fold in group_folds(groups):
+            hp = learn_hyper([c for c in usable if c.group not in fold], windows)
+            per_group.update({g: hp for g in fold})
     res, hor, win, itp, sig = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    own_err, own_sig = [], []
     for c in usable:
         hp = per_group[c.group]
         sigma = c.seed_se()
         for case in extrapolation_cases([c], windows):
-            r, h = case_residuals(case, hp)
+            r, h, err = case_errors(case, hp)
             res.append(r)
             hor.append(h)
+            own_err.append(err)
+            own_sig.append(sigma)
             win.append(np.full(r.size, case.window))
             sig.append(np.full(r.size, sigma))
         itp.append(interp_residuals(c, hp))
@@ -489,6 +621,10 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     norm = res_all / error_scale(hor_all, sigma_all, sc.s0, sc.offset, sc.gamma)
     pools = tuple((float(w), norm[win_all == w]) for w in sorted(set(win_all.tolist())))
     cal = Calibration(norm, np.concatenate(itp), sc.gamma, sc.offset, pools, sc.s0, sc.noise_single)
+    # the range of "own back-test error / expected error" the library's calibration has seen
+    ratios = [cal.shift_ratio(e, 0.0, s if math.isfinite(s) else sc.noise_single) for e, s in zip(own_err, own_sig)]
+    if len(ratios) >= 5:
+        cal = replace(cal, shift_ref=float(np.quantile(ratios, SHIFT_QUANTILE)))
     if cal.extrap.size < 10:
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))
