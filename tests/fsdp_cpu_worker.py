@@ -57,9 +57,17 @@ def decode(out_path: str, mode: str) -> None:
 
     acc = fsdp_accelerator()
     model, processor = build_tiny(seed=0)
-    model = acc.prepare(model)
+    if mode.endswith("after_step"):  # prepared with an optimizer and one step, as in the loop: fails (see tests)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        model, optimizer = acc.prepare(model, optimizer)
+        ids = torch.randint(0, 100, (1, 8))
+        acc.backward(model(input_ids=ids, labels=ids).loss)
+        optimizer.step()
+        optimizer.zero_grad()
+    else:
+        model = acc.prepare(model)
     inner, ctx, kwargs = parallel.generation_setup(acc, model)
-    if mode == "unsynced":
+    if mode.startswith("unsynced"):
         kwargs = {}
     rank = acc.process_index
     item = (make_example(rank, "wake me up at five" if rank else "play jazz", SLUFrame("alarm", "set", ())), False)
