@@ -30,7 +30,7 @@ from planner.curves import (
 )
 from planner.cache import cached_library
 from planner.model import Library
-from planner.target import recommend
+from planner.target import check_rates, recommend
 
 
 def _help(text: str, default: Any = None) -> Any:
@@ -68,6 +68,7 @@ class RecommendConfig(SourceConfig):
             raise PlannerError("--language is required (e.g. --language en)")
         if self.target <= 0:
             raise PlannerError("--target is required: a score in (0, 1], e.g. --target 0.75")
+        check_rates(self.avg_seconds, self.cost_per_hour)
 
 
 @dataclass
@@ -134,10 +135,14 @@ def load_input(cfg: SourceConfig) -> list[Curve]:
 
 def load_library(cfg: SourceConfig, curves: list[Curve]) -> Library:
     if cfg.library:
-        return cached_library(read_curves_csv(cfg.library))
-    pool = {c.name: c for c in reference_curves()}
+        lib_curves = read_curves_csv(cfg.library)
+        return dataclasses.replace(cached_library(lib_curves), name=f"{cfg.library} ({len(lib_curves)} curves)")
+    ref = reference_curves()
+    pool = {c.name: c for c in ref}
     pool.update({c.name: c for c in curves})
-    return cached_library(list(pool.values()))
+    own = len(pool) - len(ref)
+    name = f"the paper's {len(ref)} curves" + (f" + {own} of yours" if own else "")
+    return dataclasses.replace(cached_library(list(pool.values())), name=name)
 
 
 def select(curves: list[Curve], language: str) -> list[Curve]:
@@ -185,7 +190,8 @@ def main_recommend(cfg: RecommendConfig) -> dict:
     rec = recommend(fits, target=cfg.target, share=cfg.share, risk=cfg.risk, avg_seconds=cfg.avg_seconds,
                     cost_per_hour=cfg.cost_per_hour, language=cfg.language)
     out = rec.to_dict()
-    out["library"] = {"groups": list(lib.groups), "hyper": lib.hyper.to_dict(), "notes": list(lib.notes)}
+    out["library"] = {"name": lib.describe(), "groups": list(lib.groups), "hyper": lib.hyper.to_dict(),
+                      "notes": list(lib.notes)}
     if cfg.plot:
         from planner.plots import plot_curves
 
@@ -204,6 +210,9 @@ def main_recommend(cfg: RecommendConfig) -> dict:
     print(f"recommended: {rec.status}; scheme {rec.best_scheme or '-'} (best at that amount: "
           f"{rec.scheme_at_amount or '-'}); expected {_fmt(rec.best_expected['amount'])}, "
           f"safe {_fmt(rec.best_safe['amount'])} {rec.best_expected['unit']}")
+    print(f"calibrated by: {rec.calibrated_by}")
+    for warning in rec.out_of_range:
+        print(f"warning: {warning}")
     for note in rec.notes + [w for a in rec.answers for w in a.warnings] + list(lib.notes):
         print(f"note: {note}")
     return out

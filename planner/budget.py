@@ -173,6 +173,9 @@ def allocate(
     """Split `budget` (utterances, hours or money) across languages; costs per language from duration and rate."""
     if not fits_by_language:
         raise PlannerError("no languages to allocate over")
+    from planner.target import check_rates
+
+    check_rates(avg_seconds, cost_per_hour)
 
     def per_lang(v, lang):
         return v.get(lang) if isinstance(v, Mapping) else v

@@ -61,6 +61,8 @@ def _read(path: Path, columns: Sequence[str] | None = None):
             raise PlannerError(f"{path}: missing column(s) {missing}; an LCDB database file has "
                                "openmlid, learner, size_train, outer_seed, inner_seed, score_<split>")
         return pd.read_csv(path, usecols=list(columns) if columns else None, encoding="utf-8")
+    except PlannerError:
+        raise
     except UnicodeDecodeError as exc:
         raise PlannerError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); give LCDB's CSV file") from None
     except (ValueError, pd.errors.ParserError) as exc:

@@ -311,6 +311,18 @@ class CurveFit:
     _y_fit: np.ndarray
     own_slope: float = math.inf  # the curve's own recent gain per unit of ln(u + eps) (`own_slope`)
     self_error: float = 0.0  # RMS error of the same model predicting this curve's own last levels from earlier ones
+    library: str = ""  # which library calibrated this fit (`Library.describe`), "" when fitted directly
+
+    def range_warning(self) -> str:
+        """A warning when this curve is unlike the library that calibrated it (its bands were widened), else ""."""
+        f = self.inflation
+        if f <= 1.0:
+            return ""
+        lib = self.library or "the library"
+        return (f"curve {self.curve.name!r} is outside the range of the library that calibrated it ({lib}): "
+                f"the model's error on its own levels is {self.shift_ratio:.1f}x the error the library expects, "
+                f"more than {100 * SHIFT_QUANTILE:.0f}% of the library's curves; its bands are widened {f:.1f}x. "
+                "Measure one more level, or learn on curves like yours (--library)")
 
     def _ensemble(self, u: np.ndarray) -> np.ndarray:
         return _members(self._u_fit, self._y_fit, self.u_last, self.hyper, u).mean(axis=0)
@@ -519,7 +531,7 @@ def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> 
     # library's own curves clearly say so (a small gain on a few curves is not evidence enough)
     mae = {k: float(np.abs(with_cap(k) - y_true).mean()) for k in OWN_CAP_GRID}
     best_mae = min(mae.values())
-    own_cap = max(k for k, v in mae.items() if v <= best_mae * (1 + CAP_PARSIMONY))
+    own_cap = max(k for k, v in mae.items() if v <= best_mae * (1 + CAP_PARSIMONY) + 1e-9)  # 1e-9: rounding
     return HyperParams(eps, damping, half_sat, anchor, learned=True, own_cap=own_cap)
 
 
@@ -573,9 +585,16 @@ class Library:
     calibration: Calibration
     groups: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    name: str = ""  # what the library is, for the user ("the paper's 16 curves + your 4"); see `describe`
 
     def fit(self, curve: Curve) -> CurveFit:
-        return fit_curve(curve, self.hyper, self.calibration)
+        fit = fit_curve(curve, self.hyper, self.calibration)
+        fit.library = self.describe()
+        return fit
+
+    def describe(self) -> str:
+        shown = ", ".join(self.groups[:6]) + (f", ... ({len(self.groups)} in all)" if len(self.groups) > 6 else "")
+        return f"{self.name or 'curve library'} (groups: {shown or 'none'})"
 
 
 def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> Library:

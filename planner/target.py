@@ -21,6 +21,16 @@ from planner.model import CurveFit
 SEARCH_LIMIT = 8.0  # search amounts up to this many times the corpus: beyond it the model says nothing useful
 
 
+def check_rates(avg_seconds, cost_per_hour, where: str = "") -> None:
+    """Refuse a negative or non-finite utterance duration or hourly cost (they would print negative hours/money)."""
+    for flag, v in (("--avg-seconds", avg_seconds), ("--cost-per-hour", cost_per_hour)):
+        vals = v.values() if isinstance(v, dict) else [v]
+        for val in vals:
+            if val is not None and (not math.isfinite(val) or val < 0):
+                what = "seconds per utterance" if flag == "--avg-seconds" else "the cost of one hour of speech"
+                raise PlannerError(f"{flag}{where} ({what}) must be a number >= 0, got {val:g}")
+
+
 def amounts(x: float | None, unit: str, avg_seconds: float | None, cost_per_hour: float | None) -> dict:
     """One amount in utterances, hours and money where the inputs allow; None where they do not."""
     if x is None or not math.isfinite(x):
@@ -82,6 +92,7 @@ class SchemeAnswer:
     p_reach_corpus: float  # probability of reaching the target with the whole corpus
     score_at_corpus: float
     warnings: list[str] = field(default_factory=list)
+    band_widening: float = 1.0  # > 1: the curve is unlike the library, its bands were widened this much
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -99,6 +110,8 @@ class Recommendation:
     scheme_at_amount: str | None  # scheme predicted best at the recommended (expected) amount
     status: str
     notes: list[str] = field(default_factory=list)
+    calibrated_by: str = ""  # which curve library calibrated the answer (hyper-parameters and bands)
+    out_of_range: list[str] = field(default_factory=list)  # warnings: curves unlike that library
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -126,6 +139,7 @@ def recommend(
         raise PlannerError(f"--risk must be in (0, 0.5), got {risk}")
     if not 0 < target <= 1:
         raise PlannerError(f"--target must be in (0, 1] (a score, or a share with --share), got {target}")
+    check_rates(avg_seconds, cost_per_hour)
     full = max(float(f.predict(f.curve.corpus_size)[0]) for f in fits)
     goal = target * full if share else target
     answers = []
@@ -145,7 +159,7 @@ def recommend(
             f.curve.name, f.curve.scheme or f.curve.name, status,
             amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
             amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
-            f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings),
+            f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings), f.inflation,
         ))
     ranked = sorted(answers, key=lambda a: (a.expected["amount"] if a.expected["amount"] is not None else math.inf))
     best = ranked[0]
@@ -168,5 +182,7 @@ def recommend(
         p_best = max(a.p_reach_corpus for a in answers)
         notes.append(f"no amount within the corpus reaches the target with risk <= {risk:g}; the whole corpus "
                      f"reaches it with probability {p_best:.2f} (best scheme): collect in rounds and refit")
+    out_of_range = [w for w in (f.range_warning() for f in fits) if w]
+    calibrated_by = "; ".join(sorted({f.library for f in fits if f.library})) or "no library (generic priors)"
     return Recommendation(language, goal, risk, answers, best.scheme if best.expected["amount"] is not None else None,
-                          best.expected, best.safe, scheme_at, status, notes)
+                          best.expected, best.safe, scheme_at, status, notes, calibrated_by, out_of_range)
