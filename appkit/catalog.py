@@ -75,7 +75,7 @@ def _from_run(run: Path, root: Path | None = None) -> Checkpoint:
 def check_checkpoint(spec: str) -> Checkpoint:
     """One configured checkpoint, or AppError saying why it cannot be served and what to do."""
     if spec == DEMO:
-        return Checkpoint(DEMO, "demo (untrained tiny twin: answers are noise)", DEMO)
+        return Checkpoint(DEMO, "demo (untrained tiny twin)", DEMO)
     path = Path(spec).expanduser()
     if path.is_dir():
         if is_run_folder(path):

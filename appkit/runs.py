@@ -9,6 +9,7 @@ from typing import Any
 from appkit.catalog import Checkpoint
 
 METRICS = ("intent_accuracy", "entity_f1", "slu_f1")
+COLORS = ("#4f46e5", "#dc2626", "#16a34a", "#d97706")  # one per compared run: its score and loss lines share it
 METRIC_NAMES = {"intent_accuracy": "intent acc.", "entity_f1": "entity F1", "slu_f1": "SLU-F1"}
 
 
@@ -86,11 +87,11 @@ def curves_figure(ckpts: list[Checkpoint], metric: str = "slu_f1"):
         rows = read_curves(Path(ckpt.run_dir) / "curves.csv")
         evals = [r for r in rows if r.get("kind") == "eval" and r.get(metric) is not None]
         losses = [r for r in rows if r.get("kind") == "train" and r.get("loss") is not None]
-        group = ckpt.label
-        fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[100 * r[metric] for r in evals],
+        group, line = ckpt.label, {"color": COLORS[drawn % len(COLORS)]}
+        fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[100 * r[metric] for r in evals], line=line,
                                  mode="lines+markers", name=group, legendgroup=group), row=1, col=1)
         fig.add_trace(go.Scatter(x=[r["step"] for r in losses], y=[r["loss"] for r in losses], mode="lines",
-                                 name=group, legendgroup=group, showlegend=False), row=1, col=2)
+                                 line=line, name=group, legendgroup=group, showlegend=False), row=1, col=2)
         drawn += 1
     fig.update_xaxes(title_text="optimizer step")
     title = "score curves of the run folders" if drawn else "no run folders chosen: no curves (demo and hub models)"

@@ -53,6 +53,13 @@ def site(tmp_path_factory, tiny_model_dir):
         yield url, state, examples, root
 
 
+def idle(page, timeout: int = 120_000) -> None:
+    """Wait until no component shows Gradio's "processing" status any more."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.body.innerText.includes('processing |')", timeout=timeout)
+    page.wait_for_timeout(500)
+
+
 def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
     url, state, examples, root = site
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -95,6 +102,8 @@ def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
     page.click("#compare-run")
     page.wait_for_selector("#compare-note >> text=Differences from", timeout=120_000)
     page.locator("#compare-table").get_by_text("curriculum-p50-s1 (run)", exact=True).first.wait_for(state="attached")
+    page.wait_for_selector("#compare-plot .js-plotly-plot", state="attached", timeout=60_000)
+    idle(page)
     page.screenshot(path=str(ARTIFACTS / "3-compare.png"), full_page=True)
 
     # Planner: opens answered; recommend again; budget mode.
@@ -102,8 +111,8 @@ def test_a_user_parses_a_clip_sees_errors_and_opens_every_tab(browser, site):
     page.wait_for_selector("#planner-summary >> text=Scheme to train", timeout=30_000)
     page.locator("#planner-table").get_by_text("within corpus").first.wait_for(state="attached")
     page.click("#planner-recommend")
+    idle(page)
     page.wait_for_selector("#planner-summary >> text=Scheme to train", timeout=60_000)
-    page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "4-planner-target.png"), full_page=True)
     page.get_by_role("tab", name="Budget mode").click()
     page.wait_for_selector("#budget-summary >> text=Spent", timeout=30_000)
