@@ -164,8 +164,11 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, int]:
 
 # ---------------------------------------------------------------- the paper's curves
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    """A CSV through the project's one text reader (data/textio.py): a non-UTF-8 or binary file is one
+    PlannerError line naming the file, the line and the byte, never a UnicodeDecodeError traceback."""
+    from data.textio import read_text
+
+    return list(csv.DictReader(io.StringIO(read_text(path, PlannerError, what="curves file"), newline="")))
 
 
 def reference_curves(metric: str = "slu_f1") -> list[Curve]:

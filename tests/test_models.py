@@ -64,7 +64,8 @@ def test_missing_or_incomplete_local_folders_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError) as err:
         load_model(tmp_path / "empty", device="cpu")
-    assert f"local folder {(tmp_path / 'empty').resolve()}" in str(err.value) and "config.json" in str(err.value)
+    msg = str(err.value)  # names the folder, what is missing, and what a checkpoint folder holds
+    assert str(tmp_path / "empty") in msg and "no config.json" in msg and "save_pretrained" in msg
 
 
 def test_registry_lookup():

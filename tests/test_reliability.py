@@ -328,3 +328,14 @@ def test_intact_checkpoint_verifies_and_reports_the_reason_for_wrong_shapes(tmp_
     path = _save(tmp_path, 3)
     assert ckpt.verify_checkpoint(path, _model_state()) is None
     assert "0.weight has shape [3, 4], the model [3, 7]" in ckpt.verify_checkpoint(path, _model_state(width=7))
+
+
+def test_planner_curves_reader_latin1_is_one_line(tmp_path, capsys):
+    """The planner reads curves through the project's one text reader: a Latin-1 byte is one error line, exit 2."""
+    from planner.__main__ import run
+
+    bad = tmp_path / "curves.csv"
+    bad.write_bytes(b"group,curve,x,score\ng,c\xe9,0,0.5\ng,c,10,0.6\n")
+    assert run(["backtest", "--curves", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "line 2" in err and "0xe9" in err and "Traceback" not in err
