@@ -158,9 +158,16 @@ def serve(state, **kwargs):
     """The app's page on a free localhost port with the app's own launch settings; closed afterwards."""
     from appkit.ui import build_demo, launch
 
-    port = free_port()
     demo = build_demo(state)
-    launch(demo, host="127.0.0.1", port=port, block=False, quiet=True, **kwargs)
+    for attempt in range(3):  # Gradio probes its own URL after start; on a loaded machine the probe can time out
+        port = free_port()
+        try:
+            launch(demo, host="127.0.0.1", port=port, block=False, quiet=True, **kwargs)
+            break
+        except ValueError:
+            demo.close()
+            if attempt == 2:
+                raise
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
