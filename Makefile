@@ -18,15 +18,15 @@ $(STAMP): requirements.txt constraints-ci.txt
 app: $(STAMP)
 	$(VENV)/bin/python app.py
 
-# System tools the tests and the demo corpus need: installed with apt when we are root or have sudo; otherwise a
+# System tools the tests and the demo corpus need (speech engines, sox, and chromium for the browser test): installed with apt when we are root or have sudo; otherwise a
 # clear message and a failure (never a silently skipped test suite).
 system-deps:
-	@missing=""; for t in espeak-ng flite sox; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in espeak-ng flite sox chromium; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
-	  else echo "error: missing system tools:$$missing. Install them: sudo apt-get install espeak-ng flite sox"; exit 1; fi; \
+	  else echo "error: missing system tools:$$missing. Install them: sudo apt-get install espeak-ng flite sox chromium"; exit 1; fi; \
 	  echo "installing:$$missing"; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q espeak-ng flite sox; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q espeak-ng flite sox chromium; \
 	fi
 
 test: $(STAMP) system-deps

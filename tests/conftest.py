@@ -18,7 +18,7 @@ def pytest_configure(config):
     if os.environ.get("LALM_SLU_REQUIRE_TOOLS"):
         import shutil
 
-        missing = [t for t in ("espeak-ng", "flite") if shutil.which(t) is None]
+        missing = [t for t in ("espeak-ng", "flite", "chromium") if shutil.which(t) is None]
         if missing:
             pytest.exit(f"missing system tools: {', '.join(missing)}; install them (sudo apt-get install "
                         f"{' '.join(missing)}) or unset LALM_SLU_REQUIRE_TOOLS to skip the tests that need them",
