@@ -326,3 +326,8 @@ def _parse(text: Any) -> ParseResult:
     if salvaged is not None:
         return ParseResult(salvaged, ParseStatus.REPAIRED)
     return _unusable(fallback_entities)
+
+
+def slurp_prediction_record(key_value: str, frame: SLUFrame, *, key: str = "file") -> dict:
+    """One line of a SLURP prediction file for ``frame`` (``key`` is "file" per recording, "slurp_id" per text)."""
+    return {key: key_value, **frame.to_dict()}

@@ -32,7 +32,7 @@ from data.corpus import SPLIT_ALIASES, Corpus, CorpusError, duplicate_ids, examp
 from data.example import AudioRef, SLUExample
 from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
 from data.textio import read_text
-from training.results import atomic_write_text
+from data.textio import atomic_write_text
 
 FORMAT_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

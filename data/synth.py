@@ -38,7 +38,7 @@ from data.audio import SAMPLE_RATE, resample
 from data.cli import run_cli
 from data.frames import Entity, SLUFrame, split_intent
 from data.synth_templates import FILLERS, SPEEDS_WPM, TEMPLATES, VARIANTS, VOICES
-from training.results import atomic_write_text
+from data.textio import atomic_write_text
 
 _SLOT_RE = re.compile(r"\{([a-z_]+)\}")
 

@@ -43,7 +43,7 @@ from data.slurp import slurp_frame
 from data.synth_templates import DEMO_FILLERS, DEMO_TEMPLATES, NOVEL_FILLERS, NOVEL_TEMPLATES
 from data.synth_voices import (ESPEAK_PITCHES, ESPEAK_RATES, FLITE_F0, FLITE_STRETCH, Voice, check_engines,
                                held_out_voices, speaker_label, synthesize_raw, train_voices)
-from training.results import atomic_write_text
+from data.textio import atomic_write_text
 
 SLURP_DEVEL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "slurp" / "devel.jsonl"
 LOCALE = "en-US"

@@ -11,6 +11,7 @@ allows inside strings. No third-party imports: the scorer, the report and the pl
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -44,3 +45,19 @@ def text_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, line without its newline) for every line, numbered from 1, split at ``\\n`` only."""
     for lineno, line in enumerate(text.split("\n"), start=1):
         yield lineno, line.rstrip("\r")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a file so that readers see either the old or the new content, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -181,8 +181,8 @@ def write_predictions(
     key: str = "file",
 ) -> Path:
     """Write predictions as JSON lines in the SLURP prediction format, atomically (all or nothing)."""
-    from training.metrics import prediction_record
-    from training.results import atomic_write_text
+    from data.frames import slurp_prediction_record as prediction_record
+    from data.textio import atomic_write_text
 
     if key not in ("file", "slurp_id"):
         raise DecodeError(f"key must be 'file' (per recording) or 'slurp_id' (per text, --load-gold), got {key!r}")

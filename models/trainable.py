@@ -194,7 +194,7 @@ def save_lora(
     """
     from peft import get_peft_model_state_dict
 
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     configs = getattr(model, "peft_config", None)
     if not has_lora(model) or not configs:

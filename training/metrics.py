@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from data.frames import NONE_FRAME, Entity, SLUFrame
+from data.frames import NONE_FRAME, Entity, SLUFrame, slurp_prediction_record
 from data.textio import read_text, text_lines
 
 AVERAGES = ("micro", "macro")
@@ -407,6 +407,4 @@ def read_predictions(path: str | os.PathLike, *, key: str = "file") -> dict[str,
     return preds
 
 
-def prediction_record(key_value: str, frame: SLUFrame, *, key: str = "file") -> dict[str, Any]:
-    """One line of a SLURP prediction file for ``frame``."""
-    return {key: key_value, **frame.to_dict()}
+prediction_record = slurp_prediction_record  # one definition, in data/frames.py (the format's home)

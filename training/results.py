@@ -22,7 +22,7 @@ try:
 except ImportError:  # Windows: no flock; writes stay atomic but are not serialised
     fcntl = None  # type: ignore[assignment]
 
-from data.textio import read_text
+from data.textio import atomic_write_text, read_text  # atomic_write_text: re-exported (it lives in data/)
 
 from training.metrics import METRIC_KEYS
 
@@ -184,22 +184,6 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that readers see either the old or the new content, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
