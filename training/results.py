@@ -12,7 +12,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
