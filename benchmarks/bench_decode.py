@@ -17,11 +17,10 @@ trained checkpoint stops early and ragged, which is the realistic case (use ``--
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from benchmarks.common import build_arch, examples, machine, slurp_like_seconds
+from benchmarks.common import build_arch, examples, machine, print_result, slurp_like_seconds
 
 
 def run(args) -> dict:
@@ -88,12 +87,7 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for key, value in res.items():
-            print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
+    print_result(run(args), args.json)
     return 0
 
 

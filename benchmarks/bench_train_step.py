@@ -19,11 +19,10 @@ done before timing. Reported (median of ``--repeats``):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 
-from benchmarks.common import build_arch, examples, machine, slurp_like_seconds, timed
+from benchmarks.common import build_arch, examples, machine, print_result, slurp_like_seconds, timed
 
 
 def _step_fn(model, batch, optimizer):
@@ -120,12 +119,7 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for key, value in res.items():
-            print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
+    print_result(run(args), args.json)
     return 0
 
 

@@ -134,3 +134,14 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def print_result(res: dict, as_json: bool) -> None:
+    """One JSON object (``--json``, what checks parse), or aligned ``key value`` lines for people."""
+    import json
+
+    if as_json:
+        print(json.dumps(res))
+        return
+    for key, value in res.items():
+        print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from data.textio import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -283,21 +285,16 @@ def build(cfg: DemoConfig) -> Path:
     t = time.time()
     export = stage_export(cfg, work, sweep, manifest)
     times["export_s"] = round(time.time() - t, 1)
-    (export / "build.json").write_text(json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n")
+    atomic_write_text(export / "build.json", json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n")
     print(json.dumps(times), flush=True)
     return export
 
 
-def main(argv: list[str] | None = None) -> int:
-    from data.cli import parse_config
+def main() -> int:
+    """The CLI: flags from DemoConfig; our errors become one ``error:`` line and exit status 2."""
+    from data.cli import run_cli
 
-    cfg = parse_config(DemoConfig, argv, description=__doc__.splitlines()[0])
-    try:
-        out = build(cfg)
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(out)
+    run_cli(lambda cfg: print(build(cfg)), DemoConfig, (DemoError,), description=__doc__.splitlines()[0])
     return 0
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.textio import atomic_write_text
+
 TRANSCRIBE = "Transcribe the audio."
 REPEAT = "Repeat the transcript."
 
@@ -297,22 +299,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
     final = save_model(model, processor, out / "model")
     summary = {"config": asdict(cfg), "parameters": n_params, "history": history,
                "seconds": round(time.time() - started, 1)}
-    tmp = out / ".pretrain.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "pretrain.json")
+    atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2) + "\n")
     return final
 
 
-def main(argv: list[str] | None = None) -> int:
-    from data.cli import parse_config
+def main() -> int:
+    """The CLI: flags from PretrainConfig; our errors become one ``error:`` line and exit status 2."""
+    from data.cli import run_cli
 
-    cfg = parse_config(PretrainConfig, argv, description=__doc__.splitlines()[0])
-    try:
-        path = pretrain(cfg)
-    except PretrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
+    run_cli(lambda cfg: print(pretrain(cfg)), PretrainConfig, (PretrainError,),
+            description=__doc__.splitlines()[0])
     return 0
 
 
