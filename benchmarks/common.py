@@ -48,7 +48,7 @@ def build_arch(arch: str, device: str = "cpu", dtype: str = "float32", n_layers:
     if arch == "mini":
         from models.mini import MiniSize
 
-        model, processor = build_tiny(seed=0, size=MiniSize().tiny_size())
+        model, processor = build_tiny(seed=0, size=MiniSize())
         return model.to(device=device, dtype=torch_dtype), processor
     if arch != "full":
         raise ValueError(f"unknown architecture {arch!r}: tiny, mini or full")

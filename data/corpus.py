@@ -11,7 +11,6 @@ and the hub's ``validation`` both become ``dev``.
 from __future__ import annotations
 
 import importlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from data.example import AudioRef, SLUExample
 from data.frames import SLUFrame
-from data.textio import read_text, text_lines
+from data.textio import iter_json_objects
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -39,16 +38,7 @@ class CorpusError(ValueError):
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSON-lines file; a bad line is a CorpusError naming it."""
-    for lineno, line in text_lines(read_text(path, CorpusError)):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise CorpusError(f"{path}, line {lineno}: not JSON ({exc}); one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise CorpusError(f"{path}, line {lineno}: expected a JSON object per line")
-        yield lineno, row
+    return iter_json_objects(path, CorpusError)
 
 
 def normalize_split(name: str) -> str:

@@ -61,3 +61,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def iter_json_objects(path: str | os.PathLike, error: type[Exception] = ValueError, *,
+                      compact: bool = False) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file, read through ``read_text``; a line that
+    is not JSON, or not an object, is one ``error`` naming the file and the line (``path, line N``, or the
+    compiler-style ``path:N`` the scorer prints with ``compact``)."""
+    import json
+
+    for lineno, line in text_lines(read_text(path, error)):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}" if compact else f"{path}, line {lineno}"
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise error(f"{where}: not JSON ({exc}); one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise error(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+        yield lineno, row

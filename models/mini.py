@@ -11,27 +11,22 @@ for a training step, a text batch ~0.3 s.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterable
 
 from models.tiny import TinySize, build_processor, build_tiny, build_tokenizer
 
 
 @dataclass(frozen=True)
-class MiniSize:
+class MiniSize(TinySize):
+    """The twin's dimensions at Mini-LALM size, plus the size of the corpus-trained BPE."""
+
     audio_dim: int = 192
     audio_layers: int = 3
     text_dim: int = 192
     text_layers: int = 3
-    heads: int = 4
-    kv_heads: int = 2
     ffn_dim: int = 768
     vocab_size: int = 1536
-
-    def tiny_size(self) -> TinySize:
-        fields = asdict(self)
-        fields.pop("vocab_size")
-        return TinySize(**fields)
 
 
 def tokenizer_texts(transcripts: Iterable[str], targets: Iterable[str], prompts: Iterable[str]) -> list[str]:
@@ -43,4 +38,4 @@ def tokenizer_texts(transcripts: Iterable[str], targets: Iterable[str], prompts:
 def build_mini(texts: list[str], size: MiniSize = MiniSize(), seed: int = 0):
     """``(model, processor)``: a randomly initialised mini Qwen2-Audio with a BPE trained on ``texts``."""
     processor = build_processor(build_tokenizer(texts, vocab_size=size.vocab_size))
-    return build_tiny(seed=seed, size=size.tiny_size(), processor=processor)
+    return build_tiny(seed=seed, size=size, processor=processor)

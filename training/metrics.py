@@ -18,16 +18,14 @@ Pure functions, no model imports: training, the app, reports and the planner all
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from data.frames import NONE_FRAME, Entity, SLUFrame, slurp_prediction_record
-from data.textio import read_text, text_lines
+from data.textio import iter_json_objects
 
 AVERAGES = ("micro", "macro")
 
@@ -332,19 +330,7 @@ def score_keyed(
 
 
 def _json_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any]]]:
-    path = Path(path)
-    if not path.is_file():
-        raise MetricsInputError(f"{path}: file not found")
-    for lineno, line in text_lines(read_text(path, MetricsInputError)):  # one UTF-8 reader for every input file
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise MetricsInputError(f"{path}:{lineno}: not valid JSON ({exc}); expected one object per line") from None
-        if not isinstance(obj, dict):
-            raise MetricsInputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        yield lineno, obj
+    return iter_json_objects(path, MetricsInputError, compact=True)  # one UTF-8, one JSON-lines reader for every input file
 
 
 def gold_frame_from_release(example: Mapping[str, Any]) -> SLUFrame:
