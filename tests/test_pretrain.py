@@ -1,11 +1,21 @@
 """Alignment pre-training (training/pretrain.py) on the synthetic corpus with the tiny size: it runs, writes a
-loadable model and its history, resumes, and its auxiliary CTC loss is computed on the audio tokens."""
+loadable model and its history, resumes across its two stages (encoder-only listening, then the LLM), and its
+character CTC head spells what it is trained on."""
 
 import json
 
 import pytest
 
-from training.pretrain import PretrainConfig, PretrainError, pretrain, word_error_rate
+from training.pretrain import (
+    CTC_CHARS,
+    PretrainConfig,
+    PretrainError,
+    character_error_rate,
+    ctc_greedy,
+    ctc_targets,
+    pretrain,
+    word_error_rate,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -16,23 +26,67 @@ def test_word_error_rate():
     assert word_error_rate(["a b", "c"], ["", "c"]) == pytest.approx(2 / 3)
 
 
+def test_character_ctc_helpers():
+    ids = ctc_targets("Olly, set  an alarm!")
+    assert "".join(CTC_CHARS[i - 1] for i in ids) == "olly set an alarm"  # lowercased, punctuation dropped
+    assert 0 not in ids  # 0 is the blank
+    a, b = CTC_CHARS.index("a") + 1, CTC_CHARS.index("b") + 1
+    assert ctc_greedy([0, a, a, 0, a, b, b, 0]) == "aab"  # repeats collapse unless a blank separates them
+    assert character_error_rate(["abc"], ["abd"]) == pytest.approx(1 / 3)
+    assert character_error_rate(["a b"], ["ab"]) == pytest.approx(1 / 3)  # the space counts
+
+
 def test_pretrain_runs_resumes_and_records_ctc(synth_corpus_dir, tmp_path):
+    import torch
+
     from models.loading import load_model
 
     out = tmp_path / "base"
-    cfg = PretrainConfig(manifest=str(synth_corpus_dir / "manifest.jsonl"), out=str(out), epochs=1, batch_size=4,
-                         max_speech=8, eval_examples=2, size="tiny", ctc_weight=0.3)
+    cfg = PretrainConfig(manifest=str(synth_corpus_dir / "manifest.jsonl"), out=str(out), encoder_epochs=1, epochs=1,
+                         batch_size=4, max_speech=8, eval_examples=2, size="tiny", ctc_weight=0.3)
     model_dir = pretrain(cfg)
     history = json.loads((out / "pretrain.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [1]
-    assert history[0]["ctc_loss"] > 0 and "dev_wer" in history[0]
+    assert [(h["epoch"], h["stage"]) for h in history] == [(1, "listen"), (2, "align")]
+    assert history[0]["ctc_loss"] > 0 and "dev_cer_ctc" in history[0] and "dev_wer" not in history[0]
+    assert history[1]["ctc_loss"] > 0 and "dev_wer" in history[1]
     model, processor = load_model(model_dir, device="cpu")
     # the BPE was trained on this corpus: its transcripts' words are single tokens more often than bytes
     assert len(processor.tokenizer) <= 768 + 10
+    # the CTC head is a training aid: kept for resuming, not part of the model folder
+    assert not any("ctc" in n for n, _ in model.named_parameters())
+    assert "ctc_head" in torch.load(out / "state" / "trainer.pt", weights_only=False)
     cfg.epochs, cfg.resume = 2, True
     pretrain(cfg)
     history = json.loads((out / "pretrain.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [(h["epoch"], h["stage"]) for h in history] == [(1, "listen"), (2, "align"), (3, "align")]
+
+
+def test_listening_stage_learns_and_leaves_the_llm_alone(synth_corpus_dir, tmp_path):
+    """The encoder-only stage lowers the CTC loss on the clips it trains on and does not touch the LLM's weights."""
+    import torch
+
+    from models.loading import load_model
+
+    out = tmp_path / "listen"
+    cfg = PretrainConfig(manifest=str(synth_corpus_dir / "manifest.jsonl"), out=str(out), encoder_epochs=12,
+                         epochs=1, batch_size=4, max_speech=8, eval_examples=0, size="tiny", encoder_lr=3e-3,
+                         peak_lr=1e-9)
+    pretrain(cfg)
+    history = json.loads((out / "pretrain.json").read_text())["history"]
+    listen = [h["ctc_loss"] for h in history if h["stage"] == "listen"]
+    assert listen[-1] < 0.7 * listen[0]
+    model, _ = load_model(out / "model", device="cpu")
+    from training.pretrain import build_base
+    from data.corpus import load_corpus
+
+    fresh, _ = build_base(load_corpus("manifest", path=str(synth_corpus_dir / "manifest.jsonl")).split("train").texts,
+                          "tiny", 0)
+    trained = dict(model.named_parameters())
+    for name, p in fresh.named_parameters():
+        if "audio_tower" in name and "embed_positions" not in name and name.endswith("fc1.weight"):
+            assert not torch.allclose(p, trained[name])  # the encoder learned
+        if "embed_tokens" in name:
+            assert torch.allclose(p, trained[name], atol=1e-6)  # the LLM's embeddings barely moved at lr 1e-9
 
 
 def test_pretrain_bad_input(tmp_path):

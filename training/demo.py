@@ -42,10 +42,12 @@ class DemoConfig:
     export: str = field(default="demo", metadata={"help": "folder to write the demo checkpoints and clips to"})
     scale: float = field(default=1.0, metadata={"help": "corpus size factor (1.0: ~4,000 training clips)"})
     size: str = field(default="mini", metadata={"help": "model size: mini (~4M parameters) or tiny (tests)"})
-    pretrain_epochs: int = field(default=10, metadata={"help": "alignment epochs"})
-    ctc_weight: float = field(default=1.0, metadata={"help": "auxiliary CTC weight in the alignment stage"})
+    encoder_epochs: int = field(default=10, metadata={"help": "alignment: encoder-only character CTC epochs"})
+    pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
+    pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
+    ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
-    speech_percent: str = field(default="2,10,50", metadata={"help": "speech levels of the sweep (0 = text-only)"})
+    speech_percent: str = field(default="2,10,100", metadata={"help": "speech levels of the sweep (0 = text-only)"})
     seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
     parallel: int = field(default=2, metadata={"help": "sweep processes at once (one per seed)"})
     epochs: int = field(default=3, metadata={"help": "SLU fine-tuning epochs (the paper: 3)"})
@@ -76,8 +78,9 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
     base = work / "base" / "model"
     if not (base / "config.json").is_file():
         _run([sys.executable, "-m", "training.pretrain", "--manifest", str(manifest), "--out", str(work / "base"),
-              "--epochs", str(cfg.pretrain_epochs), "--size", cfg.size, "--resume", "--ctc-weight", str(cfg.ctc_weight),
-              "--eval-examples", "8" if cfg.quick else "48"])
+              "--encoder-epochs", str(cfg.encoder_epochs), "--epochs", str(cfg.pretrain_epochs),
+              "--peak-lr", str(cfg.pretrain_lr), "--repeat-share", "0.5", "--size", cfg.size, "--resume",
+              "--ctc-weight", str(cfg.ctc_weight), "--eval-examples", "8" if cfg.quick else "48"])
     return base
 
 

@@ -4,13 +4,20 @@ The seed paper's premise is that an LALM arrives already aligned (Qwen2-Audio wa
 speech-text data); that is why text-only SLU fine-tuning transfers to speech at all. A model built from random
 weights has no such alignment, so this stage gives it one, on transcripts only (no intent or slot label is seen):
 
+* listening (``--encoder-epochs``, first): the audio encoder alone learns to spell what it hears, with a CTC loss over
+  characters on its last layer (50 frames a second, before the pooling that feeds the LLM; at the LLM's 25 tokens
+  a second there are barely more frames than characters, which CTC learns slowly). Cheap: no LLM in the step;
 * transcription: the clip in the user turn, "Transcribe the audio." as the instruction, the transcript as the target
   (encoder, projector and LLM all train);
 * repetition: the transcript in the user turn (the same place the text-only SLU scheme puts it), "Repeat the
   transcript." as the instruction, the transcript as the target, so the LLM treats a transcript and the audio of it
-  alike.
+  alike (and learns to copy words from its prompt, which slot filling needs).
 
-    python -m training.pretrain --manifest demo_corpus/manifest.jsonl --out runs/mini-base [--epochs 8]
+The character CTC stays on during transcription (``--ctc-weight``), so the encoder keeps spelling while the LLM
+learns to read it. Its small output head is a training aid: it is kept in ``OUT/state`` for resuming, not in the
+model folder.
+
+    python -m training.pretrain --manifest demo_corpus/manifest.jsonl --out runs/mini-base [--epochs 6]
 
 writes ``OUT/model`` (a checkpoint folder ``load_model`` and ``python -m training.train --model OUT/model`` read),
 ``OUT/pretrain.json`` (settings, per-epoch loss and dev word error rate, wall time) and, after every epoch, a
@@ -26,7 +33,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from data.textio import atomic_write_text
 
@@ -42,7 +48,7 @@ class PretrainError(RuntimeError):
 class PretrainConfig:
     manifest: str = field(default="", metadata={"help": "corpus manifest (its train split is used; dev for WER)"})
     out: str = field(default="runs/mini-base", metadata={"help": "output folder"})
-    epochs: int = field(default=8, metadata={"help": "passes over the training speech"})
+    epochs: int = field(default=8, metadata={"help": "passes over the training speech with the LLM"})
     batch_size: int = field(default=16, metadata={"help": "examples per step"})
     peak_lr: float = field(default=2e-3, metadata={"help": "peak learning rate (cosine schedule)"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
@@ -57,23 +63,27 @@ class PretrainConfig:
     init_from: str = field(default="", metadata={"help": "start from this model folder (weights and tokenizer) "
                                                           "with a fresh optimizer and schedule, e.g. a second "
                                                           "alignment round"})
-    ctc_weight: float = field(default=0.0, metadata={"help": "weight of an auxiliary CTC loss on the projector's "
-                                                              "audio tokens (0 = off)"})
+    encoder_epochs: int = field(default=0, metadata={"help": "encoder-only character CTC epochs before the LLM "
+                                                              "stage (0 = none)"})
+    encoder_lr: float = field(default=2e-3, metadata={"help": "peak learning rate of the encoder-only stage"})
+    ctc_weight: float = field(default=0.0, metadata={"help": "weight of the character CTC loss on the encoder during "
+                                                              "transcription (0 = off)"})
+
+
+def _edit_distance(ref, hyp) -> int:
+    """Levenshtein distance between two sequences (words or characters)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
 
 
 def word_error_rate(refs: list[str], hyps: list[str]) -> float:
     """Corpus WER: word edit distance summed over utterances / reference words."""
-    errors = words = 0
-    for ref, hyp in zip(refs, hyps):
-        r, h = ref.split(), hyp.split()
-        row = list(range(len(h) + 1))
-        for i, rw in enumerate(r, 1):
-            prev, row[0] = row[0], i
-            for j, hw in enumerate(h, 1):
-                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (rw != hw))
-        errors += row[-1]
-        words += len(r)
-    return errors / max(words, 1)
+    errors = sum(_edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
+    return errors / max(sum(len(r.split()) for r in refs), 1)
 
 
 def _size(name: str):
@@ -137,45 +147,97 @@ def transcribe(model, processor, clips, batch_size: int = 16, max_new_tokens: in
     return out
 
 
-class _AudioTokens:
-    """Captures the projector's output (the audio tokens handed to the LLM) during a forward pass."""
+CTC_CHARS = " abcdefghijklmnopqrstuvwxyz'0123456789"  # index + 1 (0 is the CTC blank)
+
+
+def ctc_targets(text: str) -> list[int]:
+    """The transcript as character ids for the CTC head: lowercased; characters outside the inventory dropped."""
+    return [CTC_CHARS.index(ch) + 1 for ch in " ".join(text.lower().split()) if ch in CTC_CHARS]
+
+
+def ctc_greedy(ids: list[int]) -> str:
+    """Collapse repeats, drop blanks: the best path of a CTC output as text."""
+    out, prev = [], 0
+    for i in ids:
+        if i != prev and i != 0:
+            out.append(CTC_CHARS[i - 1])
+        prev = i
+    return "".join(out)
+
+
+class CharCTC:
+    """A character CTC head on the audio encoder's last layer (before its average pooling: 50 frames a second).
+
+    A forward hook keeps that layer's output on every forward pass of the encoder (the full model's or the encoder's
+    alone); ``loss`` scores it against transcripts. ``head`` is a linear layer the optimizer trains with the model.
+    """
 
     def __init__(self, model) -> None:
-        inner = getattr(model, "model", model)
-        self.module = getattr(inner, "multi_modal_projector", None) or model.multi_modal_projector
+        import torch
+
+        self.tower = _audio_tower(model)
+        self.head = torch.nn.Linear(self.tower.config.d_model, len(CTC_CHARS) + 1)
         self.value = None
-        self.handle = self.module.register_forward_hook(self._hook)
+        self.handle = self.tower.layers[-1].register_forward_hook(self._hook)
 
     def _hook(self, _module, _inputs, output) -> None:
-        self.value = output
+        self.value = output[0] if isinstance(output, tuple) else output
+
+    def frames(self, feature_attention_mask):
+        """Valid encoder frames per clip (after the stride-2 convolution)."""
+        feat_lengths, _ = self.tower._get_feat_extract_output_lengths(feature_attention_mask.sum(-1))
+        return feat_lengths.long()
+
+    def log_probs(self):
+        return self.head(self.value).float().log_softmax(-1)
+
+    def loss(self, feature_attention_mask, transcripts: list[str]):
+        import torch
+
+        if self.value is None:
+            return None
+        log_probs = self.log_probs().transpose(0, 1)  # (T, N, C)
+        targets = [ctc_targets(t) for t in transcripts]
+        flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+        lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
+        self.value = None
+        return torch.nn.functional.ctc_loss(log_probs, flat, self.frames(feature_attention_mask), lengths, blank=0,
+                                            zero_infinity=True)
+
+    def decode(self, feature_attention_mask) -> list[str]:
+        best = self.log_probs().argmax(-1)
+        frames = self.frames(feature_attention_mask)
+        self.value = None
+        return [ctc_greedy(best[i, : int(frames[i])].tolist()) for i in range(best.shape[0])]
 
 
-def ctc_loss(model, processor, batch, audio_tokens, transcripts: list[str]):
-    """CTC of the transcript's tokens on the audio tokens, scored through the LLM's own output head.
+def _audio_tower(model):
+    inner = getattr(model, "model", model)
+    return getattr(inner, "audio_tower", None) or model.audio_tower
 
-    An auxiliary alignment signal (as in CTC-regularised speech LLM adaptors): each audio token must carry the
-    identity of the words it covers, which an attention decoder trained from scratch is slow to learn on its own.
-    The blank is the padding token.
-    """
+
+def encode(model, batch) -> None:
+    """Run the audio encoder alone on a batch's clips (padding masked as the full model masks it)."""
     import torch
 
-    feats = audio_tokens.value
-    if feats is None:
-        return None
-    lengths = batch["feature_attention_mask"].sum(-1)
-    enc = getattr(model, "model", model).audio_tower
-    _, out_lengths = enc._get_feat_extract_output_lengths(lengths)
-    logits = model.lm_head(feats).float().log_softmax(-1).transpose(0, 1)  # (T, N, V)
-    tok = processor.tokenizer
-    targets = [tok(t, add_special_tokens=False)["input_ids"] for t in transcripts]
-    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
-    target_lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
-    return torch.nn.functional.ctc_loss(logits, flat, out_lengths.long(), target_lengths, blank=tok.pad_token_id,
-                                        zero_infinity=True)
+    tower = _audio_tower(model)
+    features, mask = batch["input_features"], batch["feature_attention_mask"]
+    frames, _ = tower._get_feat_extract_output_lengths(mask.sum(-1))
+    width = (features.shape[-1] - 2) // 2 + 1
+    padded = torch.arange(width)[None, :] >= frames[:, None]
+    additive = torch.zeros(features.shape[0], 1, width, width, dtype=features.dtype)
+    additive.masked_fill_(padded[:, None, None, :], torch.finfo(features.dtype).min)
+    tower(features, attention_mask=additive)
 
 
-def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, history: list) -> None:
-    """Model folder + optimizer/scheduler/epoch, each written whole (temporary name, then rename)."""
+def character_error_rate(refs: list[str], hyps: list[str]) -> float:
+    """Corpus CER: character edit distance summed over utterances / reference characters."""
+    return sum(_edit_distance(r, h) for r, h in zip(refs, hyps)) / max(sum(len(r) for r in refs), 1)
+
+
+def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, history: list, ctc=None,
+                listening: bool = False) -> None:
+    """Model folder + optimizer/scheduler/epoch (+ the CTC head), each written whole (temporary name, then rename)."""
     import torch
 
     from models.loading import save_model
@@ -183,14 +245,102 @@ def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, h
     save_model(model, processor, out / "state" / "model")
     tmp = out / "state" / ".trainer.pt.tmp"
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                "history": history}, tmp)
+                "history": history, "listening": listening,
+                **({"ctc_head": ctc.head.state_dict()} if ctc is not None else {})}, tmp)
     tmp.replace(out / "state" / "trainer.pt")
+
+
+def _optimizer(model, ctc, cfg: PretrainConfig, speech, texts, listening: bool):
+    """AdamW + cosine schedule for one stage: the encoder (and CTC head) alone, or the whole model."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    if listening:
+        params = [p for p in _audio_tower(model).parameters() if p.requires_grad] + list(ctc.head.parameters())
+        steps = math.ceil(len(speech) / cfg.batch_size) * cfg.encoder_epochs
+        lr = cfg.encoder_lr
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+        params += list(ctc.head.parameters()) if ctc is not None else []
+        steps = len(_batches(speech, texts, cfg, 0)) * cfg.epochs
+        lr = cfg.peak_lr
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * steps), steps)
+    return optimizer, scheduler, params
+
+
+def _step(loss, optimizer, scheduler, params) -> None:
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _listen_epoch(model, ctc, collator, speech, cfg, epoch, optimizer, scheduler, params, total_epochs) -> dict:
+    """One epoch of character CTC on the encoder alone (speech only, batches grouped by clip length)."""
+    from tqdm.auto import tqdm
+
+    batches = [rows for kind, rows in _batches(speech, [], cfg, epoch) if kind == "asr"]
+    losses = []
+    bar = tqdm(batches, desc=f"listen epoch {epoch + 1}/{total_epochs}", unit="step")
+    for rows in bar:
+        batch = collator(rows)
+        encode(model, batch)
+        loss = ctc.loss(batch["feature_attention_mask"], [e.transcript for e, _ in rows])
+        _step(loss, optimizer, scheduler, params)
+        losses.append(loss.item())
+        bar.set_postfix(ctc=f"{losses[-1]:.3f}")
+    return {"epoch": epoch + 1, "stage": "listen", "ctc_loss": sum(losses) / max(len(losses), 1)}
+
+
+def _llm_epoch(model, ctc, asr, rep, speech, texts, cfg, epoch, optimizer, scheduler, params, total_epochs) -> dict:
+    """One epoch of transcription and repetition through the LLM (plus the character CTC on transcription)."""
+    from tqdm.auto import tqdm
+
+    losses: dict[str, list[float]] = {"asr": [], "repeat": [], "ctc": []}
+    bar = tqdm(_batches(speech, texts, cfg, epoch), desc=f"align epoch {epoch + 1}/{total_epochs}", unit="step")
+    for kind, rows in bar:
+        batch = (asr if kind == "asr" else rep)(rows)
+        loss = model(**batch).loss
+        losses[kind].append(loss.item())
+        if ctc is not None and kind == "asr" and cfg.ctc_weight > 0:
+            extra = ctc.loss(batch["feature_attention_mask"], [e.transcript for e, _ in rows])
+            losses["ctc"].append(extra.item())
+            loss = loss + cfg.ctc_weight * extra
+        _step(loss, optimizer, scheduler, params)
+        bar.set_postfix(loss=f"{losses[kind][-1]:.3f}", kind=kind)
+    record = {"epoch": epoch + 1, "stage": "align"}
+    for key in ("asr", "repeat", "ctc"):
+        if losses[key]:
+            record[f"{key}_loss"] = sum(losses[key]) / len(losses[key])
+    return record
+
+
+def _dev_cer(model, ctc, collator, clips, batch_size: int = 16) -> float:
+    """Character error rate of the CTC head's greedy output on dev clips (how well the encoder hears)."""
+    import torch
+
+    refs, hyps = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(clips), batch_size):
+                rows = [(c, True) for c in clips[start:start + batch_size]]
+                batch = collator(rows)
+                encode(model, batch)
+                hyps += ctc.decode(batch["feature_attention_mask"])
+                refs += [" ".join(c.transcript.lower().split()) for c, _ in rows]
+    finally:
+        model.train(was_training)
+    return character_error_rate(refs, hyps)
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
     import torch
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
 
     from data.corpus import CorpusError, load_corpus
     from models.collate import SLUCollator
@@ -243,57 +393,43 @@ def pretrain(cfg: PretrainConfig) -> Path:
     for p in model.parameters():
         p.requires_grad_(True)
     fixed = "audio_tower.embed_positions"  # sinusoidal positions, never trained (as in the real model)
-    params = [p for n, p in model.named_parameters() if fixed not in n]
     for n, p in model.named_parameters():
         if fixed in n:
             p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(_batches(speech, texts, cfg, 0))
-    total = steps_per_epoch * cfg.epochs
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total), total)
-    if saved is not None:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+    ctc = CharCTC(model) if (cfg.ctc_weight > 0 or cfg.encoder_epochs > 0) else None
+    if ctc is not None and saved is not None and "ctc_head" in saved:
+        ctc.head.load_state_dict(saved["ctc_head"])
     dev_clips = sorted(dev.speech, key=lambda x: x.id)[: cfg.eval_examples] if cfg.eval_examples > 0 else []
+    total_epochs = cfg.encoder_epochs + cfg.epochs
     print(f"alignment pre-training: {n_params / 1e6:.2f}M parameters, {len(speech)} clips + {len(texts)} "
-          f"transcripts, {cfg.epochs} epochs x {steps_per_epoch} steps", flush=True)
-    started = time.time()
+          f"transcripts; {cfg.encoder_epochs} encoder epochs, then {cfg.epochs} epochs with the LLM", flush=True)
+    started = time.time() - (history[-1]["seconds"] if history else 0.0)
     model.train()
-    audio_tokens = _AudioTokens(model) if cfg.ctc_weight > 0 else None
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = _batches(speech, texts, cfg, epoch)
-        losses = {"asr": [], "repeat": []}
-        bar = tqdm(batches, desc=f"align epoch {epoch + 1}/{cfg.epochs}", unit="step")
-        for kind, rows in bar:
-            batch = (asr if kind == "asr" else rep)(rows)
-            loss = model(**batch).loss
-            losses[kind].append(loss.item())
-            if audio_tokens is not None and kind == "asr":
-                ctc = ctc_loss(model, processor, batch, audio_tokens, [e.transcript for e, _ in rows])
-                audio_tokens.value = None
-                if ctc is not None:
-                    losses.setdefault("ctc", []).append(ctc.item())
-                    loss = loss + cfg.ctc_weight * ctc
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            bar.set_postfix(loss=f"{losses[kind][-1]:.3f}", kind=kind)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "asr_loss": sum(losses["asr"]) / max(len(losses["asr"]), 1),
-            "repeat_loss": sum(losses["repeat"]) / max(len(losses["repeat"]), 1),
-            **({"ctc_loss": sum(losses["ctc"]) / len(losses["ctc"])} if losses.get("ctc") else {}),
-            "seconds": round(time.time() - started, 1),
-        }
-        if dev_clips:
+    stage = None
+    for epoch in range(start_epoch, total_epochs):
+        listening = epoch < cfg.encoder_epochs
+        if stage != listening:  # a new stage: its own optimizer and schedule (restored once when resuming)
+            stage = listening
+            optimizer, scheduler, params = _optimizer(model, ctc, cfg, speech, texts, listening)
+            if saved is not None and saved.get("listening", False) == listening:
+                optimizer.load_state_dict(saved["optimizer"])
+                scheduler.load_state_dict(saved["scheduler"])
+            saved = None
+        if listening:
+            record = _listen_epoch(model, ctc, asr, speech, cfg, epoch, optimizer, scheduler, params, total_epochs)
+        else:
+            record = _llm_epoch(model, ctc, asr, rep, speech, texts, cfg, epoch, optimizer, scheduler, params,
+                                total_epochs)
+        record["seconds"] = round(time.time() - started, 1)
+        if dev_clips and ctc is not None:
+            record["dev_cer_ctc"] = _dev_cer(model, ctc, asr, dev_clips)
+        if dev_clips and not listening:
             hyps = transcribe(model, processor, dev_clips)
             record["dev_wer"] = word_error_rate([c.transcript for c in dev_clips], hyps)
             record["dev_example"] = {"ref": dev_clips[0].transcript, "hyp": hyps[0]}
         history.append(record)
         print(json.dumps(record), flush=True)
-        _save_state(out, model, processor, optimizer, scheduler, epoch + 1, history)
+        _save_state(out, model, processor, optimizer, scheduler, epoch + 1, history, ctc, listening)
     from models.loading import save_model
 
     final = save_model(model, processor, out / "model")
