@@ -39,8 +39,15 @@ def find_runs(runs_dir: str | os.PathLike | None) -> list[Path]:
 
 
 def default_checkpoints() -> list[str]:
-    """The checkpoints served when --checkpoints is not given: the demo run folders when present, then the twin."""
-    return [str(p) for p in find_runs(DEMO_RUNS_DIR)] + [DEMO]
+    """The checkpoints served when --checkpoints is not given: the trained demo run folders when present (best,
+    text-only, low-speech, then any other), else the untrained twin so that the app still starts."""
+    from models.demo_assets import DEMO_RUNS
+
+    runs = find_runs(DEMO_RUNS_DIR)
+    if not runs:
+        return [DEMO]
+    rank = {name: i for i, name in enumerate(DEMO_RUNS)}
+    return [str(p) for p in sorted(runs, key=lambda p: (rank.get(p.name, len(rank)), str(p)))]
 
 
 @dataclass(frozen=True)

@@ -82,11 +82,17 @@ def test_offline_hub_id_not_in_the_cache_fails_at_start(monkeypatch, tmp_path):
         Catalog(["someone/some-model"])
 
 
-def test_default_checkpoints_are_the_demo_runs_then_the_twin(tmp_path, monkeypatch, runs):
+def test_default_checkpoints_are_the_demo_runs_else_the_twin(tmp_path, monkeypatch, runs):
     monkeypatch.setattr(catalog_mod, "DEMO_RUNS_DIR", tmp_path / "nothing-here")
     assert catalog_mod.default_checkpoints() == [DEMO]
     monkeypatch.setattr(catalog_mod, "DEMO_RUNS_DIR", runs)
-    assert catalog_mod.default_checkpoints() == [str(p) for p in sorted(runs.glob("*-s1"))] + [DEMO]
+    assert catalog_mod.default_checkpoints() == [str(p) for p in sorted(runs.glob("*-s1"))]
+    # the shipped demo's names come in the app's order (best first), whatever the alphabet says
+    demo = tmp_path / "demo" / "runs"
+    for name in ("low-speech", "best", "text-only"):
+        shutil.copytree(sorted(runs.glob("*-s1"))[0], demo / name)
+    monkeypatch.setattr(catalog_mod, "DEMO_RUNS_DIR", tmp_path / "demo")
+    assert [Path(p).name for p in catalog_mod.default_checkpoints()] == ["best", "text-only", "low-speech"]
 
 
 def test_catalog_serves_configured_checkpoints_and_runs_only(runs, tmp_path, tiny_model_dir):
