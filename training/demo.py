@@ -262,12 +262,16 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
     clips = tmp / "examples"
     (clips / "audio").mkdir(parents=True, exist_ok=True)
     lines = []
+    import soundfile as sf
+
     for r in chosen:
         src = manifest.parent / r["audio"]
-        shutil.copy2(src, clips / "audio" / src.name)
+        name = src.with_suffix(".flac").name  # lossless, about half the size of the WAV (the demo ships in git)
+        wave, rate = sf.read(src, dtype="int16")
+        sf.write(clips / "audio" / name, wave, rate, subtype="PCM_16")
         row = {k: r[k] for k in ("id", "transcript", "split", "language", "scenario", "action", "entities",
                                  "speaker", "duration_s") if k in r}
-        lines.append(json.dumps({**row, "audio": f"audio/{src.name}"}))
+        lines.append(json.dumps({**row, "audio": f"audio/{name}"}))
     # The user-manifest format (data/manifest.py): the app reads it for its example clips.
     (clips / "manifest.jsonl").write_text("".join(x + "\n" for x in lines))
 
@@ -289,8 +293,48 @@ def build(cfg: DemoConfig) -> Path:
     export = stage_export(cfg, work, sweep, manifest)
     times["export_s"] = round(time.time() - t, 1)
     atomic_write_text(export / "build.json", json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n")
+    atomic_write_text(export / "README.md", demo_readme(cfg, times, work, export))
     print(json.dumps(times), flush=True)
     return export
+
+
+def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
+    """How the exported demo was made: the command, the corpus, the alignment stage's history, the time per stage,
+    and the scores of the exported checkpoints (SCORES.md)."""
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.__dict__.items()
+                     if k not in ("work", "export") and v != getattr(DemoConfig(), k))
+    lines = ["# The embedded demo: Mini-LALM checkpoints", "",
+             "Made from nothing by this project's own code on CPU, with:", "",
+             f"    python -m training.demo --work WORK --export {export.name} {flags}".rstrip(), "",
+             "Stages and wall time on the machine that built it (seconds): "
+             + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in times.items()) + ".", ""]
+    summary = work / "corpus" / "summary.json"
+    if summary.is_file():
+        info = json.loads(summary.read_text())
+        train = info.get("splits", {}).get("train", {})
+        lines += [f"Corpus (`python -m data.synth --preset demo`): {info.get('recordings')} recordings, "
+                  f"{info.get('hours')} h, {info.get('scenarios')} scenarios, {info.get('intents')} intents; "
+                  f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
+                  f"{info.get('train_voices')} voices. Test speech comes only from voices that never spoke a "
+                  "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".", ""]
+    history = work / "base" / "pretrain.json"
+    if history.is_file():
+        info = json.loads(history.read_text())
+        last = info["history"][-1]
+        listen = [h for h in info["history"] if h.get("stage") == "listen"]
+        lines += [f"Alignment (`python -m training.pretrain`, {info['parameters'] / 1e6:.2f}M parameters, no SLU "
+                  f"label seen): {len(listen)} encoder-only epochs of character CTC, then "
+                  f"{len(info['history']) - len(listen)} epochs of transcription + repetition. On dev clips at the "
+                  f"end: transcription WER {last.get('dev_wer', float('nan')):.3f}, CTC character error rate "
+                  f"{last.get('dev_cer_ctc', float('nan')):.3f}.", ""]
+    lines += ["Checkpoints: `runs/best` (highest test SLU-F1 of the sweep), `runs/text-only` (best text-only run) and "
+              "`runs/low-speech` (curriculum at the lowest speech level), float16. Their scores on the held-out "
+              "voices are in SCORES.md, the sweep's table in report.md and results.csv, and SLU-F1 versus speech "
+              "level in slu_f1_vs_speech.svg.", "",
+              "These models learned from synthetic voices (espeak-ng, flite) reading sentences of a fixed domain. "
+              "They parse such clips; expect them to fail on a real human voice through a real microphone. For "
+              "that, fine-tune Qwen2-Audio-7B-Instruct on real speech (see the project README).", ""]
+    return "\n".join(lines)
 
 
 def main() -> int:
