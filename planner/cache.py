@@ -87,7 +87,7 @@ def cached_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) 
     if lib is None:
         lib = learn_library(curves, windows)
         if path is not None:
-            from training.results import atomic_write_text  # no torch behind it
+            from data.textio import atomic_write_text  # no torch behind it
 
             try:
                 atomic_write_text(path, json.dumps(library_to_dict(lib)))

@@ -11,7 +11,7 @@ from fractions import Fraction as F
 import pytest
 
 from data.frames import Entity, SLUFrame
-from training.metrics import (
+from evaluation.metrics import (
     MetricsInputError,
     char_distance,
     levenshtein,

@@ -263,7 +263,7 @@ def test_cli_commands_and_bad_input(tmp_path, capsys):
 
 def test_cli_on_a_results_table(tmp_path, capsys):
     """A sweep's results table (seeds at several levels) drives recommend and backtest end to end."""
-    from training.results import write_results
+    from evaluation.results import write_results
 
     rng = np.random.default_rng(0)
     rows = []

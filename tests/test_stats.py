@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from training.stats import MeanCI, dagger, mean_ci, non_overlapping, t_quantile
+from evaluation.stats import MeanCI, dagger, mean_ci, non_overlapping, t_quantile
 
 
 def test_worked_example_from_spec_section_d():

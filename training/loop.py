@@ -39,7 +39,7 @@ from training import parallel
 from training.config import ConfigError, TrainConfig, config_from_mapping
 from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
-from training.results import append_results
+from evaluation.results import append_results
 from training.run_folder import (
     DONE,
     acquire_lock,
@@ -444,7 +444,7 @@ class _Run:
         metrics = self.final_evaluations(oracle=False)
         if self.main:
             card = model_card({**cfg.to_dict(), **self.meta}, metrics)
-            from training.results import atomic_write_text
+            from data.textio import atomic_write_text
 
             atomic_write_text(self.dir / "model" / "README.md", card)
             write_json(self.dir / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics,
