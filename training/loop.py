@@ -457,19 +457,11 @@ class _Run:
         return metrics
 
     def save_final_model(self, model) -> None:
-        import shutil
-        import tempfile
+        from models.loading import save_model
 
-        state = self.acc.get_state_dict(self.model)
-        if not self.main:
-            return
-        out = self.dir / "model"
-        tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.dir))
-        model.save_pretrained(tmp, state_dict=state)
-        self.processor.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        state = self.acc.get_state_dict(self.model)  # every rank takes part in gathering the full state
+        if self.main:
+            save_model(model, self.processor, self.dir / "model", state_dict=state)
 
     def final_evaluations(self, *, oracle: bool) -> dict[str, dict[str, Any]]:
         return evaluate_sets(self, oracle=oracle)
