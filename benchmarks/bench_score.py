@@ -24,7 +24,7 @@ from evaluation.metrics import load_slurp_gold, prediction_record, read_predicti
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVEL = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
-N_TEST_RECORDINGS = 13_078  # SLURP test (Bastianelli et al., 2020; specs/metrics.md A.1)
+N_TEST_RECORDINGS = 13_078  # SLURP test recordings (Bastianelli et al., 2020)
 
 
 def build_gold(out: Path, n_recordings: int = N_TEST_RECORDINGS) -> Path:

@@ -14,7 +14,7 @@ the parameters that train in that phase; FSDP and DeepSpeed ZeRO-3 are prepared 
 optimizer's parameter groups (``training.parallel.start_phase_in_place``), never re-wrapping a sharded model. While
 the audio encoder trains with more than one process, the collator adds a masked silent clip to any audio-free
 micro-batch (``ensure_audio``), so every rank computes gradients for the same parameters and no rank waits for an
-all-reduce that never comes (notes: stack.md, "DDP hangs"). Decoding on sharded models runs all ranks in lockstep
+all-reduce that never comes (a DDP hang). Decoding on sharded models runs all ranks in lockstep
 (``synced_gpus``) over equally many padded batches.
 
 Write order (a kill can come between any two writes): curves.csv is written before a checkpoint is committed, so a
