@@ -49,7 +49,7 @@ def synth_examples(out: Path) -> Path | None:
     if shutil.which("espeak-ng") is None:
         return None
     from data.synth import SynthConfig, plan, speak
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     utterances = plan(SynthConfig(out=str(out), languages=EXAMPLE_LANGUAGES, per_intent=6, seed=EXAMPLE_SEED))
     chosen, intents = [], set()

@@ -1,4 +1,4 @@
-"""The Results tab: the Table-2-style report of a results table (training.report) and SLU-F1 versus speech level."""
+"""The Results tab: the Table-2-style report of a results table (evaluation.report) and SLU-F1 versus speech level."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def results_path(results: str | None, runs_dir: str | os.PathLike | None) -> Pat
 
 
 def read_table(path: Path | None, split: str = "", metrics: tuple[str, ...] = ()):
-    from training.report import DEFAULT_METRICS, build_table
-    from training.results import ResultsError, read_results
+    from evaluation.report import DEFAULT_METRICS, build_table
+    from evaluation.results import ResultsError, read_results
 
     if path is None or not path.is_file():
         raise AppError(f"no results table at {path or '(none given)'}: run a sweep into the runs folder "
@@ -35,7 +35,7 @@ def read_table(path: Path | None, split: str = "", metrics: tuple[str, ...] = ()
 
 def report(path: Path | None, split: str = ""):
     """(markdown report, figure) for the results table at ``path``."""
-    from training.report import to_markdown
+    from evaluation.report import to_markdown
 
     table = read_table(path, split)
     return to_markdown(table), level_figure(table)
@@ -46,7 +46,7 @@ def level_figure(table, metric: str = "slu_f1"):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from training.report import CORPUS_LABELS, SCHEME_LABELS
+    from evaluation.report import CORPUS_LABELS, SCHEME_LABELS
 
     cols = table.columns
     titles = [f"{CORPUS_LABELS.get(c, c)} {lang}".strip() for c, lang in cols]

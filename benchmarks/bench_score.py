@@ -6,7 +6,7 @@ The gold is the SLURP dev annotations in tests/fixtures (8,690 recordings) with 
 recording names until there are 13,078 recordings; the predictions are the gold with about a third of the items
 corrupted (wrong action, truncated or retyped fillers, dropped and spurious entities) so every code path runs.
 Prints the best of ``repeats`` for: reading both files and scoring (the library path), scoring alone, and the
-whole ``python -m training.score`` command (interpreter start-up included).
+whole ``python -m evaluation.score`` command (interpreter start-up included).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from training.metrics import load_slurp_gold, prediction_record, read_predictions, score_keyed
+from evaluation.metrics import load_slurp_gold, prediction_record, read_predictions, score_keyed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVEL = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
-N_TEST_RECORDINGS = 13_078  # SLURP test (Bastianelli et al., 2020; specs/metrics.md A.1)
+N_TEST_RECORDINGS = 13_078  # SLURP test recordings (Bastianelli et al., 2020)
 
 
 def build_gold(out: Path, n_recordings: int = N_TEST_RECORDINGS) -> Path:
@@ -89,7 +89,7 @@ def main(repeats: int = 5) -> dict[str, float]:
             "cli_s": best_of(
                 repeats,
                 lambda: subprocess.run(
-                    [sys.executable, "-m", "training.score", "--gold", str(gold_path), "--pred", str(pred_path)],
+                    [sys.executable, "-m", "evaluation.score", "--gold", str(gold_path), "--pred", str(pred_path)],
                     cwd=ROOT, check=True, capture_output=True,
                 ),  # fmt: skip
             ),

@@ -28,7 +28,7 @@ import sys
 
 from benchmarks.common import FULL_AUDIO, FULL_TEXT, build_arch, examples, machine, slurp_like_seconds, timed
 
-H200_BF16_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on this workplace's H200 (device tool's KINDS.md)
+H200_BF16_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on the H200 the figures were taken on
 
 
 def _dims(model) -> dict:

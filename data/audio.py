@@ -32,7 +32,8 @@ from data.example import AudioRef
 
 SAMPLE_RATE = 16000  # Hz, what Qwen2-Audio's Whisper-style feature extractor expects
 MAX_SECONDS = 30.0  # the encoder's window: 3000 mel frames of 10 ms
-# A clip of ~0.05 s yields a single audio token and falls into a legacy code path of the processor (notes/stack.md).
+# A clip of ~0.05 s yields a single audio token; with no two audio tokens adjacent, Qwen2-Audio's forward assumes an
+# unexpanded prompt and takes its legacy merge path.
 MIN_SECONDS = 0.1
 # Peak amplitude below which a clip counts as silent: about -80 dBFS, below the quantisation noise of 16-bit audio
 # after any real microphone.

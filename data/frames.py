@@ -25,7 +25,7 @@ MAX_PARSE_CHARS = 20_000
 
 
 def normalize_text(value: str) -> str:
-    """Lowercase and collapse runs of whitespace (the filler normalisation of specs/data.md C.3)."""
+    """Lowercase and collapse runs of whitespace: the normalisation of entity fillers and of labels read from a model."""
     return " ".join(value.lower().split())
 
 
@@ -85,7 +85,7 @@ NONE_FRAME = SLUFrame(NONE_LABEL, NONE_LABEL, ())
 
 
 def split_intent(intent: str) -> tuple[str, str]:
-    """Split ``scenario_action`` at the first underscore (scenarios never contain one; specs A.4)."""
+    """Split ``scenario_action`` at the first underscore (no SLURP or MASSIVE scenario contains one)."""
     scenario, sep, action = intent.partition("_")
     if not sep or not scenario or not action:
         return (scenario or NONE_LABEL, action or NONE_LABEL)
@@ -102,7 +102,10 @@ _ANNOT_RE = re.compile(r"\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*:([^\[\]]*)\]")
 
 
 def parse_annotation(annot_utt: str) -> tuple[Entity, ...]:
-    """Entities of a MASSIVE ``annot_utt`` string, fillers normalised, order kept (specs/data.md C.4)."""
+    """Entities of a MASSIVE ``annot_utt`` string, fillers normalised, order kept.
+
+    ``annot_utt`` marks each entity inline as ``[type : filler]``, e.g. ``wake me up at [time : five am]``.
+    """
     out = []
     for match in _ANNOT_RE.finditer(annot_utt):
         filler = normalize_text(match.group(2))
@@ -142,12 +145,12 @@ class ParseResult:
         return self.status is not ParseStatus.UNUSABLE
 
 
-# Chat/special tokens and Markdown fences are stripped only where they wrap the output (C.5 step 1), so that a
+# Chat/special tokens and Markdown fences are stripped only where they wrap the output (step 2 of parse_output), so that a
 # filler which happens to contain one survives even in a truncated output.
 _SPECIAL_TOKEN = r"<\|[^|<>]{0,40}\|>"
 _WRAPPER_RE = re.compile(rf"^(?:\s*(?:{_SPECIAL_TOKEN}|```[A-Za-z]*))+|(?:(?:{_SPECIAL_TOKEN}|```)\s*)+$")
 _TRAILING_COMMA_RE = re.compile(r",\s*([\]}])")
-_Q = r"[\"']"  # accept either quote in the salvage patterns (specs/data.md C.5 step 4)
+_Q = r"[\"']"  # accept either quote in the salvage patterns (step 4 of parse_output)
 _SCENARIO_RE = re.compile(rf"{_Q}scenario{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
 _ACTION_RE = re.compile(rf"{_Q}action{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
 _INTENT_RE = re.compile(rf"{_Q}intent{_Q}\s*:\s*{_Q}([^\"']*){_Q}")
@@ -217,7 +220,7 @@ def _as_str(value: Any) -> str:
 
 
 def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool, bool] | None:
-    """Validate and normalise a decoded object (C.5 step 5).
+    """Validate and normalise a decoded object (what every step of parse_output does with what it decoded).
 
     Returns ``(frame, conforming, has_intent)`` or None when ``obj`` is no dict. ``conforming`` means the object had
     exactly the target's shape and needed no coercion; ``has_intent`` that a scenario or an action was found.
@@ -244,7 +247,7 @@ def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool, bool] | None:
         if etype and filler:
             entities.append(Entity(etype, filler))
         else:
-            conforming = False  # empty fillers would still earn distance credit (specs/metrics.md T11)
+            conforming = False  # an empty filler would still earn word/char distance credit (vector T11 in tests/test_metrics.py)
     has_intent = bool(scenario or action)
     conforming = conforming and bool(scenario) and bool(action)
     return SLUFrame(scenario or NONE_LABEL, action or NONE_LABEL, tuple(entities)), conforming, has_intent
@@ -271,7 +274,14 @@ def _salvage(text: str) -> SLUFrame | None:
 
 
 def parse_output(text: Any) -> ParseResult:
-    """Turn a model's text into a frame. Never raises; see specs/data.md C.5 for the order of attempts.
+    """Turn a model's text into a frame. Never raises. The attempts, in order, first success wins:
+
+    1. the text itself as JSON, when it starts with ``{`` (a well-formed target is taken as is);
+    2. special tokens and Markdown fences that wrap the output are stripped, and the outermost ``{...}`` span is
+       read as JSON;
+    3. repairs of that span (trailing commas dropped; a truncated output cut back to its last complete entity and
+       closed), each read as JSON, then as a Python literal;
+    4. a salvage by regular expressions of the scenario, action (or intent) and entities, with either quote.
 
     Only the first ``MAX_PARSE_CHARS`` characters are looked at (a generation is a few hundred tokens; the bound
     keeps a runaway output from costing more than milliseconds).
@@ -309,7 +319,7 @@ def _parse(text: Any) -> ParseResult:
         clean = conforming and span == cleaned
         return ParseResult(frame, ParseStatus.CLEAN if clean else ParseStatus.REPAIRED)
 
-    # Repairs of C.5 step 3, each retried with the strict loader first, then the Python-literal one.
+    # Step 3: repairs, each retried with the strict loader first, then the Python-literal one.
     candidates = [_TRAILING_COMMA_RE.sub(r"\1", span)]
     candidates += [_TRAILING_COMMA_RE.sub(r"\1", c) for c in _close_truncated(candidates[0])]
     fallback_entities: tuple[Entity, ...] = ()

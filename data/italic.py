@@ -1,7 +1,7 @@
 """ITALIC loader (Koudounas et al., Interspeech 2023): Italian speech with intents; entities joined from MASSIVE it-IT.
 
 ITALIC's parquet rows carry ``utt``, ``audio`` ({bytes, path}), ``intent`` and speaker metadata, but no slots, while
-the paper reports entity F1 on it: gold entities come from MASSIVE it-IT's ``annot_utt`` (specs B.4). The join uses
+the paper reports entity F1 on it: gold entities come from MASSIVE it-IT's ``annot_utt``. The join uses
 an ``id`` column when ITALIC has one that MASSIVE knows, otherwise the normalised utterance (preferring a MASSIVE row
 of the same partition when the text occurs more than once). The report counts matches, misses (with examples),
 ambiguous texts, intent disagreements and how many ITALIC splits agree with MASSIVE's partition (the ``massive``

@@ -1,8 +1,8 @@
 """The SLURP / MASSIVE label inventory: 18 scenarios, 60 intents (``scenario_action``) and 55 entity types.
 
-SLURP (Bastianelli et al., EMNLP 2020), MASSIVE (FitzGerald et al., 2022), Speech-MASSIVE and ITALIC share it
-(specs B.5). The lists were written from the public label sets of those releases; every label of the real SLURP
-devel split is in them (tested). Used to flag unknown labels in the prepared-corpus validation report: a user's own
+SLURP (Bastianelli et al., EMNLP 2020), MASSIVE (FitzGerald et al., 2022), Speech-MASSIVE and ITALIC share it.
+The lists were written from the public label sets of those releases; every label of the real SLURP devel split is in
+them (tested). Used to flag unknown labels in the prepared-corpus validation report: a user's own
 manifest may use other labels on purpose, so unknown labels are reported, not refused.
 """
 

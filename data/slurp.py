@@ -2,8 +2,8 @@
 
 Real recordings only (the paper's setting; ``train_synthetic.jsonl`` and ``slurp_synth`` are never read). One text
 item per ``slurp_id`` and one speech item per recording, whose id is the recording's file name (the key of SLURP's
-prediction files). The gold frame follows the official scorer: scenario and action from their fields (the ``intent``
-field is unreliable, specs A.4), entity fillers from the token surfaces of each span, lowercased and joined by spaces.
+prediction files). The gold frame follows the official scorer: scenario and action from their fields (not from the
+``intent`` field), entity fillers from the token surfaces of each span, lowercased and joined by spaces.
 
 Audio: ``audio_dir`` (default: the release layout's ``audio/slurp_real`` two levels above the jsonl folder, if it
 exists). Recordings whose file is not there are counted in the report and, by ``missing_audio``, kept (their path

@@ -8,7 +8,7 @@ split lives in a separate repository, put its shards in the same folder), or fet
 Each row is one recording of one MASSIVE utterance: it yields a text item (id = MASSIVE id) and a speech item whose
 id is the recording's file name from the ``path`` column (falling back to the MASSIVE id) and whose audio is the
 row's WAV bytes. Labels: scenario from ``scenario_str``, action from ``intent_str`` minus the scenario prefix,
-entities parsed from ``annot_utt`` (specs B.2, C.4). Column names drift between revisions, so they are looked up.
+entities parsed from ``annot_utt`` (``data.frames.parse_annotation``). Column names drift between revisions, so they are looked up.
 """
 
 from __future__ import annotations

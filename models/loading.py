@@ -292,27 +292,41 @@ def load_model(
     return model, processor
 
 
-def save_model(model: Any, processor: Any, out_dir: str | os.PathLike) -> Path:
+def save_model(model: Any, processor: Any, out_dir: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
     """Save weights, config and processor so that ``load_model(out_dir)`` restores them; the folder appears whole.
 
-    Everything is written to a temporary sibling folder first and renamed into place, so a crash never leaves a
-    half-written checkpoint. An existing folder at ``out_dir`` is replaced.
+    Everything is written to a temporary sibling folder first; an existing folder at ``out_dir`` is renamed aside,
+    the new one renamed into place, and only then is the old one deleted. A crash at any point leaves either the old
+    folder or the new one at ``out_dir``, never a half-written one or none. ``state_dict``: the weights to save when
+    they are not the model's own (the full state gathered from a sharded model).
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+        if state_dict is None:
+            model.save_pretrained(tmp)
         else:
-            tmp.rename(out)
+            model.save_pretrained(tmp, state_dict=state_dict)
+        processor.save_pretrained(tmp)
+        _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _swap_into_place(new: Path, out: Path) -> None:
+    """Rename the finished folder ``new`` to ``out``; a folder already there is deleted only once ``new`` is in place."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)  # put the previous folder back
+        raise
+    shutil.rmtree(old, ignore_errors=True)

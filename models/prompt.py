@@ -3,7 +3,7 @@
 The seed paper (Fig. 1a) uses a unified prompt for both modalities: with speech the audio sits in the user turn;
 text-only training and oracle decoding put the gold transcript in its place. The target is the same string in both
 cases, ``frame.to_target()`` followed by the end-of-turn token. The instruction names the output structure but does
-not list the label inventory (specs/data.md C.3).
+not list the label inventory: the labels are learnt from the targets.
 """
 
 from __future__ import annotations

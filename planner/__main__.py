@@ -169,7 +169,7 @@ def _per_language(text: str, flag: str) -> dict[str, float] | float | None:
 
 
 def _write_html(path: str, fig) -> None:
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
 
@@ -290,7 +290,7 @@ def main_backtest(cfg: BacktestConfig) -> dict:
 def main_curves(cfg: CurvesConfig) -> str:
     text = curves_to_csv(load_input(cfg))
     if cfg.out:
-        from training.results import atomic_write_text
+        from data.textio import atomic_write_text
 
         atomic_write_text(cfg.out, text)
         print(f"wrote {cfg.out}", file=sys.stderr)

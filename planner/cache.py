@@ -4,8 +4,8 @@ Learning a library (hyper-parameters plus leave-one-group-out calibration residu
 result depends only on the curves' content and the model code. So `cached_library(curves)` keys it on a SHA-256 of
 every curve's values (group, name, levels, scores, CIs, seeds, unit, corpus size) plus `MODEL_VERSION`, keeps it in
 memory for the process and in a small JSON file under the user's cache directory for later processes. Changing
-any curve (a new sweep row) changes the key, so the library is re-learned whenever the curves change, as the spec
-requires. A cache file that cannot be read is ignored and rewritten: the cache can only cost a re-learn.
+any curve (a new sweep row) changes the key, so the library is re-learned whenever the curves change. A cache file
+that cannot be read is ignored and rewritten: the cache can only cost a re-learn.
 
 Cache directory: ``$PLANNER_CACHE_DIR``, else ``$XDG_CACHE_HOME/lalm-slu/planner``, else
 ``~/.cache/lalm-slu/planner``. Set ``PLANNER_CACHE_DIR=off`` to keep the cache in memory only.
@@ -87,7 +87,7 @@ def cached_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) 
     if lib is None:
         lib = learn_library(curves, windows)
         if path is not None:
-            from training.results import atomic_write_text  # no torch behind it
+            from data.textio import atomic_write_text  # no torch behind it
 
             try:
                 atomic_write_text(path, json.dumps(library_to_dict(lib)))

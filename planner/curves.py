@@ -8,7 +8,7 @@ Sources:
   the amount of *source-language (French) speech*, shared by every target language: those curves say how source
   speech helps a target language, not how much target speech to record, so their unit is ``source_utterances``
   and the budget split never allocates over them.
-- `curves_from_results(rows)`: the user's results table (``training/results.py``), seeds aggregated to a mean and a
+- `curves_from_results(rows)`: the user's results table (``evaluation/results.py``), seeds aggregated to a mean and a
   t-distribution 95% CI.
 - `read_curves_csv(path)`: a generic file with columns ``group, curve, x, score`` and optional
   ``ci95, n_seeds, unit, corpus_size`` (and ``language, scheme``); `write_curves_csv` writes the same format.
@@ -271,7 +271,7 @@ def curves_from_results(
 
 
 def read_results_curves(path: str | os.PathLike, *, metric: str = "slu_f1", split: str | None = None) -> list[Curve]:
-    from training.results import ResultsError, read_results  # no torch behind it
+    from evaluation.results import ResultsError, read_results  # no torch behind it
 
     try:
         rows = read_results(path)
@@ -340,6 +340,6 @@ def curves_to_csv(curves: Sequence[Curve]) -> str:
 
 
 def write_curves_csv(path: str | os.PathLike, curves: Sequence[Curve]) -> None:
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     atomic_write_text(path, curves_to_csv(curves))

@@ -115,7 +115,7 @@ def make_run(root: Path, name: str, *, scheme: str, percent: float, seed: int, m
 
 
 def results_rows(per_cell: dict[tuple[str, float], list[float]]) -> list[dict]:
-    """Results rows (training/results.py schema) for SLU-F1 values per (scheme, speech %), one per seed."""
+    """Results rows (evaluation/results.py schema) for SLU-F1 values per (scheme, speech %), one per seed."""
     from training.run_folder import results_row
 
     rows = []
@@ -141,7 +141,7 @@ RESULT_CELLS = {
 
 
 def build_runs(root: Path, model_src: Path) -> Path:
-    from training.results import append_results
+    from evaluation.results import append_results
 
     make_run(root, "curriculum-p50-s1", scheme="curriculum", percent=50, seed=1, model_src=model_src,
              dev_scores=[0.2, 0.4, 0.5], test={"intent_accuracy": 0.61, "entity_f1": 0.55, "slu_f1": 0.6})

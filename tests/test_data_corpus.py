@@ -39,7 +39,7 @@ def test_slurp_devel_counts_and_gold_built_from_tokens():
     assert len({x.id for x in corpus.speech}) == 8690
     text_ids = {x.id for x in corpus.texts}
     assert all(x.text_id in text_ids for x in corpus.speech)
-    assert sum(x.id.endswith("-headset.flac") for x in corpus.speech) == 4173  # specs B.1
+    assert sum(x.id.endswith("-headset.flac") for x in corpus.speech) == 4173  # the headset (close-talk) recordings of SLURP devel
     assert sum(len(x.frame.entities) for x in corpus.texts) == 2022
     assert sum(not x.frame.entities for x in corpus.texts) == 646
     # Gold built independently from the raw rows: token surfaces, lowercased, joined by spaces; scenario+action.

@@ -1,4 +1,4 @@
-"""SLU frames, the JSON target, and the never-raising parser (specs/data.md C.3-C.5).
+"""SLU frames, the JSON target, and the never-raising parser (the attempts listed in data.frames.parse_output).
 
 Run: pytest tests/test_frames.py
 """

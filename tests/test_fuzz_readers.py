@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from data.corpus import CorpusError
 from data.manifest import load_manifest
-from training.metrics import MetricsInputError, load_slurp_gold, read_predictions
-from training.results import ResultsError, read_results
+from evaluation.metrics import MetricsInputError, load_slurp_gold, read_predictions
+from evaluation.results import ResultsError, read_results
 from training.run_folder import RunFolderError, read_curves
 
 GOLD_LINE = (Path(__file__).parent / "fixtures" / "slurp" / "devel.jsonl").read_text(encoding="utf-8").splitlines()[0]

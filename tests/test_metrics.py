@@ -1,7 +1,8 @@
-"""SLURP metrics against the spec's worked vectors and a naive second implementation on random corpora.
+"""SLURP metrics against hand-worked vectors and a naive second implementation on random corpora.
 
-The vectors T1-T14 and the intent vector are those of the project's metrics spec (A.12), derived by hand and checked
-against the official toolkit there. Run: pytest tests/test_metrics.py
+The vectors T1-T14 and the intent vector were derived by hand from the metric definitions (evaluation/metrics.py)
+and checked against the official SLURP toolkit (github.com/pswietojanski/slurp, scripts/evaluation).
+Run: pytest tests/test_metrics.py
 """
 
 import json
@@ -11,7 +12,7 @@ from fractions import Fraction as F
 import pytest
 
 from data.frames import Entity, SLUFrame
-from training.metrics import (
+from evaluation.metrics import (
     MetricsInputError,
     char_distance,
     levenshtein,
@@ -37,7 +38,7 @@ def f1(tp, fp, fn):
     return 2 * p * r / (p + r) if p + r else F(0)
 
 
-# (id, gold entities, predicted entities, span F1, word F1, char F1, SLU F1) from specs/metrics.md A.12
+# (id, gold entities, predicted entities, span F1, word F1, char F1, SLU F1), worked by hand
 VECTORS = [
     ("T1", [E("date", "tomorrow")], [E("date", "tomorrow")], 1, 1, 1, 1),
     ("T2", [], [], 0, 0, 0, 0),
@@ -163,7 +164,8 @@ def test_empty_corpus_scores_zero():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# A deliberately naive second implementation, straight from the spec's A.9 pseudocode (exact fractions).
+# A deliberately naive second implementation, straight from the definitions (exact fractions): Levenshtein by the
+# full table, each predicted entity greedily paired with the closest unused gold entity of its type.
 
 
 def naive_lev(a, b):

@@ -20,9 +20,9 @@ from data.corpus import CorpusError
 from data.frames import parse_annotation, strip_annotation
 from data.manifest import load_manifest
 from training import checkpoint as ckpt
-from training.metrics import MetricsInputError, read_predictions
-from training.report import build_table
-from training.results import ResultsError, append_results, merge_duplicates, read_results, write_results
+from evaluation.metrics import MetricsInputError, read_predictions
+from evaluation.report import build_table
+from evaluation.results import ResultsError, append_results, merge_duplicates, read_results, write_results
 from training.run_folder import RunFolderBusy, RunFolderError, acquire_lock, read_curves, results_row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +56,12 @@ def test_non_utf8_inputs_are_one_line_with_exit_2(tmp_path):
     gold = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
     pred = tmp_path / "pred.jsonl"
     pred.write_bytes(b"\x89PNG\r\n\x1a\n binary \xff\xfe")
-    line = _one_error_line(_cli("-m", "training.score", "--gold", str(gold), "--pred", str(pred)))
+    line = _one_error_line(_cli("-m", "evaluation.score", "--gold", str(gold), "--pred", str(pred)))
     assert "pred.jsonl" in line and "UTF-8" in line
 
     results = tmp_path / "results.csv"
     results.write_bytes(b"corpus,language,scheme,speech_percent,seed\nslurp,en-US,text,0,1\nm\xfcnchen,de,text,0,2\n")
-    line = _one_error_line(_cli("-m", "training.report", str(results)))
+    line = _one_error_line(_cli("-m", "evaluation.report", str(results)))
     assert "results.csv, line 3" in line and "0xfc" in line
 
 
@@ -191,7 +191,7 @@ def test_duplicate_rows_are_merged_or_refused_never_extra_seeds(tmp_path):
     table = build_table(read_results(path), ["slu_f1"])
     cell = next(iter(table.cells.values())).value
     assert cell.n == 2 and table.notes and "counted as one seed" in table.notes[0]
-    proc = _cli("-m", "training.report", str(path))
+    proc = _cli("-m", "evaluation.report", str(path))
     assert proc.returncode == 0 and "merged 2 identical rows" in proc.stderr
     assert "(n = 2)" in proc.stdout and "0.8000 ± 0.0000" in proc.stdout  # two seeds, not four
     # The same seed with different scores: refused, naming both run folders.
@@ -199,7 +199,7 @@ def test_duplicate_rows_are_merged_or_refused_never_extra_seeds(tmp_path):
     with pytest.raises(ResultsError, match="r1, other"):
         merge_duplicates(rows)
     write_results(path, rows)
-    assert "r1, other" in _one_error_line(_cli("-m", "training.report", str(path)))
+    assert "r1, other" in _one_error_line(_cli("-m", "evaluation.report", str(path)))
 
 
 def test_text_only_row_records_zero_speech_and_prepared_corpus_name(tmp_path):
@@ -217,7 +217,7 @@ def test_text_only_row_records_zero_speech_and_prepared_corpus_name(tmp_path):
     assert row["speech_percent"] == 0.0  # a lone text-only run used no speech, whatever the YAML said
     assert row["corpus"] == "speech_massive"
     write_results(tmp_path / "results.csv", [row, {**row, "seed": 2, "run_dir": "r2", "slu_f1": 0.6}])
-    out = _cli("-m", "training.report", str(tmp_path / "results.csv")).stdout
+    out = _cli("-m", "evaluation.report", str(tmp_path / "results.csv")).stdout
     assert "Speech-MASSIVE FR" in out and "| 0% | Text |" in out and "prepared" not in out
     direct = results_row({**config, "scheme": "direct"}, {}, split="test", language="fr-FR", oracle=False, run_dir="r")
     assert direct["speech_percent"] == 2.0

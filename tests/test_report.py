@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from training.report import ReportConfig, build_table, main, run, to_markdown
-from training.results import ResultsError, write_results
-from training.stats import t_quantile
+from evaluation.report import ReportConfig, build_table, main, run, to_markdown
+from evaluation.results import ResultsError, write_results
+from evaluation.stats import t_quantile
 
 PAPER = Path(__file__).resolve().parents[1] / "planner" / "reference" / "paper_table2_monolingual.csv"
 PAPER_DAGGERS = {

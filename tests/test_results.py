@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from training.metrics import SLUScores
-from training.results import (
+from data.textio import atomic_write_text
+from evaluation.metrics import SLUScores
+from evaluation.results import (
     RESULT_COLUMNS,
     ResultsError,
     append_results,
-    atomic_write_text,
     normalize_row,
     read_results,
     write_results,

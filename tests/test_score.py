@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training.metrics import load_slurp_gold, prediction_record
-from training.score import ScoreConfig, run
+from evaluation.metrics import load_slurp_gold, prediction_record
+from evaluation.score import ScoreConfig, run
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
@@ -126,7 +126,7 @@ def test_bad_config_is_rejected():
 def test_module_entry_point(tmp_path, gold):
     pred = write_preds(tmp_path / "pred.jsonl", perfect_records(gold)[:50])
     proc = subprocess.run(
-        [sys.executable, "-m", "training.score", "--gold", str(GOLD), "--pred", str(pred), "--json"],
+        [sys.executable, "-m", "evaluation.score", "--gold", str(GOLD), "--pred", str(pred), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""Seed statistics: the worked example of the metrics spec (section D), the † rule, and n = 1.
+"""Seed statistics: a hand-worked five-seed example, the † rule, and n = 1.
 
 Run: pytest tests/test_stats.py
 """
@@ -9,10 +9,10 @@ import statistics
 
 import pytest
 
-from training.stats import MeanCI, dagger, mean_ci, non_overlapping, t_quantile
+from evaluation.stats import MeanCI, dagger, mean_ci, non_overlapping, t_quantile
 
 
-def test_worked_example_from_spec_section_d():
+def test_worked_five_seed_example():
     ci = mean_ci([0.7200, 0.7210, 0.7195, 0.7220, 0.7205])
     assert ci.n == 5
     assert ci.mean == pytest.approx(0.7206, abs=1e-12)

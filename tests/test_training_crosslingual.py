@@ -144,7 +144,7 @@ def test_trained_recipe_feeds_what_it_names_and_scores_the_target(recipe_runs, s
              (run_dir / "eval" / f"test-{TARGET}" / "predictions.jsonl").read_text().splitlines()]
     assert {Path(p["file"]).stem for p in preds} == {Path(i).stem for i in fr_test}
 
-    from training.results import read_results
+    from evaluation.results import read_results
 
     rows = [r for r in read_results(run_dir.parent / "results.csv") if r["run_dir"] == run_dir.name]
     assert len(rows) == 1
@@ -176,7 +176,7 @@ def test_each_target_language_is_evaluated_separately(tmp_path_factory):
     meta = json.loads((run_dir / "config.json").read_text())
     n_target_texts = sum(len(corpus.language(t).split("train").texts) for t in targets)
     assert meta["epoch_counts"][0]["target_text"] == n_target_texts
-    from training.results import read_results
+    from evaluation.results import read_results
 
     rows = read_results(run_dir.parent / "results.csv")
     assert sorted(r["language"] for r in rows) == sorted(targets)

@@ -84,3 +84,52 @@ def test_old_run_configs_with_keep_checkpoints_still_load():
     from training.config import config_from_mapping
 
     assert config_from_mapping({"keep_checkpoints": 3, "model": "tiny"}).save_total_limit == 3
+
+
+
+class _FakeModel:
+    def save_pretrained(self, folder, state_dict):
+        (Path(folder) / "model.safetensors").write_text(state_dict["w"])
+
+
+class _FakeProcessor:
+    def save_pretrained(self, folder):
+        (Path(folder) / "preprocessor_config.json").write_text("{}")
+
+
+def _final_save(run_dir: Path, weights: str) -> None:
+    """The training loop's final save on the main process, with stand-ins for accelerate, the model and processor."""
+    from types import SimpleNamespace
+
+    from training.loop import _Run
+
+    run = SimpleNamespace(acc=SimpleNamespace(get_state_dict=lambda model: {"w": weights}), main=True, dir=run_dir,
+                          model=None, processor=_FakeProcessor())
+    _Run.save_final_model(run, _FakeModel())
+
+
+def test_the_final_model_save_replaces_the_folder_and_leaves_no_temporary_folder(tmp_path):
+    _final_save(tmp_path, "first")
+    _final_save(tmp_path, "second")
+    assert (tmp_path / "model" / "model.safetensors").read_text() == "second"
+    assert (tmp_path / "model" / "preprocessor_config.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_kill_while_the_new_model_is_renamed_into_place_keeps_the_previous_model(tmp_path, monkeypatch):
+    _final_save(tmp_path, "old")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if Path(target).name == "model" and self.name != ".model.old":
+            raise _Killed  # the new folder is complete; the process dies before it is in place
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(_Killed):
+        _final_save(tmp_path, "new")
+    monkeypatch.undo()
+    assert (tmp_path / "model" / "model.safetensors").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    _final_save(tmp_path, "new")  # and the next save goes through
+    assert (tmp_path / "model" / "model.safetensors").read_text() == "new"

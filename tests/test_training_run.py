@@ -85,7 +85,7 @@ def test_each_scheme_trains_and_writes_a_complete_run_folder(scheme_runs, scheme
     assert card.startswith("---") and "slu_f1" in card and scheme in card
     assert json.loads((run_dir / "done.json").read_text())["metrics"]["test"]["n_scored"] == metrics["n_scored"]
 
-    from training.results import read_results
+    from evaluation.results import read_results
 
     rows = [r for r in read_results(run_dir.parent / "results.csv") if r["run_dir"] == run_dir.name]
     assert len(rows) == 1 and rows[0]["scheme"] == scheme and rows[0]["split"] == "test"
@@ -162,7 +162,7 @@ def test_sweep_two_cells_end_to_end(synth_corpus_dir, tmp_path, capsys):
     assert len(printed) == 2 and all(line.startswith("accelerate launch --num_processes 1 -m training.train")
                                      for line in printed)
     assert sweep.main(argv) == 0
-    from training.results import read_results
+    from evaluation.results import read_results
 
     rows = read_results(out / "results.csv")
     assert sorted((r["scheme"], r["speech_percent"]) for r in rows) == [("curriculum", 50.0), ("text", 0.0)]
@@ -199,7 +199,7 @@ def test_train_into_a_finished_folder_is_one_clear_line(scheme_runs, tmp_path, c
 
 def test_evaluating_a_copied_run_writes_beside_the_copy(scheme_runs, tmp_path):
     from training import evaluate
-    from training.results import read_results
+    from evaluation.results import read_results
 
     original = scheme_runs["text"]
     before = (original.parent / "results.csv").read_text() if (original.parent / "results.csv").is_file() else ""

@@ -121,14 +121,14 @@ def test_killed_cell_is_requeued_and_ends_with_the_uninterrupted_weights(local_s
     import torch
 
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
-    from training.results import read_results
+    from evaluation.results import read_results
 
     (row,) = read_results(reference.parent / "results.csv")
     assert row["scheme"] == "text" and row["speech_percent"] == 0.0  # a lone text run: no "50% Text" row
 
 
 def test_results_and_report(local_sweep):
-    from training.results import read_results
+    from evaluation.results import read_results
 
     out = local_sweep["out"]
     rows = read_results(out / "results.csv")
@@ -152,7 +152,7 @@ def test_every_cell_logged_to_one_trackio_project(local_sweep):
 
 
 def test_status_for_a_mix_of_cell_states(local_sweep, tmp_path, capsys):
-    from training.results import read_results
+    from evaluation.results import read_results
 
     src = local_sweep["out"]
     out = tmp_path / "grid"

@@ -1,1 +1,1 @@
-"""Scoring, statistics, reports, and (with torch) the fine-tuning schemes. Importing the package loads nothing heavy."""
+"""The fine-tuning schemes, the training loop, run folders, sweeps and plots. Importing the package loads nothing heavy."""

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from training.results import atomic_write_text
+from data.textio import atomic_write_text
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8})$")

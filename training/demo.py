@@ -96,7 +96,7 @@ def _sweep_flags(cfg: DemoConfig, base: Path, manifest: Path) -> list[str]:
 
 def stage_sweep(cfg: DemoConfig, work: Path, base: Path, manifest: Path) -> Path:
     """One sweep process per seed (``--parallel`` at once), then one merged results table and report."""
-    from training.results import append_results, read_results
+    from evaluation.results import append_results, read_results
     from training.sweep import write_report
 
     seeds = [s.strip() for s in cfg.seeds.split(",") if s.strip()]
@@ -155,7 +155,7 @@ def _export_model(src: Path, dst: Path) -> None:
 
 def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Path:
     from training.evaluate import evaluate_on_manifest
-    from training.results import read_results
+    from evaluation.results import read_results
 
     rows = [dict(r) for r in read_results(sweep / "results.csv")]
     rows = [r for r in rows if r.get("split") == "test"]
@@ -196,7 +196,7 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
     (tmp / "scores.json").write_text(json.dumps(scored, indent=2) + "\n")
     if (tmp / "results.csv").is_file():
         from training.plots import scheme_curves_svg
-        from training.results import read_results as _read
+        from evaluation.results import read_results as _read
 
         try:
             (tmp / "slu_f1_vs_speech.svg").write_text(scheme_curves_svg(

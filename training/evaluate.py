@@ -75,7 +75,7 @@ def resolve_model(name: str | Path) -> Path:
 
 
 def _subset_scores(gold: dict, preds: dict, ids: list[str]) -> dict:
-    from training.metrics import score_keyed
+    from evaluation.metrics import score_keyed
 
     scores = score_keyed({i: gold[i] for i in ids}, {i: preds[i] for i in ids if i in preds})
     return {"n": len(ids), "intent_accuracy": scores.intent_accuracy, "entity_f1": scores.entity_f1,

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 
 from data.example import SLUExample
 from data.frames import ParseStatus, SLUFrame
+from data.textio import atomic_write_text
 from models.decode import Prediction, generate_frames, write_predictions
-from training.metrics import SLUScores, score_keyed
+from evaluation.metrics import SLUScores, score_keyed
 from training.plan import Item, subsample
-from training.results import atomic_write_text
 
 
 class EvaluationError(ValueError):

@@ -64,7 +64,7 @@ def read_state(out: Path, name: str) -> dict[str, Any]:
 
 def write_state(out: Path, name: str, **changes: Any) -> dict[str, Any]:
     """Merge ``changes`` into the cell's state file (atomically); returns the new state."""
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     state = {**read_state(out, name), **changes, "updated": time.time()}
     atomic_write_text(state_path(out, name), json.dumps(state, indent=2, default=str) + "\n")

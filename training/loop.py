@@ -14,7 +14,7 @@ the parameters that train in that phase; FSDP and DeepSpeed ZeRO-3 are prepared 
 optimizer's parameter groups (``training.parallel.start_phase_in_place``), never re-wrapping a sharded model. While
 the audio encoder trains with more than one process, the collator adds a masked silent clip to any audio-free
 micro-batch (``ensure_audio``), so every rank computes gradients for the same parameters and no rank waits for an
-all-reduce that never comes (notes: stack.md, "DDP hangs"). Decoding on sharded models runs all ranks in lockstep
+all-reduce that never comes (a DDP hang). Decoding on sharded models runs all ranks in lockstep
 (``synced_gpus``) over equally many padded batches.
 
 Write order (a kill can come between any two writes): curves.csv is written before a checkpoint is committed, so a
@@ -39,7 +39,7 @@ from training import parallel
 from training.config import ConfigError, TrainConfig, config_from_mapping
 from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
-from training.results import append_results
+from evaluation.results import append_results
 from training.run_folder import (
     DONE,
     acquire_lock,
@@ -444,7 +444,7 @@ class _Run:
         metrics = self.final_evaluations(oracle=False)
         if self.main:
             card = model_card({**cfg.to_dict(), **self.meta}, metrics)
-            from training.results import atomic_write_text
+            from data.textio import atomic_write_text
 
             atomic_write_text(self.dir / "model" / "README.md", card)
             write_json(self.dir / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics,
@@ -457,19 +457,11 @@ class _Run:
         return metrics
 
     def save_final_model(self, model) -> None:
-        import shutil
-        import tempfile
+        from models.loading import save_model
 
-        state = self.acc.get_state_dict(self.model)
-        if not self.main:
-            return
-        out = self.dir / "model"
-        tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=self.dir))
-        model.save_pretrained(tmp, state_dict=state)
-        self.processor.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        state = self.acc.get_state_dict(self.model)  # every rank takes part in gathering the full state
+        if self.main:
+            save_model(model, self.processor, self.dir / "model", state_dict=state)
 
     def final_evaluations(self, *, oracle: bool) -> dict[str, dict[str, Any]]:
         return evaluate_sets(self, oracle=oracle)

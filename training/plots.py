@@ -1,7 +1,7 @@
 """SLU-F1 (or another metric) versus speech level per scheme, as a small self-contained SVG (no plotting library,
 no script, renders anywhere a README is shown): ``python -m training.plots RESULTS.csv --out curves.svg``.
 
-Each scheme is a line of seed means with 95% t-interval bars (training.stats); text-only and the oracle are
+Each scheme is a line of seed means with 95% t-interval bars (evaluation.stats); text-only and the oracle are
 horizontal reference lines. Speech levels sit at evenly spaced positions (the paper's levels are roughly
 logarithmic: 2, 5, 10, 25, 50, 100 %).
 """
@@ -17,7 +17,7 @@ COLORS = {"direct": "#d95f02", "curriculum": "#1b9e77", "text": "#7570b3", "orac
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float]:
-    from training.stats import mean_ci
+    from evaluation.stats import mean_ci
 
     ci = mean_ci(values)
     return ci.mean, ci.half_width or 0.0
@@ -82,7 +82,8 @@ def scheme_curves_svg(rows: list[dict], metric: str = "slu_f1", split: str = "te
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.results import ResultsError, atomic_write_text, read_results
+    from data.textio import atomic_write_text
+    from evaluation.results import ResultsError, read_results
 
     ap = argparse.ArgumentParser(prog="python -m training.plots", description=__doc__.splitlines()[0])
     ap.add_argument("results", help="a results.csv written by the sweeps")

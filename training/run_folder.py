@@ -29,8 +29,7 @@ try:
 except ImportError:  # Windows: run folders are not locked
     fcntl = None  # type: ignore[assignment]
 
-from data.textio import read_text
-from training.results import atomic_write_text
+from data.textio import atomic_write_text, read_text
 
 CURVE_COLUMNS = ("step", "epoch", "phase", "kind", "split", "loss", "lr", "intent_accuracy", "entity_f1", "slu_f1",
                  "n")

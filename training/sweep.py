@@ -122,8 +122,9 @@ def write_report(out: Path) -> Path | None:
     results = out / "results.csv"
     if not results.is_file():
         return None
-    from training.report import build_table, to_markdown
-    from training.results import ResultsError, atomic_write_text, read_results
+    from evaluation.report import build_table, to_markdown
+    from data.textio import atomic_write_text
+    from evaluation.results import ResultsError, read_results
 
     try:
         text = to_markdown(build_table(read_results(results)))
@@ -149,7 +150,7 @@ def _slurm_config(args) -> SlurmConfig:
 
 def write_cell_list(out: Path, jobs: list[CellJob], executor: str) -> None:
     """``<out>/.sweep/cells.json``: every cell of the grid, so ``status`` can list the ones not started yet."""
-    from training.results import atomic_write_text
+    from data.textio import atomic_write_text
 
     path = out / STATE_DIR / "cells.json"
     known = []

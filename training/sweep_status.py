@@ -104,7 +104,7 @@ def finished_rows(run_dir: Path, results_csv: Path) -> list[dict[str, Any]]:
 
 def rebuild_results(out: Path) -> int:
     """Append (replace by key) the rows of every finished run in ``out`` to ``out/results.csv``; returns the count."""
-    from training.results import append_results
+    from evaluation.results import append_results
 
     results = out / "results.csv"
     rows = []
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(status_table([cell_status(out, n) for n in names]))
     if args.no_rebuild:
         return 0
-    from training.results import ResultsError
+    from evaluation.results import ResultsError
     from training.sweep import write_report
 
     try:

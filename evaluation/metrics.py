@@ -1,7 +1,7 @@
 """SLURP metrics, implemented from their definition: intent accuracy, span F1, span-distance F1s and SLU-F1.
 
 The numbers are those of the official SLURP evaluation toolkit (Bastianelli et al., EMNLP 2020; its
-``scripts/evaluation``), written from the definition in the project's metrics spec rather than copied:
+``scripts/evaluation``), written from the definitions below rather than copied:
 
 * scenario, action and intent accuracy: exact string match; the intent is ``f"{scenario}_{action}"``;
 * span F1 (the seed paper's "entity F1"): multiset matching of exact (type, filler) pairs, corpus-level micro F1;
@@ -67,7 +67,7 @@ _WS_RUN = re.compile(r"\s\s+")
 
 
 def _words(text: str) -> list[str]:
-    # The WER transform of jiwer 2.0.0 (specs/metrics.md A.6): collapse whitespace runs, strip, split on " ".
+    # The WER transform of jiwer 2.0.0, which the official toolkit uses: collapse whitespace runs, strip, split on " ".
     return [w for w in _WS_RUN.sub(" ", text).strip().split(" ") if w]
 
 
@@ -266,7 +266,7 @@ def _score_pairs(pairs: Iterable[tuple[SLUFrame, SLUFrame]], n_missing: int, ave
     wp, wr, wf = word.score(average)
     cp, cr, cf = char.score(average)
     sp, sr, sf = slu.score(average)
-    # With micro averaging P = R = F1 = accuracy (specs A.4); the F1 is what the official scorer reports.
+    # With micro averaging P = R = F1 = accuracy (one label per item, gold and predicted); the F1 is what the official scorer reports.
     return SLUScores(
         intent_accuracy=intent.score(average)[2],
         scenario_accuracy=scenario.score(average)[2],

@@ -1,11 +1,11 @@
 """Score a SLURP-format prediction file against SLURP gold: a drop-in for the official evaluation toolkit.
 
-    python -m training.score --gold devel.jsonl --pred predictions.jsonl [--load-gold] [--json] [--strict]
+    python -m evaluation.score --gold devel.jsonl --pred predictions.jsonl [--load-gold] [--json] [--strict]
 
 GOLD is a SLURP release jsonl; PRED has one ``{"file"|"slurp_id", "scenario", "action", "entities"}`` object per
 line. Gold items without a prediction are skipped, as the official toolkit does, and a loud warning says how many;
 ``--strict`` scores them as ``none_none`` with no entities instead. Exit status 2 with a one-line message on bad
-input. The metric definitions are in ``training/metrics.py``.
+input. The metric definitions are in ``evaluation/metrics.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from training.metrics import AVERAGES, MetricsInputError, SLUScores, load_slurp_gold, read_predictions, score_keyed
+from evaluation.metrics import AVERAGES, MetricsInputError, SLUScores, load_slurp_gold, read_predictions, score_keyed
 
 
 @dataclass

@@ -21,9 +21,8 @@ try:
 except ImportError:  # Windows: no flock; writes stay atomic but are not serialised
     fcntl = None  # type: ignore[assignment]
 
-from data.textio import atomic_write_text, read_text  # atomic_write_text: re-exported (it lives in data/)
-
-from training.metrics import METRIC_KEYS
+from data.textio import atomic_write_text, read_text
+from evaluation.metrics import METRIC_KEYS
 
 # (name, type, meaning)
 SCHEMA: tuple[tuple[str, type, str], ...] = (

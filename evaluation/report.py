@@ -1,10 +1,10 @@
 """A Table-2-style report from per-seed results rows (Choi et al., 2025, Table 2).
 
-    python -m training.report RESULTS [--format markdown|csv] [--split test] [--metrics intent_accuracy,entity_f1,slu_f1]
+    python -m evaluation.report RESULTS [--format markdown|csv] [--split test] [--metrics intent_accuracy,entity_f1,slu_f1]
 
 Rows are speech level × scheme: the oracle first, then 0 % text-only, then for each speech level direct mixing and
 curriculum. Columns are corpus × metric. Each cell is the mean ± 95 % t-interval half-width over seeds
-(training/stats.py); † marks a scheme whose interval lies above, and does not overlap, every other scheme's at the
+(evaluation/stats.py); † marks a scheme whose interval lies above, and does not overlap, every other scheme's at the
 same speech level. ``markdown`` prints the table; ``csv`` prints it tidy, one line per cell, with the columns of the
 paper's reference CSV plus ``n_seeds`` and ``dagger``. Only monolingual rows (recipe ``mono``) are reported.
 """
@@ -18,9 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from training.results import METRIC_COLUMNS, ResultsError, atomic_write_text, merge_duplicates, read_results
-from training.score import run_cli
-from training.stats import MeanCI, dagger, mean_ci
+from data.textio import atomic_write_text
+from evaluation.results import METRIC_COLUMNS, ResultsError, merge_duplicates, read_results
+from evaluation.score import run_cli
+from evaluation.stats import MeanCI, dagger, mean_ci
 
 FORMATS = ("markdown", "csv")
 DEFAULT_METRICS = ("intent_accuracy", "entity_f1", "slu_f1")
@@ -51,7 +52,7 @@ ORACLE = "oracle"
 
 @dataclass
 class ReportConfig:
-    results: str = field(default="", metadata={"help": "results CSV (training/results.py schema)", "positional": True})
+    results: str = field(default="", metadata={"help": "results CSV (evaluation/results.py schema)", "positional": True})
     format: str = field(default="markdown", metadata={"help": "markdown table or tidy csv", "choices": FORMATS})
     split: str = field(default="", metadata={"help": "split to report; default: test if present, else the only one"})
     metrics: str = field(default=",".join(DEFAULT_METRICS), metadata={"help": "comma-separated metric columns"})
