@@ -8,7 +8,8 @@ levels (the fit window) and judged on the same held-out levels.
 
 u is the level as a fraction of the corpus. The 4-parameter forms are fitted by bounded least squares from a few
 starting points (the best kept); with fewer than 4 levels, or when no start converges, they fall back to the
-last value, and the count of fall-backs is reported, so no anchor is silently flattered or penalised.
+last value, and the count of fall-backs is reported, so no anchor is silently flattered or penalised. Each form is a
+`Form` subclass listed in `FORMS`; the back-test reports every form in that list.
 """
 
 from __future__ import annotations
@@ -19,33 +20,66 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import least_squares
 
-ANCHORS = ("last_value", "pow4", "mmf4")
+class Form:
+    """One anchor form: its name, its parameter count, the function of (parameters, u), and the least-squares starting
+    points with their bounds. A new form is a subclass and an entry in `FORMS`."""
+
+    name = ""
+    n_params = 0  # 0: nothing to fit, the last measured score stands
+
+    def __call__(self, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def starts(self, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
+        """(initial parameters, lower bounds, upper bounds) to start a fit from; the best fit is kept."""
+        return []
 
 
-def _pow4(p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    a, b, c, d = p
-    return a - b * (u + d) ** (-c)
-
-
-def _mmf4(p: np.ndarray, u: np.ndarray) -> np.ndarray:
-    a, b, c, d = p
-    ud = u ** d
-    return (a * b + c * ud) / (b + ud)
-
-
-def _starts(form: str, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
-    top, low = float(y.max()), float(y.min())
+def _shape(u: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(top score, lowest score, median speech level) of the fit window, which the starting points scale with."""
     u_pos = u[u > 0]
-    u_mid = float(np.median(u_pos)) if u_pos.size else 0.05
-    if form == "pow4":
+    return float(y.max()), float(y.min()), float(np.median(u_pos)) if u_pos.size else 0.05
+
+
+class LastValue(Form):
+    name = "last_value"
+
+
+class Pow4(Form):
+    name = "pow4"
+    n_params = 4
+
+    def __call__(self, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+        a, b, c, d = p
+        return a - b * (u + d) ** (-c)
+
+    def starts(self, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
+        top, low, u_mid = _shape(u, y)
         lo, hi = (-2.0, 1e-6, 1e-3, 1e-5), (3.0, 1e3, 5.0, 10.0)
         return [(np.array([top + 0.02, max(top - low, 1e-3) * (u_mid ** 0.5), 0.5, u_mid * 0.1]), lo, hi),
                 (np.array([top + 0.1, 0.05, 0.3, 1e-3]), lo, hi),
                 (np.array([min(1.0, top + 0.01), 0.01, 1.0, u_mid]), lo, hi)]
-    lo, hi = (-2.0, 1e-8, -2.0, 1e-2), (3.0, 1e3, 3.0, 10.0)
-    return [(np.array([low, u_mid, min(1.0, top + 0.05), 1.0]), lo, hi),
-            (np.array([low, u_mid ** 0.5, top + 0.02, 0.5]), lo, hi),
-            (np.array([low, 0.1 * u_mid, top + 0.1, 2.0]), lo, hi)]
+
+
+class Mmf4(Form):
+    name = "mmf4"
+    n_params = 4
+
+    def __call__(self, p: np.ndarray, u: np.ndarray) -> np.ndarray:
+        a, b, c, d = p
+        ud = u ** d
+        return (a * b + c * ud) / (b + ud)
+
+    def starts(self, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
+        top, low, u_mid = _shape(u, y)
+        lo, hi = (-2.0, 1e-8, -2.0, 1e-2), (3.0, 1e3, 3.0, 10.0)
+        return [(np.array([low, u_mid, min(1.0, top + 0.05), 1.0]), lo, hi),
+                (np.array([low, u_mid ** 0.5, top + 0.02, 0.5]), lo, hi),
+                (np.array([low, 0.1 * u_mid, top + 0.1, 2.0]), lo, hi)]
+
+
+FORMS: tuple[Form, ...] = (LastValue(), Pow4(), Mmf4())
+ANCHORS = tuple(form.name for form in FORMS)
 
 
 def fit_anchor(form: str, u: np.ndarray, y: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
@@ -59,16 +93,16 @@ def fit_anchor(form: str, u: np.ndarray, y: np.ndarray) -> tuple[Callable[[np.nd
     def flat(v):
         return np.full(np.shape(v), last)
 
-    if form == "last_value":
-        return flat, True
-    if form not in ("pow4", "mmf4"):
+    f = next((candidate for candidate in FORMS if candidate.name == form), None)
+    if f is None:
         raise ValueError(f"unknown anchor {form!r}; known: {ANCHORS}")
-    if u.size < 4:
+    if f.n_params == 0:
+        return flat, True
+    if u.size < f.n_params:
         return flat, False
-    f = _pow4 if form == "pow4" else _mmf4
     best, best_cost = None, math.inf
     with np.errstate(all="ignore"):
-        for p0, lo, hi in _starts(form, u, y):
+        for p0, lo, hi in f.starts(u, y):
             p0 = np.clip(p0, np.array(lo) + 1e-12, np.array(hi) - 1e-12)
             try:
                 sol = least_squares(lambda p: f(p, u) - y, p0, bounds=(lo, hi), max_nfev=200)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -134,6 +134,129 @@ def _allocation_regret(folds: Sequence[_Fold], window: float) -> dict:
     return out
 
 
+@dataclass
+class _WindowTally:
+    """What one fit window's cases add up to: the planner's errors and bands, and each anchor's errors."""
+
+    errors: list = field(default_factory=list)  # prediction - truth, points, every held-out level
+    at_full: list = field(default_factory=list)  # |error| at the curve's largest level
+    covered: list = field(default_factory=list)  # truth inside the 80% band
+    widths: list = field(default_factory=list)  # width of the 80% band, points
+    anchor_errors: dict = field(default_factory=lambda: {a: [] for a in ANCHORS})
+    anchor_fallbacks: dict = field(default_factory=lambda: {a: 0 for a in ANCHORS})
+
+
+@dataclass
+class _TargetTally:
+    """The "how much speech for a target" figures of the first window: real targets and unreachable probes."""
+
+    within: list = field(default_factory=list)  # expected amount within 2x of the true need
+    answered: list = field(default_factory=list)  # a safe amount exists within the corpus
+    fails: list = field(default_factory=list)  # over answered targets: the safe amount falls short
+    over: list = field(default_factory=list)  # over answered targets: safe / true amount
+    over_all: list = field(default_factory=list)  # over all targets, "no safe amount" answered with the corpus
+    fails_uncapped: list = field(default_factory=list)  # safe amount searched up to SEARCH_LIMIT x the corpus
+    over_uncapped: list = field(default_factory=list)
+    text_only: int = 0  # targets already reached at 0%
+    probe_claims: list = field(default_factory=list)  # a safe amount claimed for an unreachable probe
+    p_target: list = field(default_factory=list)  # P(reach | corpus) on real targets
+    p_probe: list = field(default_factory=list)  # P(reach | corpus) on probes
+
+
+def _judge_case(c: Curve, case, fit, tally: _WindowTally, anchors: bool) -> tuple[np.ndarray, list[dict]]:
+    """The planner's (and the anchors') predictions of one case's held-out levels, added to `tally`; returns the
+    planner's errors (points) and the predicted points for plots."""
+    xs = case.u_eval * c.corpus_size
+    pred = fit.predict(xs)
+    lo, hi = fit.band(xs, 0.8)
+    err = (pred - case.y_eval) * 100
+    tally.errors.extend(err)
+    tally.at_full.append(abs(err[-1]))
+    tally.covered.extend((case.y_eval >= lo) & (case.y_eval <= hi))
+    tally.widths.extend((hi - lo) * 100)
+    for name in ANCHORS if anchors else ():
+        f, fitted = fit_anchor(name, case.u_fit, case.y_fit)
+        tally.anchor_errors[name].extend((f(case.u_eval) - case.y_eval) * 100)
+        tally.anchor_fallbacks[name] += not fitted
+    points = [{"curve": c.name, "group": c.group, "window": case.window, "u": float(u), "truth": float(y),
+               "pred": float(p), "lo80": float(a), "hi80": float(b)}
+              for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi)]
+    return err, points
+
+
+def _judge_targets(c: Curve, case, fit, risk: float, tally: _TargetTally) -> None:
+    """Every held-out measured score of the case as a target, and the probes above the curve's best score."""
+    size = c.corpus_size
+    for target in case.y_eval:
+        need = _true_need(c, target)
+        if need == 0:
+            tally.text_only += 1
+            continue
+        est = expected_amount(fit, target)
+        safe = safe_amount(fit, target, risk)
+        tally.within.append(need / 2 <= est <= need * 2)
+        tally.p_target.append(fit.prob_reach(size, target))
+        tally.answered.append(math.isfinite(safe))
+        if math.isfinite(safe):
+            tally.fails.append(safe < need * (1 - 1e-9))
+            tally.over.append(safe / need)
+        tally.over_all.append((safe if math.isfinite(safe) else size) / need)
+        unc = safe if math.isfinite(safe) else safe_amount(fit, target, risk, SEARCH_LIMIT * size)
+        tally.fails_uncapped.append(unc < need * (1 - 1e-9))
+        tally.over_uncapped.append(unc / need)
+    for delta in PROBE_POINTS:
+        probe = float(c.score.max()) + delta
+        if probe > 1:
+            continue
+        tally.probe_claims.append(math.isfinite(safe_amount(fit, probe, risk)))
+        tally.p_probe.append(fit.prob_reach(size, probe))
+
+
+def _window_figures(t: str, tally: _WindowTally, anchors: bool) -> dict:
+    e = np.array(tally.errors)
+    out = {
+        f"mae_extrap_{t}": float(np.mean(np.abs(e))) if e.size else None,
+        f"mae_at_full_{t}": float(np.mean(tally.at_full)) if tally.at_full else None,
+        f"bias_{t}": float(np.mean(e)) if e.size else None,
+        f"coverage80_{t}": float(np.mean(tally.covered)) if tally.covered else None,
+        f"width80_{t}": float(np.mean(tally.widths)) if tally.widths else None,
+        f"n_points_{t}": int(e.size),
+    }
+    if anchors and e.size:
+        mae = {a: float(np.mean(np.abs(v))) for a, v in tally.anchor_errors.items()}
+        out[f"anchor_mae_extrap_{t}"] = mae
+        out[f"anchor_bias_{t}"] = {a: float(np.mean(v)) for a, v in tally.anchor_errors.items()}
+        out[f"anchor_fallbacks_{t}"] = {a: n for a, n in tally.anchor_fallbacks.items() if a != "last_value"}
+        out[f"best_anchor_{t}"] = min(mae, key=mae.get)
+    return out
+
+
+def _target_figures(t: str, tally: _TargetTally) -> dict:
+    g = tally
+    n_claims = len(g.fails) + sum(g.probe_claims)
+    brier = [(1 - p) ** 2 for p in g.p_target] + [p ** 2 for p in g.p_probe]
+    return {
+        f"within2x_{t}": float(np.mean(g.within)) if g.within else None,
+        f"safe_fail_rate_{t}": (sum(g.fails) + sum(g.probe_claims)) / n_claims if n_claims else None,
+        f"safe_overcollect_median_{t}": float(np.median(g.over)) if g.over else None,
+        f"safe_answer_rate_{t}": float(np.mean(g.answered)) if g.answered else None,
+        f"safe_unreachable_rate_{t}": 1 - float(np.mean(g.answered)) if g.answered else None,
+        f"safe_fail_rate_strict_{t}": ((sum(g.fails) + g.answered.count(False)) / len(g.answered)
+                                       if g.answered else None),
+        f"safe_overcollect_median_all_{t}": float(np.median(g.over_all)) if g.over_all else None,
+        f"safe_fail_rate_uncapped_{t}": float(np.mean(g.fails_uncapped)) if g.fails_uncapped else None,
+        f"safe_overcollect_median_uncapped_{t}": float(np.median(g.over_uncapped)) if g.over_uncapped else None,
+        f"n_safe_claims_{t}": n_claims,
+        f"probe_safe_claim_rate_{t}": float(np.mean(g.probe_claims)) if g.probe_claims else None,
+        f"p_reach_target_{t}": float(np.mean(g.p_target)) if g.p_target else None,
+        f"p_reach_probe_{t}": float(np.mean(g.p_probe)) if g.p_probe else None,
+        f"p_reach_brier_{t}": float(np.mean(brier)) if brier else None,
+        f"n_targets_{t}": len(g.within),
+        f"n_probes_{t}": len(g.probe_claims),
+        f"n_targets_text_only_{t}": g.text_only,
+    }
+
+
 def backtest(
     curves: Sequence[Curve], library: Sequence[Curve] | None = None, *, windows: Sequence[float] = WINDOWS,
     risk: float = RISK, progress: bool = False, anchors: bool = True, max_folds: int = 0,
@@ -146,16 +269,10 @@ def backtest(
     folds = _folds(usable, library, progress, max_folds)
     res: dict = {"n_curves": len(usable), "n_groups": len({c.group for c in usable}), "skipped_curves": skipped,
                  "mode": "library" if library is not None else "leave-one-group-out"}
-    errors = {w: [] for w in windows}
-    full = {w: [] for w in windows}
-    covered = {w: [] for w in windows}
-    widths = {w: [] for w in windows}
-    interp, within, answered, fails, over, over_all, text_only = [], [], [], [], [], [], 0
-    fails_unc, over_unc, points = [], [], []
-    probe_claims, p_target, p_probe = [], [], []
+    tallies = {w: _WindowTally() for w in windows}
+    targets = _TargetTally()
+    interp, points = [], []
     per_curve = defaultdict(dict)
-    anchor_err = {w: {a: [] for a in ANCHORS} for w in windows}
-    anchor_fb = {w: {a: 0 for a in ANCHORS} for w in windows}
     first = min(windows)
     for fold in folds:
         lib = fold.library
@@ -163,83 +280,15 @@ def backtest(
             interp.extend(np.abs(interp_residuals(c, lib.hyper)) * 100)
             for case in extrapolation_cases([c], windows):
                 fit = fit_curve(c.subset(in_window(c.u, case.window)), lib.hyper, lib.calibration)
-                xs = case.u_eval * c.corpus_size
-                pred = fit.predict(xs)
-                lo, hi = fit.band(xs, 0.8)
-                err = (pred - case.y_eval) * 100
-                errors[case.window].extend(err)
-                full[case.window].append(abs(err[-1]))
-                covered[case.window].extend((case.y_eval >= lo) & (case.y_eval <= hi))
-                widths[case.window].extend((hi - lo) * 100)
+                err, case_points = _judge_case(c, case, fit, tallies[case.window], anchors)
                 per_curve[c.name][f"mae_extrap_{window_tag(case.window)}"] = float(np.mean(np.abs(err)))
-                for name in ANCHORS if anchors else ():
-                    f, fitted = fit_anchor(name, case.u_fit, case.y_fit)
-                    anchor_err[case.window][name].extend((f(case.u_eval) - case.y_eval) * 100)
-                    anchor_fb[case.window][name] += not fitted
-                points.extend({"curve": c.name, "group": c.group, "window": case.window, "u": float(u),
-                               "truth": float(y), "pred": float(p), "lo80": float(a), "hi80": float(b)}
-                              for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi))
-                if case.window != first:
-                    continue
-                size = c.corpus_size
-                for target in case.y_eval:
-                    need = _true_need(c, target)
-                    if need == 0:
-                        text_only += 1
-                        continue
-                    est = expected_amount(fit, target)
-                    safe = safe_amount(fit, target, risk)
-                    within.append(need / 2 <= est <= need * 2)
-                    p_target.append(fit.prob_reach(size, target))
-                    answered.append(math.isfinite(safe))
-                    if math.isfinite(safe):
-                        fails.append(safe < need * (1 - 1e-9))
-                        over.append(safe / need)
-                    over_all.append((safe if math.isfinite(safe) else size) / need)
-                    unc = safe if math.isfinite(safe) else safe_amount(fit, target, risk, SEARCH_LIMIT * size)
-                    fails_unc.append(unc < need * (1 - 1e-9))
-                    over_unc.append(unc / need)
-                for delta in PROBE_POINTS:
-                    probe = float(c.score.max()) + delta
-                    if probe > 1:
-                        continue
-                    probe_claims.append(math.isfinite(safe_amount(fit, probe, risk)))
-                    p_probe.append(fit.prob_reach(size, probe))
+                points.extend(case_points)
+                if case.window == first:
+                    _judge_targets(c, case, fit, risk, targets)
     for w in windows:
-        t = window_tag(w)
-        e = np.array(errors[w])
-        res[f"mae_extrap_{t}"] = float(np.mean(np.abs(e))) if e.size else None
-        res[f"mae_at_full_{t}"] = float(np.mean(full[w])) if full[w] else None
-        res[f"bias_{t}"] = float(np.mean(e)) if e.size else None
-        res[f"coverage80_{t}"] = float(np.mean(covered[w])) if covered[w] else None
-        res[f"width80_{t}"] = float(np.mean(widths[w])) if widths[w] else None
-        res[f"n_points_{t}"] = int(e.size)
-        if anchors and e.size:
-            res[f"anchor_mae_extrap_{t}"] = {a: float(np.mean(np.abs(v))) for a, v in anchor_err[w].items()}
-            res[f"anchor_bias_{t}"] = {a: float(np.mean(v)) for a, v in anchor_err[w].items()}
-            res[f"anchor_fallbacks_{t}"] = {a: n for a, n in anchor_fb[w].items() if a != "last_value"}
-            res[f"best_anchor_{t}"] = min(res[f"anchor_mae_extrap_{t}"], key=res[f"anchor_mae_extrap_{t}"].get)
-    t = window_tag(first)
+        res.update(_window_figures(window_tag(w), tallies[w], anchors))
     res["mae_interp_loo"] = float(np.mean(interp)) if interp else None
-    res[f"within2x_{t}"] = float(np.mean(within)) if within else None
-    n_claims = len(fails) + sum(probe_claims)
-    res[f"safe_fail_rate_{t}"] = (sum(fails) + sum(probe_claims)) / n_claims if n_claims else None
-    res[f"safe_overcollect_median_{t}"] = float(np.median(over)) if over else None
-    res[f"safe_answer_rate_{t}"] = float(np.mean(answered)) if answered else None
-    res[f"safe_unreachable_rate_{t}"] = 1 - float(np.mean(answered)) if answered else None
-    res[f"safe_fail_rate_strict_{t}"] = (sum(fails) + answered.count(False)) / len(answered) if answered else None
-    res[f"safe_overcollect_median_all_{t}"] = float(np.median(over_all)) if over_all else None
-    res[f"safe_fail_rate_uncapped_{t}"] = float(np.mean(fails_unc)) if fails_unc else None
-    res[f"safe_overcollect_median_uncapped_{t}"] = float(np.median(over_unc)) if over_unc else None
-    res[f"n_safe_claims_{t}"] = n_claims
-    res[f"probe_safe_claim_rate_{t}"] = float(np.mean(probe_claims)) if probe_claims else None
-    res[f"p_reach_target_{t}"] = float(np.mean(p_target)) if p_target else None
-    res[f"p_reach_probe_{t}"] = float(np.mean(p_probe)) if p_probe else None
-    brier = [(1 - p) ** 2 for p in p_target] + [p ** 2 for p in p_probe]
-    res[f"p_reach_brier_{t}"] = float(np.mean(brier)) if brier else None
-    res[f"n_targets_{t}"] = len(within)
-    res[f"n_probes_{t}"] = len(probe_claims)
-    res[f"n_targets_text_only_{t}"] = text_only
+    res.update(_target_figures(window_tag(first), targets))
     regret = _allocation_regret(folds, first)
     res["allocation_regret"] = float(np.mean(list(regret.values()))) if regret else None
     res["allocation_regret_by_unit"] = regret
@@ -247,4 +296,3 @@ def backtest(
     res["per_curve"] = dict(per_curve)
     res["points"] = points  # every held-out prediction, for plots (planner.plots.plot_backtest)
     return res
-

@@ -112,6 +112,29 @@ def test_anchors_recover_their_own_forms():
     assert not ok and np.all(f(u[7:]) == pow4[2])
 
 
+def test_a_new_anchor_form_is_one_class_and_one_list_entry(monkeypatch):
+    from planner import anchors
+
+    class Line(anchors.Form):
+        name = "line"
+        n_params = 2
+
+        def __call__(self, p, u):
+            return p[0] + p[1] * u
+
+        def starts(self, u, y):
+            return [(np.array([0.5, 0.0]), (-2.0, -10.0), (3.0, 10.0))]
+
+    monkeypatch.setattr(anchors, "FORMS", (*anchors.FORMS, Line()))
+    u = np.linspace(0.0, 1.0, 6)
+    f, ok = fit_anchor("line", u[:4], 0.6 + 0.2 * u[:4])
+    assert ok and np.allclose(f(u[4:]), 0.6 + 0.2 * u[4:], atol=1e-6)
+    f, ok = fit_anchor("line", u[:1], 0.6 + 0.2 * u[:1])  # fewer levels than parameters: the last value stands in
+    assert not ok and np.all(f(u[4:]) == 0.6)
+    with pytest.raises(ValueError, match="unknown anchor 'cubic'"):
+        fit_anchor("cubic", u, u)
+
+
 def test_backtest_reports_anchors_fitted_on_the_same_window():
     curves = [loglin(g, f"{g}/s", 0.8 + 0.01 * i, 0.02) for i, g in enumerate("abcd")]
     res = backtest(curves)

@@ -92,7 +92,7 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
     """
     from data.corpus import CorpusError, load_corpus
     from models.loading import ModelLoadError, load_model
-    from training.evaluation import decode_and_score, eval_items, write_eval
+    from training.evaluation import DecodeSettings, decode_and_score, eval_items, write_eval
 
     model_dir = resolve_model(model_name)
     try:
@@ -106,9 +106,9 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
     except ModelLoadError as exc:
         raise ConfigError(str(exc)) from None
     items, gold = eval_items(corpus.texts, corpus.speech, oracle=oracle, split=split)
-    res = decode_and_score(model, processor, items, gold, split=split, oracle=oracle or not items[0][1],
-                           adapter="qwen2-audio", batch_size=batch_size, num_beams=num_beams,
-                           max_new_tokens=max_new_tokens, progress=progress)
+    decode = DecodeSettings(adapter="qwen2-audio", batch_size=batch_size, num_beams=num_beams,
+                            max_new_tokens=max_new_tokens, progress=progress)
+    res = decode_and_score(model, processor, items, gold, split=split, oracle=oracle or not items[0][1], decode=decode)
     preds = {p.id: p.frame for p in res.predictions}
     by_speaker: dict[str, list[str]] = {}
     for example, _ in items:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from data.example import SLUExample
 from data.frames import ParseStatus, SLUFrame
@@ -59,9 +59,21 @@ def eval_items(texts: Sequence[SLUExample], speech: Sequence[SLUExample], *, ora
     return [(x, use_audio) for x in pool], {x.id: x.frame for x in pool}
 
 
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How a split is decoded (passed on to ``models.decode.generate_frames``)."""
+
+    adapter: str
+    batch_size: int
+    num_beams: int
+    max_new_tokens: int
+    progress: bool = True
+    audio_loader: Callable[[Any], Any] | None = None
+    generate_kwargs: dict[str, Any] | None = None  # to model.generate, e.g. synced_gpus for sharded models
+
+
 def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFrame], *, split: str, oracle: bool,
-                     adapter: str, batch_size: int, num_beams: int, max_new_tokens: int, accelerator=None,
-                     progress: bool = True, audio_loader=None, generate_kwargs=None) -> EvalResult:
+                     decode: DecodeSettings, accelerator=None) -> EvalResult:
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     if world > 1:
@@ -71,9 +83,9 @@ def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFra
         mine = padded[rank::world]
     else:
         mine = items
-    preds = generate_frames(model, processor, mine, batch_size=batch_size, num_beams=num_beams,
-                            max_new_tokens=max_new_tokens, adapter=adapter, progress=progress,
-                            audio_loader=audio_loader, generate_kwargs=generate_kwargs)
+    preds = generate_frames(model, processor, mine, batch_size=decode.batch_size, num_beams=decode.num_beams,
+                            max_new_tokens=decode.max_new_tokens, adapter=decode.adapter, progress=decode.progress,
+                            audio_loader=decode.audio_loader, generate_kwargs=decode.generate_kwargs)
     if world > 1:
         from accelerate.utils import gather_object
 

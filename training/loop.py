@@ -37,7 +37,7 @@ import torch
 from training import checkpoint as ckpt
 from training import parallel
 from training.config import ConfigError, TrainConfig, config_from_mapping
-from training.evaluation import EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
+from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from evaluation.results import append_results
 from training.run_folder import (
@@ -323,11 +323,12 @@ class _Run:
         cfg = self.cfg
         items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
         model, ctx, generate_kwargs = parallel.generation_setup(self.acc, self.model)
+        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
+                                max_new_tokens=cfg.max_new_tokens, progress=self.main,
+                                audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
         with ctx, self.acc.autocast():
-            return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle,
-                                    adapter=cfg.adapter, batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
-                                    max_new_tokens=cfg.max_new_tokens, accelerator=self.acc, progress=self.main,
-                                    audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
+            return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, decode=decode,
+                                    accelerator=self.acc)
 
     def dev_curve_point(self, step: int, epoch: float, phase: Phase) -> None:
         dev = self.data.dev
