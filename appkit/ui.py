@@ -19,6 +19,7 @@ import gradio as gr
 
 from appkit import planning, reporting
 from appkit.catalog import AppError, Catalog
+from appkit.catalog import DEMO_RUNS_DIR
 from appkit.examples import Example, example_clips
 from appkit.models import ModelPool, highlight, parse
 from appkit.runs import config_summary, curves_figure, test_metrics
@@ -387,6 +388,11 @@ def build_demo(state: AppState):
             gr.HTML("<div class='banner'><b>demo</b> is the untrained tiny twin of Qwen2-Audio (0.5M parameters, "
                     "random weights): every step runs offline, but its answers are noise. Start the app with "
                     "<code>--checkpoints RUN</code> or <code>--runs-dir RUNS</code> for trained models.</div>")
+        if any(c.run_dir is not None and DEMO_RUNS_DIR in c.run_dir.parents for c in state.catalog.all()):
+            gr.HTML("<div class='banner'>The <b>demo/</b> checkpoints are the Mini-LALM (4M parameters) trained on "
+                    "this project's synthetic voices; on voices it never heard it gets about one intent in three "
+                    "right (demo/SCORES.md), and a real microphone will do worse. Serve your own runs with "
+                    "<code>--checkpoints</code> or <code>--runs-dir</code>.</div>")
         with gr.Tabs():
             live = _live_tab(state, choices)
             pick = _compare_tab(state, choices)

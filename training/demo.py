@@ -298,6 +298,15 @@ def build(cfg: DemoConfig) -> Path:
     return export
 
 
+def _stage_times(times: dict, work: Path) -> dict:
+    """Stage wall times; the alignment stage's from its own pretrain.json when this build found it done."""
+    out = dict(times)
+    record = work / "base" / "pretrain.json"
+    if out.get("alignment_s", 0) < 1 and record.is_file():
+        out["alignment_s"] = float(json.loads(record.read_text()).get("seconds", 0.0))
+    return out
+
+
 def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
     """How the exported demo was made: the command, the corpus, the alignment stage's history, the time per stage,
     and the scores of the exported checkpoints (SCORES.md)."""
@@ -306,8 +315,9 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
     lines = ["# The embedded demo: Mini-LALM checkpoints", "",
              "Made from nothing by this project's own code on CPU, with:", "",
              f"    python -m training.demo --work WORK --export {export.name} {flags}".rstrip(), "",
-             "Stages and wall time on the machine that built it (seconds): "
-             + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in times.items()) + ".", ""]
+             "Stages and wall time on the machine that built it (seconds; a stage found done is taken from its "
+             "own record when it has one): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in _stage_times(times, work).items())
+             + ".", ""]
     summary = work / "corpus" / "summary.json"
     if summary.is_file():
         info = json.loads(summary.read_text())
@@ -332,7 +342,8 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
               "voices are in SCORES.md, the sweep's table in report.md and results.csv, and SLU-F1 versus speech "
               "level in slu_f1_vs_speech.svg.", "",
               "These models learned from synthetic voices (espeak-ng, flite) reading sentences of a fixed domain. "
-              "They parse such clips; expect them to fail on a real human voice through a real microphone. For "
+              "How well they parse such clips is in SCORES.md; expect them to fail on a real human voice through a "
+              "real microphone. For "
               "that, fine-tune Qwen2-Audio-7B-Instruct on real speech (see the project README).", ""]
     return "\n".join(lines)
 
