@@ -204,9 +204,12 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
         except ValueError as exc:
             print(f"plot skipped: {exc}", flush=True)
     (tmp / "SCORES.md").write_text(scores_markdown(scored))
+    old = export.with_name(f".{export.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
     if export.exists():
-        shutil.rmtree(export)
+        export.rename(old)  # the previous demo stays whole until the new one is in place
     tmp.rename(export)
+    shutil.rmtree(old, ignore_errors=True)
     return export
 
 
