@@ -108,6 +108,7 @@ class Parsed:
     load_s: float = 0.0  # time spent loading the model in this request (0 once it is loaded)
     duration_s: float | None = None  # clip length
     entities: list[list[str]] = field(default_factory=list)
+    heard: str | None = None  # the model's own transcript (models answering in the transcript+frame layout)
 
     @property
     def intent(self) -> str:
@@ -117,7 +118,7 @@ class Parsed:
         return {"checkpoint": self.checkpoint, "input": self.input, "intent": self.intent,
                 "frame": self.frame.to_dict(), "status": self.status, "raw": self.raw,
                 "latency_s": round(self.latency_s, 3), "load_s": round(self.load_s, 3),
-                "duration_s": None if self.duration_s is None else round(self.duration_s, 2)}
+                "duration_s": None if self.duration_s is None else round(self.duration_s, 2), "heard": self.heard}
 
 
 def read_clip(path: str, shown: str | None = None):
@@ -173,7 +174,7 @@ def parse(
     done = time.perf_counter()
     return Parsed(ckpt.name, "speech" if ref is not None else "transcript", pred.frame, pred.parse.status.value,
                   pred.text, done - loaded, loaded - start, None if ref is None else ref.duration_s,
-                  [[e.type, e.filler] for e in pred.frame.entities])
+                  [[e.type, e.filler] for e in pred.frame.entities], pred.parse.transcript)
 
 
 def highlight(transcript: str, entities: list[list[str]]) -> list[tuple[str, str | None]]:

@@ -118,7 +118,7 @@ class AppState:
                     progress=_progress(progress))
         gold = self.example_for(audio)
         shown = out.frame
-        text = transcript if out.input == "transcript" else (gold.transcript if gold else "")
+        text = transcript if out.input == "transcript" else (out.heard or (gold.transcript if gold else ""))
         if text:
             marked = highlight(text, out.entities)
         else:
@@ -133,6 +133,8 @@ class AppState:
                 f"<div>scenario <b>{esc(shown.scenario)}</b> · action <b>{esc(shown.action)}</b></div>"
                 f"<div style='margin-top:6px'><span class='pill {esc(out.status)}'>output {esc(out.status)}</span>"
                 f"<span class='muted'>{esc(source)} · {esc(timing)} · {esc(ckpt.label)}</span></div>")
+        if out.heard and out.input == "speech":
+            card += f"<div style='margin-top:6px'>heard: “{esc(out.heard)}”</div>"
         if gold is not None:
             verdict = "matches" if gold.frame.intent == shown.intent else "differs from"
             card += (f"<div class='muted' style='margin-top:6px'>example clip: gold intent "

@@ -139,6 +139,7 @@ class ParseResult:
 
     frame: SLUFrame
     status: ParseStatus
+    transcript: str | None = None  # the words heard, when the model answers in the "transcript+frame" layout
 
     @property
     def ok(self) -> bool:
@@ -227,7 +228,8 @@ def _frame_from_obj(obj: Any) -> tuple[SLUFrame, bool, bool] | None:
     """
     if not isinstance(obj, dict):
         return None
-    conforming = set(obj) == {"scenario", "action", "entities"}
+    # "transcript" is the optional first key of the transcript+frame layout (models/prompt.py).
+    conforming = set(obj) - {"transcript"} == {"scenario", "action", "entities"}
     scenario, action = _as_str(obj.get("scenario")), _as_str(obj.get("action"))
     if (not scenario or not action) and isinstance(obj.get("intent"), str):
         s, a = split_intent(_as_str(obj["intent"]))
@@ -287,9 +289,16 @@ def parse_output(text: Any) -> ParseResult:
     keeps a runaway output from costing more than milliseconds).
     """
     try:
-        return _parse(text)
+        result = _parse(text)
+        heard = _TRANSCRIPT_RE.search(text[:MAX_PARSE_CHARS])
+        if heard:
+            result = ParseResult(result.frame, result.status, normalize_text(_unescape(heard.group(1))) or None)
+        return result
     except Exception:  # noqa: BLE001 - the contract is "never raises"; a bug here must not kill a long eval run
         return ParseResult(NONE_FRAME, ParseStatus.UNUSABLE)
+
+
+_TRANSCRIPT_RE = re.compile(r'"transcript"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 def _unusable(entities: tuple[Entity, ...] = ()) -> ParseResult:

@@ -26,7 +26,7 @@ import numpy as np
 
 from data.example import SLUExample
 from models import encoder_trim as encoder_trim_module
-from models.prompt import build_prompt, build_target
+from models.prompt import build_prompt, build_target, check_slu_target, instruction_for
 from models.registry import SAMPLE_RATE_HZ, ModelAdapter, get_adapter
 
 IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default ignore_index
@@ -67,6 +67,7 @@ class SLUCollator:
         encoder_trim: bool = True,
         instruction: str | None = None,
         target_fn: Callable[[SLUExample], str] | None = None,
+        slu_target: str = "frame",
     ) -> None:
         self.processor = processor
         self.adapter = get_adapter(adapter)
@@ -75,7 +76,9 @@ class SLUCollator:
         self.encoder_trim = encoder_trim
         # Another task over the same examples (the alignment stage's transcription): its instruction and its target
         # text (the end-of-turn token is appended here). Default: the SLU instruction and the JSON frame.
-        self.instruction = instruction
+        # ``slu_target``: the SLU answer's layout (models/prompt.py SLU_TARGETS), the model's config.slu_target.
+        self.slu_target = check_slu_target(slu_target)
+        self.instruction = instruction if instruction is not None else instruction_for(self.slu_target)
         self.target_fn = target_fn
         if encoder_trim:
             encoder_trim_module.install()
@@ -99,10 +102,7 @@ class SLUCollator:
         """Token ids of every prompt (audio placeholders expanded), the audio features, and the dummy's ids."""
         texts, waves = [], []
         for example, use_audio in items:
-            if self.instruction is None:
-                texts.append(build_prompt(self.processor, example, use_audio, self.adapter))
-            else:
-                texts.append(build_prompt(self.processor, example, use_audio, self.adapter, self.instruction))
+            texts.append(build_prompt(self.processor, example, use_audio, self.adapter, self.instruction))
             if use_audio:
                 waves.append(self._waveform(example))
         if add_dummy:
@@ -140,7 +140,7 @@ class SLUCollator:
         add_dummy = self.ensure_audio and not any(use_audio for _, use_audio in items)
         prompt_ids, features, dummy_ids = self._encode_prompts(items, add_dummy)
         if self.target_fn is None:
-            targets = [build_target(example, self.adapter) for example, _ in items]
+            targets = [build_target(example, self.adapter, self.slu_target) for example, _ in items]
         else:
             targets = [self.target_fn(example) + self.adapter.end_of_turn for example, _ in items]
         target_ids = self.tokenizer(targets, add_special_tokens=False)["input_ids"]

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 from data.example import SLUExample
 from data.frames import ParseResult, SLUFrame, parse_output
 from models.collate import Item, SLUCollator, as_items
+from models.prompt import slu_target_of
 from models.registry import ModelAdapter, get_adapter
 
 
@@ -82,7 +83,8 @@ def generate_frames(
         )
     adapter = get_adapter(adapter)
     items = as_items(items)
-    collator = SLUCollator(processor, adapter=adapter, audio_loader=audio_loader, encoder_trim=encoder_trim)
+    collator = SLUCollator(processor, adapter=adapter, audio_loader=audio_loader, encoder_trim=encoder_trim,
+                           slu_target=slu_target_of(model))
     stop = _stop_ids(processor, adapter)
     device = next(model.parameters()).device
     was_training = model.training

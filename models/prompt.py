@@ -8,6 +8,7 @@ not list the label inventory: the labels are learnt from the targets.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from data.example import SLUExample
@@ -20,8 +21,38 @@ INSTRUCTION = (
 )
 
 
+# The answer's layout, a property of the model (``model.config.slu_target``, saved in its config.json):
+# - "frame": the paper's one JSON object with scenario, action and entities (the default; the 7B path);
+# - "transcript+frame": the same object with the words heard first, under "transcript". A small model that already
+#   transcribes (the Mini-LALM after alignment) then reads its own transcript to fill the slots, so entity fillers
+#   are copied from what it heard instead of recalled from training; the app can show what the model heard.
+SLU_TARGETS = ("frame", "transcript+frame")
+INSTRUCTION_WITH_TRANSCRIPT = (
+    "Transcribe the utterance, then identify its scenario, action and entities. Answer with one JSON object with the "
+    'keys "transcript", "scenario", "action" and "entities", where entities is a list of {"type": ..., "filler": ...} '
+    "objects in the order they occur (an empty list if there are none)."
+)
+
+
 class PromptError(ValueError):
     """An example that cannot be turned into a prompt in the requested modality."""
+
+
+def check_slu_target(fmt: str) -> str:
+    if fmt not in SLU_TARGETS:
+        raise PromptError(f"unknown SLU answer layout {fmt!r}: use one of {', '.join(SLU_TARGETS)} "
+                          "(model.config.slu_target)")
+    return fmt
+
+
+def slu_target_of(model: Any) -> str:
+    """The answer layout a model was trained for: ``model.config.slu_target``, "frame" when unset."""
+    config = getattr(model, "config", None)
+    return check_slu_target(getattr(config, "slu_target", None) or "frame")
+
+
+def instruction_for(fmt: str = "frame") -> str:
+    return INSTRUCTION_WITH_TRANSCRIPT if check_slu_target(fmt) == "transcript+frame" else INSTRUCTION
 
 
 def chat_template(processor: Any, adapter: ModelAdapter) -> str:
@@ -47,6 +78,16 @@ def build_prompt(processor: Any, example: SLUExample, use_audio: bool, adapter: 
     )
 
 
-def build_target(example: SLUExample, adapter: str | ModelAdapter = "qwen2-audio") -> str:
-    """The assistant's answer: the one-line JSON frame and the end-of-turn token."""
-    return example.frame.to_target() + get_adapter(adapter).end_of_turn
+def target_text(example: SLUExample, fmt: str = "frame") -> str:
+    """The answer without the end-of-turn token: the one-line JSON frame, with the transcript first for
+    "transcript+frame"."""
+    if check_slu_target(fmt) == "frame":
+        return example.frame.to_target()
+    if not (example.transcript or "").strip():
+        raise PromptError(f"example {example.id!r} has no transcript; the transcript+frame layout needs one")
+    return json.dumps({"transcript": example.transcript.strip(), **example.frame.to_dict()}, ensure_ascii=False)
+
+
+def build_target(example: SLUExample, adapter: str | ModelAdapter = "qwen2-audio", fmt: str = "frame") -> str:
+    """The assistant's answer (see ``target_text``) and the end-of-turn token."""
+    return target_text(example, fmt) + get_adapter(adapter).end_of_turn

@@ -46,6 +46,8 @@ class DemoConfig:
     pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
     pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
     ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
+    slu_target: str = field(default="frame", metadata={"help": "the SLU answer layout (models/prompt.py): "
+                                                                        "frame, or transcript+frame"})
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
     speech_percent: str = field(default="2,10,100", metadata={"help": "speech levels of the sweep (0 = text-only)"})
     seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
@@ -80,7 +82,7 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
         _run([sys.executable, "-m", "training.pretrain", "--manifest", str(manifest), "--out", str(work / "base"),
               "--encoder-epochs", str(cfg.encoder_epochs), "--epochs", str(cfg.pretrain_epochs),
               "--peak-lr", str(cfg.pretrain_lr), "--repeat-share", "0.5", "--size", cfg.size, "--resume",
-              "--ctc-weight", str(cfg.ctc_weight), "--eval-examples", "8" if cfg.quick else "48"])
+              "--ctc-weight", str(cfg.ctc_weight), "--slu-target", cfg.slu_target, "--eval-examples", "8" if cfg.quick else "48"])
     return base
 
 

@@ -231,6 +231,7 @@ class _Run:
     # -- phases ---------------------------------------------------------------------------------------------------
     def start_phase(self, index: int, phase: Phase) -> None:
         from models.collate import SLUCollator
+        from models.prompt import slu_target_of
         from models.trainable import set_trainable
 
         cfg = self.cfg
@@ -254,7 +255,8 @@ class _Run:
                 self.optimizer.load_state_dict(ckpt.load_tensors(self.resume_from, "optimizer.pt"))
             self.scheduler.load_state_dict(ckpt.load_tensors(self.resume_from, "scheduler.pt"))
         self.collator = SLUCollator(self.processor, adapter=cfg.adapter, audio_loader=_audio_loader(cfg),
-                                    ensure_audio=_ensure_audio(cfg, phase, self.world))
+                                    ensure_audio=_ensure_audio(cfg, phase, self.world),
+                                    slu_target=slu_target_of(self.acc.unwrap_model(self.model)))
         self.phase_index = index
         if self.main:
             print(f"phase {index + 1}/{len(self.phases)} ({phase.name}): {phase.epochs} epoch(s), "

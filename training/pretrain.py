@@ -68,6 +68,9 @@ class PretrainConfig:
     encoder_lr: float = field(default=2e-3, metadata={"help": "peak learning rate of the encoder-only stage"})
     ctc_weight: float = field(default=0.0, metadata={"help": "weight of the character CTC loss on the encoder during "
                                                               "transcription (0 = off)"})
+    slu_target: str = field(default="frame", metadata={"help": "the SLU answer layout the model is set up for "
+                                                                "(its config.slu_target): frame (the paper's) or "
+                                                                "transcript+frame (the words heard, then the frame)"})
 
 
 def _edit_distance(ref, hyp) -> int:
@@ -347,6 +350,10 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     if not cfg.manifest:
         raise PretrainError("--manifest is required: a corpus manifest, e.g. the one `python -m data.synth` writes")
+    from models.prompt import SLU_TARGETS
+
+    if cfg.slu_target not in SLU_TARGETS:
+        raise PretrainError(f"--slu-target {cfg.slu_target!r} is not one of {', '.join(SLU_TARGETS)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.peak_lr <= 0:
         raise PretrainError("--epochs and --batch-size must be >= 1 and --peak-lr > 0")
     if cfg.threads > 0:
@@ -432,6 +439,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         _save_state(out, model, processor, optimizer, scheduler, epoch + 1, history, ctc, listening)
     from models.loading import save_model
 
+    model.config.slu_target = cfg.slu_target  # read back by training and decoding (models/prompt.py slu_target_of)
     final = save_model(model, processor, out / "model")
     summary = {"config": asdict(cfg), "parameters": n_params, "history": history,
                "seconds": round(time.time() - started, 1)}
