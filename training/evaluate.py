@@ -84,7 +84,7 @@ def _subset_scores(gold: dict, preds: dict, ids: list[str]) -> dict:
 
 def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: str = "test", *, oracle: bool = False,
                          out: str | Path | None = None, num_beams: int = 3, batch_size: int = 16,
-                         max_new_tokens: int = 96, progress: bool = True) -> dict:
+                         max_new_tokens: int = 128, progress: bool = True) -> dict:
     """Decode ``split`` of a user manifest with a model; write metrics.json + predictions.jsonl; return metrics.
 
     The metrics hold the overall SLURP scores, and the same per speaker and per engine (the part of the speaker
