@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, TrainConfig, parse_config
+from data.cli import parse_config
+from training.config import ConfigError, TrainConfig
 
 SOURCE, TARGET = "en-US", "fr-FR"
 
@@ -211,7 +212,7 @@ def test_curriculum_recipe_keeps_all_speech_out_of_the_early_epochs(synth_corpus
 
 
 def test_no_source_switch_is_a_flag_and_is_validated(synth_corpus_dir, tmp_path):
-    cfg = parse_config(["--recipe", "T", "--target_languages", TARGET, "--no_source", "--output_dir", "x"])
+    cfg = parse_config(TrainConfig, ["--recipe", "T", "--target_languages", TARGET, "--no_source", "--output_dir", "x"])
     assert cfg.no_source is True and cfg.target_languages == [TARGET]
     with pytest.raises(ConfigError, match="--no_source"):
         TrainConfig(recipe="zero", target_languages=[TARGET], no_source=True)  # would train on nothing

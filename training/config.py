@@ -4,26 +4,23 @@ Defaults reproduce the paper (Choi et al., section 3.2): Qwen2-Audio-7B-Instruct
 schedule, peak LR 5e-6 / warmup 0.04 over 3 epochs, curriculum's last epoch 3e-6 / 0.02, per-device batch 2 x
 gradient accumulation 8 (x 8 GPUs = 128), beam 3. Precedence: dataclass defaults < YAML file < command-line flags.
 
-    cfg = parse_config(["--config", "configs/tiny_cpu.yaml", "--scheme", "direct", "--speech_percent", "10"])
+    cfg = parse_config(TrainConfig, ["--config", "configs/tiny_cpu.yaml", "--scheme", "direct", "--speech_percent", "10"])
+
+The parsing (YAML, flags, types, aliases, errors) is ``data.cli``'s, shared by every entry point; ``ConfigError`` is
+re-exported from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
-import yaml
-
+from data.cli import ConfigError
 from training.schemes import SCHEMES, ScheduleSettings, SchemeError, canonical_scheme
 
 
-class ConfigError(ValueError):
-    """A configuration value or flag that cannot be used; the message names the flag and the fix."""
 
 
 # section 3.4: mono; zero = zero-shot (source data only, scored on the target languages); few-shot target data:
@@ -35,6 +32,9 @@ SPLITS = ("train", "dev", "test", "train_115")
 
 @dataclass
 class TrainConfig:
+    # Options renamed since runs were recorded: flags, YAML files and config.json files of older runs still work.
+    ALIASES: ClassVar[dict[str, str]] = {"keep_checkpoints": "save_total_limit"}
+
     # --- run -------------------------------------------------------------------------------------------------
     output_dir: str = "runs/run"  # the run folder (checkpoints, curves, metrics, final model)
     seed: int = 1  # seeds the speech subset, data order and initialisation of new weights
@@ -148,134 +148,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# One generic parser: YAML file and flags onto the dataclass, typed by its annotations.
-
-
-def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)}
-
-
-def _convert(name: str, typ: Any, value: Any) -> Any:
-    """Coerce a YAML value or a flag string to the field's type, or raise ConfigError naming the flag."""
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):  # Optional[...] etc.: try the first non-None member
-        typ = next(a for a in typing.get_args(typ) if a is not type(None))
-        origin = typing.get_origin(typ)
-    try:
-        if typ is bool:
-            if isinstance(value, bool):
-                return value
-            low = str(value).strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if typ in (list,) or origin is list:
-            if isinstance(value, (list, tuple)):
-                return list(value)
-            return [v.strip() for v in str(value).split(",") if v.strip()]
-        if typ in (dict,) or origin is dict:
-            if isinstance(value, dict):
-                return dict(value)
-            parsed = yaml.safe_load(str(value))  # JSON is YAML: '{"path": "x"}' or '{path: x}'
-            if not isinstance(parsed, dict):
-                raise ValueError("expected a mapping such as '{path: data/x}'")
-            return parsed
-        if typ is int:
-            if isinstance(value, float) and value != int(value):
-                raise ValueError("expected an integer")
-            return int(value)
-        if typ is float:
-            return float(value)
-        if typ is str:
-            return "" if value is None else str(value)
-    except (TypeError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--{name}: cannot use {value!r}: {exc}") from None
-    return value
-
-
-# Options renamed since runs were recorded: config.json files of older runs still load.
-_LEGACY_KEYS = {"keep_checkpoints": "save_total_limit"}
-
-
-def config_from_mapping(values: dict[str, Any], cls=TrainConfig):
-    """Build a config dataclass from a plain mapping (YAML, config.json); unknown keys are errors, not ignored."""
-    types_ = _field_types(cls)
-    values = {_LEGACY_KEYS.get(k, k): v for k, v in values.items()}
-    unknown = sorted(set(values) - set(types_))
-    if unknown:
-        raise ConfigError(f"unknown option(s) {unknown}; known options: {', '.join(types_)}")
-    kwargs = {k: _convert(k, types_[k], v) for k, v in values.items()}
-    return cls(**kwargs)
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config: {path} must hold a mapping of option: value")
-    return data
-
-
-def parse_flags(argv: Sequence[str], cls=TrainConfig, extra: Sequence[str] = ()) -> tuple[dict[str, Any], dict]:
-    """Split ``--key value`` / ``--key=value`` / bare boolean ``--key`` flags into (config values, extras).
-
-    ``extra`` names flags that are not config fields (e.g. ``config``); dashes and underscores are equivalent.
-    Dotted keys fill dict fields: ``--corpus_args.path data/x``.
-    """
-    types_ = _field_types(cls)
-    values: dict[str, Any] = {}
-    extras: dict[str, Any] = {}
-    i = 0
-    argv = list(argv)
-    while i < len(argv):
-        tok = argv[i]
-        if not tok.startswith("--"):
-            raise ConfigError(f"unexpected argument {tok!r}; options are written --key value")
-        key, eq, val = tok[2:].partition("=")
-        key = key.replace("-", "_")
-        base, dot, sub = key.partition(".")
-        known = base in types_ or base in extra
-        if not known:
-            raise ConfigError(f"unknown option --{key}; known options: {', '.join(types_)}")
-        if not eq:
-            nxt = argv[i + 1] if i + 1 < len(argv) else None
-            is_bool = base in types_ and types_[base] is bool
-            if is_bool and (nxt is None or nxt.startswith("--")):
-                val = "true"  # a bare boolean flag: --resume
-            elif nxt is None:
-                raise ConfigError(f"--{key} needs a value")
-            else:
-                val, i = nxt, i + 1
-        target = extras if base in extra else values
-        if dot:
-            target.setdefault(base, {})[sub] = yaml.safe_load(val)
-        else:
-            target[base] = val
-        i += 1
-    return values, extras
-
-
-def parse_config(argv: Sequence[str], cls=TrainConfig):
-    """Defaults < ``--config FILE.yaml`` < flags. Returns the validated dataclass."""
-    flags, extras = parse_flags(argv, cls, extra=("config",))
-    values = load_yaml(extras["config"]) if "config" in extras else {}
-    for key, val in flags.items():
-        if isinstance(val, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **val}  # dotted flags refine the YAML mapping
-        else:
-            values[key] = val
-    return config_from_mapping(values, cls)
 
 
 def dump_config(cfg) -> str:

@@ -36,7 +36,8 @@ import torch
 
 from training import checkpoint as ckpt
 from training import parallel
-from training.config import ConfigError, TrainConfig, config_from_mapping
+from data.cli import from_mapping
+from training.config import ConfigError, TrainConfig
 from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from evaluation.results import append_results
@@ -538,4 +539,4 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json); pass the --output_dir of a training run")
-    return config_from_mapping(json.loads(path.read_text(encoding="utf-8"))["config"])
+    return from_mapping(TrainConfig, json.loads(path.read_text(encoding="utf-8"))["config"])
