@@ -85,6 +85,18 @@ def aliases(cls: type) -> dict[str, str]:
     return found
 
 
+def resolve(alias: Mapping[str, str], key: str) -> str:
+    """``key`` with an aliased name or leading part replaced: ``corpus_args.path`` -> ``data.corpus_args.path``."""
+    if key in alias:
+        return alias[key]
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:i])
+        if head in alias:
+            return alias[head] + "." + ".".join(parts[i:])
+    return key
+
+
 def option_names(cls: type, prefix: str = "") -> list[str]:
     """The dotted names of every leaf option, nested classes expanded (``schedule.peak_lr``)."""
     names: list[str] = []
@@ -95,6 +107,18 @@ def option_names(cls: type, prefix: str = "") -> list[str]:
         else:
             names.append(prefix + name)
     return names
+
+
+def option_values(cfg: Any) -> dict[str, Any]:
+    """A config instance as ``{dotted option: value}``, nested classes expanded (dict fields stay whole)."""
+    out: dict[str, Any] = {}
+    for name in _fields(type(cfg)):
+        value = getattr(cfg, name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update({f"{name}.{k}": v for k, v in option_values(value).items()})
+        else:
+            out[name] = value
+    return out
 
 
 def _leaf(cls: type, path: str) -> tuple[dataclasses.Field, Any, str] | None:
@@ -194,8 +218,8 @@ def _flatten(cls: type, values: Mapping[str, Any], prefix: str = "", root: type 
     hints = _hints(cls)
     for key, value in values.items():
         key = str(key).replace("-", "_")
-        if key in alias:  # an older or short name: put the value where the field lives now
-            for path, val in _flatten(cls, _nest({alias[key]: value}), prefix, root).items():
+        if resolve(alias, key) != key:  # an older or short name: put the value where the field lives now
+            for path, val in _flatten(cls, _nest({resolve(alias, key): value}), prefix, root).items():
                 _merge(flat, path, val)
             continue
         head, dot, rest = key.partition(".")
@@ -252,7 +276,11 @@ def _unknown(name: str, cls: type) -> str:
     return f"unknown option {_flag(name)}{hint}; known options: {', '.join(known)}"
 
 
-def _build(cls: type[T], flat: Mapping[str, Any], prefix: str = "") -> T:
+def _build(cls: type[T], flat: Mapping[str, Any], prefix: str = "", older: Mapping[str, str] | None = None) -> T:
+    if older is None:  # option -> its older flat name, so an error names the flag the user may have written
+        older = {}
+        for alias, path in aliases(cls).items():
+            older.setdefault(path, alias)
     kwargs: dict[str, Any] = {}
     hints = _hints(cls)
     for name, f in _fields(cls).items():
@@ -260,15 +288,22 @@ def _build(cls: type[T], flat: Mapping[str, Any], prefix: str = "") -> T:
         tp = hints[name]
         if _is_config(tp):
             if any(k.startswith(path + ".") for k in flat):
-                kwargs[name] = _build(tp, flat, path + ".")
+                kwargs[name] = _build(tp, flat, path + ".", older)
         elif path in flat:
-            kwargs[name] = convert(path, tp, flat[path], f.metadata.get("choices"))
+            label = f"{path} (--{older[path]})" if path in older else path
+            kwargs[name] = convert(label, tp, flat[path], f.metadata.get("choices"))
         elif f.metadata.get("required"):
             raise ConfigError(f"{_flag(path)} is required: {f.metadata.get('help', 'give a value')}")
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise
     except TypeError as exc:  # a field without a default that was not given
         raise ConfigError(f"{cls.__name__}: {exc}") from None
+    except ValueError as exc:  # the dataclass's own check (__post_init__) refused a value
+        if prefix:
+            raise ConfigError(str(exc)) from None
+        raise
 
 
 def from_mapping(cls: type[T], values: Mapping[str, Any]) -> T:
@@ -323,13 +358,13 @@ def split_flags(
             continue
         key, eq, val = tok[2:].partition("=")
         key = key.replace("-", "_")
-        path = alias.get(key, key)
+        path = resolve(alias, key)
         found = _leaf(cls, path)
         negated = False
         if found is None and key.startswith("no_"):  # --no-resume
-            neg = _leaf(cls, alias.get(key[3:], key[3:]))
+            neg = _leaf(cls, resolve(alias, key[3:]))
             if neg is not None and _unwrap(neg[1]) is bool and not eq:
-                found, path, negated = neg, alias.get(key[3:], key[3:]), True
+                found, path, negated = neg, resolve(alias, key[3:]), True
         if found is None and "." not in path and path == "config" and "config" not in _fields(cls):
             found = (None, str, "")  # --config FILE.yaml
         if found is None:

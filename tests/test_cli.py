@@ -180,7 +180,7 @@ def test_environment_sits_between_yaml_and_flags(tmp_path):
     (["--nope", "1"], "unknown option --nope; known options: name, schedule.peak_lr, schedule.epochs"),
     (["--schedule.nope", "1"], "unknown option --schedule.nope"),
     (["--mode", "c"], "--mode: 'c' is not one of a, b"),
-    (["--schedule.epochs", "x"], "--schedule.epochs: cannot use 'x'"),
+    (["--schedule.epochs", "x"], "--schedule.epochs (--n_epochs): cannot use 'x'"),  # and its older name
     (["--schedule.epochs"], "--schedule.epochs needs a value"),
     (["a", "b"], "unexpected argument(s) b"),
     (["-x"], "unknown option -x"),
@@ -232,7 +232,7 @@ def test_run_cli_returns_mains_status_and_turns_listed_errors_into_one_line(caps
         run_cli(lambda cfg: 1 / 0, Demo, KeyError, argv=[], environ={})
 
 
-def test_sweep_hands_its_train_flags_on_to_every_run_unchanged(tmp_path, capsys):
+def test_sweep_hands_its_train_flags_on_to_every_run_under_their_current_names(tmp_path, capsys):
     from training import sweep
 
     argv = [
@@ -256,5 +256,6 @@ def test_sweep_hands_its_train_flags_on_to_every_run_unchanged(tmp_path, capsys)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1  # one pending run
     assert (
-        "--model tiny --corpus_args.path m.jsonl --save_total_limit 4 --scheme direct --speech_percent 50" in lines[0]
+        "--model tiny --data.corpus_args.path m.jsonl --save_total_limit 4 --scheme direct --speech_percent 50"
+        in lines[0]
     )

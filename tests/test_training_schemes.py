@@ -101,9 +101,9 @@ def test_plan_epochs_numbers_epochs_globally():
 
 def test_config_defaults_reproduce_the_paper():
     cfg = TrainConfig()
-    assert (cfg.peak_lr, cfg.warmup_ratio, cfg.epochs, cfg.final_peak_lr, cfg.final_warmup_ratio) == (
+    assert (cfg.schedule.peak_lr, cfg.schedule.warmup_ratio, cfg.schedule.epochs, cfg.schedule.final_peak_lr, cfg.schedule.final_warmup_ratio) == (
         5e-6, 0.04, 3, 3e-6, 0.02)
-    assert (cfg.per_device_batch_size, cfg.grad_accum_steps, cfg.num_beams) == (2, 8, 3)
+    assert (cfg.per_device_batch_size, cfg.grad_accum_steps, cfg.decoding.num_beams) == (2, 8, 3)
     assert cfg.model == "Qwen/Qwen2-Audio-7B-Instruct"
 
 
@@ -111,8 +111,8 @@ def test_config_yaml_then_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("scheme: direct\nspeech_percent: 5\ncorpus_args: {path: a, language: en}\nepochs: 2\n")
     cfg = parse_config(TrainConfig, ["--config", str(path), "--speech-percent", "10", "--corpus_args.path", "b", "--resume"])
-    assert (cfg.scheme, cfg.speech_percent, cfg.epochs, cfg.resume) == ("direct", 10.0, 2, True)
-    assert cfg.corpus_args == {"path": "b", "language": "en"}
+    assert (cfg.scheme, cfg.speech_percent, cfg.schedule.epochs, cfg.resume) == ("direct", 10.0, 2, True)
+    assert cfg.data.corpus_args == {"path": "b", "language": "en"}
 
 
 @pytest.mark.parametrize("argv, flag", [

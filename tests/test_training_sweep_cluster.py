@@ -217,11 +217,11 @@ def test_slurm_job_body_marks_a_failing_cell_failed_with_its_log_line(tmp_path):
     job = CellJob(name="direct-p50-s1", out=str(out), train_args=["--model", "tiny", "--epochs", "0",
                                                                     "--output_dir", str(out / "direct-p50-s1")],
                   max_attempts=3)
-    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --epochs must be >= 1"):
+    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --schedule.epochs must be >= 1"):
         job()
     state = read_state(out, "direct-p50-s1")
     assert state["state"] == "failed" and state["attempt"] == 1
-    assert state["error"] == "exit status 2: error: --epochs must be >= 1"
+    assert state["error"] == "exit status 2: error: --schedule.epochs must be >= 1, got 0"
     log = (out / "logs" / "direct-p50-s1.log").read_text()
     assert log.count("=== ") == 1 and "attempt 1" in log  # one start: an error is not retried
     # A finished cell has nothing left to run: the job body only records it as done.

@@ -36,11 +36,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = Fal
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    changes = {"output_dir": str(run_dir), "eval_splits": [split], "resume": False}
-    for key, value in (("num_beams", num_beams), ("eval_batch_size", batch_size),
-                       ("max_new_tokens", max_new_tokens), ("results_csv", results_csv)):
-        if value is not None:
-            changes[key] = value
+    decoding = {k: v for k, v in (("num_beams", num_beams), ("batch_size", batch_size),
+                                   ("max_new_tokens", max_new_tokens)) if v is not None}
+    changes = {"output_dir": str(run_dir), "resume": False, "data": dataclasses.replace(cfg.data, eval_splits=[split]),
+               "decoding": dataclasses.replace(cfg.decoding, **decoding)}
+    if results_csv is not None:
+        changes["results_csv"] = results_csv
     moved = Path(cfg.output_dir).resolve() != run_dir.resolve()
     if moved and results_csv is None:
         # A copied or moved run: its config still names the original folder's results table.

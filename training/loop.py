@@ -36,7 +36,7 @@ import torch
 
 from training import checkpoint as ckpt
 from training import parallel
-from data.cli import from_mapping
+from data.cli import from_mapping, option_values
 from training.config import ConfigError, TrainConfig
 from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
@@ -56,8 +56,8 @@ from training.schemes import Phase, build_phases
 from training.sources import RunData, load_run_data
 
 # Settings that may differ between a run and its resumption without changing what it computes.
-_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "eval_splits", "tensorboard", "eval_batch_size",
-                "save_total_limit", "keep_resumable", "keep_checkpoints"}
+_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "data.eval_splits", "tensorboard", "decoding.batch_size",
+                "save_total_limit", "keep_resumable"}
 
 
 class TrainingError(RuntimeError):
@@ -107,11 +107,7 @@ def build_model(cfg: TrainConfig, device):
 
 
 def _lora(cfg: TrainConfig):
-    if cfg.lora_r <= 0:
-        return None
-    from models.trainable import LoraSettings
-
-    return LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    return cfg.lora.settings()
 
 
 def _audio_loader(cfg: TrainConfig):
@@ -164,11 +160,11 @@ class _Run:
                                 "or choose another --output_dir")
         if cfg.resume and (self.dir / "config.json").is_file():
             self._check_same_run(read_json(self.dir / "config.json")["config"])
-        if self.sharded and cfg.lora_r > 0:
-            raise TrainingError(f"LoRA (--lora_r {cfg.lora_r}) is not supported with {self.backend}: a LoRA run of "
+        if self.sharded and cfg.lora.r > 0:
+            raise TrainingError(f"LoRA (--lora.r {cfg.lora.r}) is not supported with {self.backend}: a LoRA run of "
                                 "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP")
         self.data: RunData = load_run_data(cfg)
-        self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule())
+        self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule)
         self.epochs = plan_epochs(self.phases)
         self.steps_per_epoch = [n_optimizer_steps(len(self.data.texts) + e.phase.speech_per_epoch,
                                                   cfg.per_device_batch_size, self.world, cfg.grad_accum_steps)
@@ -223,8 +219,14 @@ class _Run:
         self.acc.wait_for_everyone()
 
     def _check_same_run(self, saved: dict) -> None:
-        now = self.cfg.to_dict()
-        diff = sorted(k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k])
+        """The recorded config (nested, or the flat layout of older runs) must match, option by option."""
+        try:
+            before = option_values(from_mapping(TrainConfig, saved))
+        except ConfigError as exc:
+            raise TrainingError(f"--resume: the config.json in {self.dir} cannot be read ({exc}); start a new "
+                                "--output_dir") from None
+        now = option_values(self.cfg)
+        diff = sorted(k for k in now if k not in _RESUME_FREE and before.get(k) != now[k])
         if diff:
             raise TrainingError(f"--resume with different settings than the run in {self.dir}: {', '.join(diff)}; "
                                 "resume with the same config (or start a new --output_dir)")
@@ -324,8 +326,8 @@ class _Run:
         cfg = self.cfg
         items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
         model, ctx, generate_kwargs = parallel.generation_setup(self.acc, self.model)
-        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
-                                max_new_tokens=cfg.max_new_tokens, progress=self.main,
+        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.decoding.batch_size, num_beams=cfg.decoding.num_beams,
+                                max_new_tokens=cfg.decoding.max_new_tokens, progress=self.main,
                                 audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
         with ctx, self.acc.autocast():
             return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, decode=decode,
@@ -474,7 +476,7 @@ def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[s
     cfg = run.cfg
     out: dict[str, dict[str, Any]] = {}
     rows = []
-    for split in splits or cfg.eval_splits:
+    for split in splits or cfg.data.eval_splits:
         sets = run.data.evals.get(split)
         if sets is None:
             raise ConfigError(f"--split {split!r} was not loaded; configured eval splits: {', '.join(run.data.evals)}")

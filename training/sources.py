@@ -72,13 +72,13 @@ def select_speech(pool: list[SLUExample], count: int, seed: int) -> list[SLUExam
 
 def _source_training(cfg: TrainConfig, source: Corpus) -> tuple[list[SLUExample], list[SLUExample]]:
     """(transcripts, speech pool) of the source's training split, texts subsampled if asked."""
-    train = source.split(cfg.train_split)
+    train = source.split(cfg.data.train_split)
     if not train.texts and not train.speech:
-        raise ConfigError(f"--train_split {cfg.train_split!r} is empty in corpus {cfg.corpus!r} "
+        raise ConfigError(f"--train_split {cfg.data.train_split!r} is empty in corpus {cfg.data.corpus!r} "
                           f"(its splits: {', '.join(source.splits)})")
-    texts = subsample(train.texts, cfg.limit_train_texts, cfg.seed)
+    texts = subsample(train.texts, cfg.data.limit_train_texts, cfg.seed)
     pool = list(train.speech)
-    if cfg.limit_train_texts > 0:  # keep speech consistent with the kept texts when texts are subsampled
+    if cfg.data.limit_train_texts > 0:  # keep speech consistent with the kept texts when texts are subsampled
         kept = {t.text_id or t.id for t in texts}
         pool = [s for s in pool if (s.text_id or s.id) in kept]
     return texts, pool
@@ -88,7 +88,7 @@ def load_run_data(cfg: TrainConfig) -> RunData:
     cross = cfg.recipe != "mono"
     # "No Source" with its own target corpus never touches the source corpus (it may not even be on disk).
     need_source = not cfg.no_source or not cfg.target_corpus
-    source = _languages(_load(cfg.corpus, cfg.corpus_args, "corpus"), cfg.language) if need_source else None
+    source = _languages(_load(cfg.data.corpus, cfg.data.corpus_args, "corpus"), cfg.data.language) if need_source else None
     if cfg.no_source:
         texts, pool = [], []
     else:
@@ -99,7 +99,7 @@ def load_run_data(cfg: TrainConfig) -> RunData:
         raise ConfigError(f"--n_speech {n_p} exceeds the {len(pool)} training recordings")
     needs_speech = cfg.scheme != "text"
     subset = select_speech(pool, n_p, cfg.seed) if (n_p and needs_speech) else []
-    source_language = "" if cfg.no_source else (cfg.language or ",".join(source.languages))
+    source_language = "" if cfg.no_source else (cfg.data.language or ",".join(source.languages))
     language = source_language
 
     evals: dict[str, list[EvalSet]] = {}
@@ -109,17 +109,17 @@ def load_run_data(cfg: TrainConfig) -> RunData:
                               "n_speech_pool": len(pool), "n_speech": len(subset)}
     if not cross:
         assert source is not None
-        for split in cfg.eval_splits:
+        for split in cfg.data.eval_splits:
             part = source.split(split)
             evals[split] = [EvalSet(split, split, language, part.texts, part.speech)]
-        d = source.split(cfg.dev_split)
+        d = source.split(cfg.data.dev_split)
         if d.texts or d.speech:
-            dev = EvalSet(cfg.dev_split, cfg.dev_split, language, d.texts, d.speech)
+            dev = EvalSet(cfg.data.dev_split, cfg.data.dev_split, language, d.texts, d.speech)
     else:
         if cfg.target_corpus:
             target_all = _load(cfg.target_corpus, cfg.target_corpus_args, "target_corpus")
         else:  # targets live in the source corpus (e.g. Speech-MASSIVE fr-FR -> de-DE): reload it unfiltered
-            target_all = _load(cfg.corpus, cfg.corpus_args, "corpus")
+            target_all = _load(cfg.data.corpus, cfg.data.corpus_args, "corpus")
         missing = [lang for lang in cfg.target_languages if lang not in target_all.languages]
         if missing:
             raise ConfigError(f"--target_languages {missing} not in the target corpus "
@@ -151,13 +151,13 @@ def load_run_data(cfg: TrainConfig) -> RunData:
             texts, speech = list(mix.texts), list(mix.speech)
             report["mix"] = mix.report.get("mix")
         for lang, tgt in zip(cfg.target_languages, targets):
-            for split in cfg.eval_splits:
+            for split in cfg.data.eval_splits:
                 part = tgt.split(split)
                 evals.setdefault(split, []).append(EvalSet(f"{split}-{lang}", split, lang, part.texts, part.speech))
         # Score curves follow the first target language (zero/few-shot is what the run is for).
-        first = targets[0].split(cfg.dev_split)
+        first = targets[0].split(cfg.data.dev_split)
         if first.texts or first.speech:
-            dev = EvalSet(cfg.dev_split, cfg.dev_split, cfg.target_languages[0], first.texts, first.speech)
+            dev = EvalSet(cfg.data.dev_split, cfg.data.dev_split, cfg.target_languages[0], first.texts, first.speech)
         report["target_languages"] = list(cfg.target_languages)
         report["no_source"] = cfg.no_source
         language = ",".join(cfg.target_languages)

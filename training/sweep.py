@@ -108,7 +108,7 @@ def cell_job(cfg: TrainConfig, config_file: str | None, overrides: dict, *, laun
              env: dict | None = None, max_attempts: int = 3) -> CellJob:
     run_dir = Path(cfg.output_dir)
     return CellJob(name=run_dir.name, out=str(run_dir.parent), train_args=train_args(cfg, config_file, overrides),
-                   oracle_splits=list(cfg.eval_splits) if oracle and cfg.scheme == "text" else [],
+                   oracle_splits=list(cfg.data.eval_splits) if oracle and cfg.scheme == "text" else [],
                    launcher=shlex.split(launcher), env=dict(env or {}), max_attempts=max_attempts)
 
 
