@@ -147,11 +147,21 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        cfg = self.cfg
+        """Check the folder, plan the data and phases, build the model, resume, record config.json."""
         from accelerate.utils import set_seed
 
-        set_seed(cfg.seed)
+        set_seed(self.cfg.seed)
         latest = ckpt.latest_checkpoint(self.dir)
+        self._check_folder(latest)
+        self._plan()
+        self._build_model()
+        self._resume(latest)
+        self._record()
+        self.acc.wait_for_everyone()
+
+    def _check_folder(self, latest: Path | None) -> None:
+        """Refuse a finished run, checkpoints without --resume, a resume with other settings, LoRA when sharded."""
+        cfg = self.cfg
         if (self.dir / DONE).is_file():
             raise TrainingError(f"{self.dir} holds a finished run; choose another --output_dir "
                                 "(or evaluate it with python -m training.evaluate)")
@@ -163,12 +173,20 @@ class _Run:
         if self.sharded and cfg.lora.r > 0:
             raise TrainingError(f"LoRA (--lora.r {cfg.lora.r}) is not supported with {self.backend}: a LoRA run of "
                                 "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP")
+
+    def _plan(self) -> None:
+        """The run's data, its phases and epochs, and the optimizer steps of each epoch."""
+        cfg = self.cfg
         self.data: RunData = load_run_data(cfg)
         self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule)
         self.epochs = plan_epochs(self.phases)
         self.steps_per_epoch = [n_optimizer_steps(len(self.data.texts) + e.phase.speech_per_epoch,
                                                   cfg.per_device_batch_size, self.world, cfg.grad_accum_steps)
                                 for e in self.epochs]
+
+    def _build_model(self) -> None:
+        """The model and processor, with gradient checkpointing and LoRA as asked, weights in float32."""
+        cfg = self.cfg
         self.model, self.processor = build_model(cfg, self.acc.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
@@ -180,19 +198,28 @@ class _Run:
             parallel.float32_master_check(self.model)
         except parallel.ParallelError as exc:
             raise TrainingError(str(exc)) from None
+
+    def _resume(self, latest: Path | None) -> None:
+        """With --resume: the newest intact checkpoint's position and weights, and the curves up to it."""
         self.position = ckpt.Position()
         self.resume_from = None
         self.resume_extra: dict = {}
-        if cfg.resume and latest is not None:
-            latest = ckpt.resume_checkpoint(self.dir, self.model.state_dict(), log=print if self.main else None)
-        if cfg.resume and latest is not None:
-            self.position, self.resume_extra = ckpt.read_position(latest)
-            self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
-            self.resume_from = latest
-            if self.main:
-                print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
-                      f"{sum(self.steps_per_epoch)})", flush=True)
-            self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
+        if not (self.cfg.resume and latest is not None):
+            return
+        latest = ckpt.resume_checkpoint(self.dir, self.model.state_dict(), log=print if self.main else None)
+        if latest is None:
+            return
+        self.position, self.resume_extra = ckpt.read_position(latest)
+        self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
+        self.resume_from = latest
+        if self.main:
+            print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
+                  f"{sum(self.steps_per_epoch)})", flush=True)
+        self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
+
+    def _record(self) -> None:
+        """config.json: the config, code version, phases, data counts (enough to reproduce); open the trackers."""
+        cfg = self.cfg
         self.meta = {
             "config": cfg.to_dict(),
             "code_version": code_version(),
@@ -216,7 +243,6 @@ class _Run:
             from training.tracking import open_tracker  # --tensorboard / LALM_SLU_TRACK; None when not asked
 
             self.writer = open_tracker(cfg, self.dir)
-        self.acc.wait_for_everyone()
 
     def _check_same_run(self, saved: dict) -> None:
         """The recorded config (nested, or the flat layout of older runs) must match, option by option."""
