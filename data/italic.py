@@ -89,6 +89,9 @@ def _examples(row: dict[str, Any], n: int, split: str, gold: SLUExample, frame,
     return text, SLUExample(rec, "italic", LANGUAGE, split, utt, frame, inline_audio(data, rep), text_id, speaker)
 
 
+CORPUS_LOADER = "load_italic"  # registers this module as corpus "italic" (data.corpus.discover_corpora)
+
+
 def load_italic(
     path: str | Path | None,
     massive_path: str | Path,
