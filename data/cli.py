@@ -264,14 +264,11 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def _unknown(name: str, cls: type) -> str:
     known = option_names(cls)
-    close = (
-        difflib.get_close_matches(name, known, n=3, cutoff=0.75)
-        or [
-            k
-            for k in known
-            if k.startswith(name + ".")  # a group: --schedule -> --schedule.peak_lr, ...
-        ][:3]
-    )
+    # Compare with full names, their last parts and the older names: --num_beam -> --decoding.num_beams.
+    spelled = {k: k for k in known} | {k.rsplit(".", 1)[-1]: k for k in known} | aliases(cls)
+    close = list(dict.fromkeys(spelled[c] for c in difflib.get_close_matches(name, list(spelled), n=3, cutoff=0.75)))
+    if not close:  # a group: --schedule -> --schedule.peak_lr, ...
+        close = [k for k in known if k.startswith(name + ".")][:3]
     hint = f" (did you mean {', '.join(_flag(c) for c in close)}?)" if close else ""
     return f"unknown option {_flag(name)}{hint}; known options: {', '.join(known)}"
 
@@ -465,7 +462,10 @@ def parse_config(
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if "-h" in argv or "--help" in argv:
-        print(help_text(cls, prog, description))
+        try:
+            print(help_text(cls, prog, description))
+        except BrokenPipeError:  # --help | head
+            pass
         raise SystemExit(0)
     flags, bare, rest = split_flags(cls, argv, known_only=known_only)
     values: dict[str, Any] = {}

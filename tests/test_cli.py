@@ -82,6 +82,10 @@ def test_bad_values_name_the_option(capsys):
     assert capsys.readouterr().err.startswith("error: --out is required")
     assert _entry("models.tiny", "main")(["--seed", "1.5", "--out", "x"]) == 2
     assert "--seed: cannot use '1.5'" in capsys.readouterr().err
+    # A near miss is named, also through the sweep, whose other flags are the training options.
+    assert _entry("training.sweep", "main")(["--num-beam", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown option --num_beam (did you mean --decoding.num_beams?)" in err and "job_name, and every" in err
 
 
 def test_module_entry_point_exits_2_without_a_traceback(tmp_path):

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.cli import from_mapping, load_yaml, parse_config, split_flags, to_flags
+from data.cli import from_mapping, load_yaml, option_names, parse_config, split_flags, to_flags
 from training.config import ConfigError, TrainConfig
 from training.executors import (
     STATE_DIR,
@@ -221,7 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = parse_config(SweepConfig, argv, prog="python -m training.sweep", description=__doc__,
                                   known_only=True)
         executor = args.executor or ("local" if args.launch else "inline")
-        overrides, bare, _ = split_flags(TrainConfig, rest)  # the TrainConfig flags, handed to every run as given
+        try:
+            overrides, bare, _ = split_flags(TrainConfig, rest)  # the TrainConfig flags, handed on to every run
+        except ConfigError as exc:
+            unknown, _, known = str(exc).partition("; known options: ")
+            if not known:
+                raise
+            raise ConfigError(f"{unknown}; known options: {', '.join(option_names(SweepConfig))}, and every "
+                              "training option (python -m training.train --help)") from None
         if bare:
             raise ConfigError(f"unexpected argument(s) {' '.join(bare)}; options are written --name value")
         base = parse_config(TrainConfig, (["--config", args.config] if args.config else []) + rest)
