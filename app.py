@@ -13,11 +13,11 @@ happens at import; models load on first use.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
+from data.cli import parse_config, run_cli  # light: no torch behind it
 from appkit.catalog import AppError  # light: no torch, transformers or gradio behind it
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -57,11 +57,8 @@ class AppConfig:
 
 
 def parse_args(argv: list[str] | None = None) -> AppConfig:
-    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__.split("\n\n")[0])
-    for f in fields(AppConfig):
-        flags = dict.fromkeys(["--" + f.name.replace("_", "-"), "--" + f.name])  # --runs-dir and --runs_dir
-        parser.add_argument(*flags, dest=f.name, type=type(f.default), default=f.default, help=f.metadata["help"])
-    return AppConfig(**vars(parser.parse_args(argv)))
+    """``--runs-dir`` and ``--runs_dir`` alike, or ``--config app.yaml`` (data.cli); ConfigError on bad input."""
+    return parse_config(AppConfig, argv, prog="python app.py", description=__doc__.split("\n\n")[0])
 
 
 def build(cfg: AppConfig):
@@ -75,14 +72,14 @@ def build(cfg: AppConfig):
 def main(argv: list[str] | None = None) -> int:
     # The app never downloads weights behind a click: hub ids must be in the local cache (HF_HUB_OFFLINE=0 lifts it).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        cfg = parse_args(argv)
-        from appkit.ui import launch
+    built: list = []
+    rc = run_cli(lambda cfg: built.append((cfg, build(cfg))), AppConfig, (ValueError, AppError), argv=argv,
+                 prog="python app.py", description=__doc__.split("\n\n")[0])
+    if rc or not built:
+        return rc
+    from appkit.ui import launch
 
-        demo = build(cfg)
-    except (ValueError, AppError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg, demo = built[0]
     launch(demo, host=cfg.host, port=cfg.port, concurrency=cfg.concurrency)
     return 0
 

@@ -38,7 +38,8 @@ def config_summary(ckpt: Checkpoint) -> dict[str, Any]:
     meta = read_config(ckpt.run_dir) if ckpt.run_dir else {}
     cfg = meta.get("config", meta)
     corpus = _find(cfg, "corpus")
-    path = _find(cfg.get("corpus_args", {}) if isinstance(cfg, dict) else {}, "path")
+    data = cfg.get("data", cfg) if isinstance(cfg, dict) else {}  # nested layout, or the flat one of older runs
+    path = _find(data.get("corpus_args", {}) if isinstance(data, dict) else {}, "path")
     row.update({
         "scheme": _find(cfg, "scheme") or "-",
         "speech %": _find(cfg, "speech_percent") if _find(cfg, "speech_percent") is not None else "-",

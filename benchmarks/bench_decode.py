@@ -16,10 +16,11 @@ trained checkpoint stops early and ragged, which is the realistic case (use ``--
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 
+from data.cli import parse_config, run_cli
 from benchmarks.common import build_arch, examples, machine, print_result, slurp_like_seconds
 
 
@@ -67,28 +68,32 @@ def run(args) -> dict:
     return out
 
 
-def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="tiny", choices=["tiny", "mini", "full"])
-    parser.add_argument("--model", default=None, help="a checkpoint folder instead of a random architecture")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--n", type=int, default=64, help="utterances decoded at each batch size")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--n-layers", type=int, default=None)
-    parser.add_argument("--quick", action="store_true", help="tiny model, 32 utterances, 48 new tokens (a two-entity frame)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.arch, args.n, args.max_new_tokens = "tiny", 32, 48
-    return args
+@dataclass
+class DecodeBench:
+    arch: str = field(default="tiny", metadata={"help": "model size", "choices": ("tiny", "mini", "full")})
+    model: str | None = field(default=None, metadata={"help": "a checkpoint folder instead of a random architecture"})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    dtype: str = field(default="float32", metadata={"help": "weights' dtype", "choices": ("float32", "bfloat16")})
+    n: int = field(default=64, metadata={"help": "utterances decoded at each batch size"})
+    max_new_tokens: int = field(default=48, metadata={"help": "generation cap"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = default)"})
+    n_layers: int | None = field(default=None, metadata={"help": "full arch: fewer layers, same widths"})
+    quick: bool = field(default=False, metadata={"help": "tiny model, 32 utterances, 48 new tokens (a two-entity frame)"})
+    json: bool = field(default=False, metadata={"help": "print one JSON object"})
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.arch, self.n, self.max_new_tokens = "tiny", 32, 48
+
+
+def parse(argv=None) -> DecodeBench:
+    return parse_config(DecodeBench, argv, prog="python -m benchmarks.bench_decode",
+                        description=__doc__.splitlines()[0])
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    print_result(run(args), args.json)
-    return 0
+    return run_cli(lambda args: print_result(run(args), args.json), DecodeBench, argv=argv,
+                   prog="python -m benchmarks.bench_decode", description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

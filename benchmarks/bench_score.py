@@ -11,15 +11,16 @@ whole ``python -m evaluation.score`` command (interpreter start-up included).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from data.cli import run_cli
 from evaluation.metrics import load_slurp_gold, prediction_record, read_predictions, score_keyed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,15 @@ def main(repeats: int = 5) -> dict[str, float]:
     return figures
 
 
+@dataclass
+class ScoreBench:
+    repeats: int = field(default=5, metadata={"help": "timed runs per figure; the best is reported"})
+
+
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(lambda args: main(args.repeats) and None, ScoreBench, argv=argv,
+                   prog="python -m benchmarks.bench_score", description=__doc__.splitlines()[0])
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the best is reported")
-    main(parser.parse_args().repeats)
+    sys.exit(cli())

@@ -18,10 +18,11 @@ done before timing. Reported (median of ``--repeats``):
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
+from dataclasses import dataclass, field
 
+from data.cli import parse_config, run_cli
 from benchmarks.common import build_arch, examples, machine, print_result, slurp_like_seconds, timed
 
 
@@ -99,28 +100,32 @@ def run(args) -> dict:
     return out
 
 
-def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="tiny", choices=["tiny", "mini", "full"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    parser.add_argument("--n-layers", type=int, default=None, help="full arch: fewer layers, same widths")
-    parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="tiny model, 3 repeats: under a minute on 2 cores")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.arch, args.repeats = "tiny", 3
-    return args
+@dataclass
+class TrainStepBench:
+    arch: str = field(default="tiny", metadata={"help": "model size", "choices": ("tiny", "mini", "full")})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    dtype: str = field(default="float32", metadata={"help": "weights' dtype", "choices": ("float32", "bfloat16")})
+    batch: int = field(default=8, metadata={"help": "micro-batch size"})
+    repeats: int = field(default=5, metadata={"help": "timed runs; the best is reported"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = default)"})
+    n_layers: int | None = field(default=None, metadata={"help": "full arch: fewer layers, same widths"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    quick: bool = field(default=False, metadata={"help": "tiny model, 3 repeats: under a minute on 2 cores"})
+    json: bool = field(default=False, metadata={"help": "print one JSON object"})
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.arch, self.repeats = "tiny", 3
+
+
+def parse(argv=None) -> TrainStepBench:
+    return parse_config(TrainStepBench, argv, prog="python -m benchmarks.bench_train_step",
+                        description=__doc__.splitlines()[0])
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    print_result(run(args), args.json)
-    return 0
+    return run_cli(lambda args: print_result(run(args), args.json), TrainStepBench, argv=argv,
+                   prog="python -m benchmarks.bench_train_step", description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

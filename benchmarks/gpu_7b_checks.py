@@ -16,12 +16,12 @@ Needs torch, transformers 5.x, accelerate; no network, no weights, no deepspeed;
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,17 +142,25 @@ def gpu_tests(timeout_s: int) -> dict:
             "seconds": round(time.perf_counter() - t0, 1), "tail": tail[-1200:]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--json", action="store_true", help="print only the JSON object")
-    ap.add_argument("--tiny", action="store_true", help="the tiny twin's widths, on CPU unless CUDA is present")
-    ap.add_argument("--text-layers", type=int, default=2)
-    ap.add_argument("--audio-layers", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--no-tests", action="store_true", help="skip the GPU-marked tests")
-    ap.add_argument("--tests-timeout", type=int, default=150)
-    args = ap.parse_args(argv)
+@dataclass
+class GpuChecks:
+    json: bool = field(default=False, metadata={"help": "print only the JSON object"})
+    tiny: bool = field(default=False, metadata={"help": "the tiny twin's widths, on CPU unless CUDA is present"})
+    text_layers: int = field(default=2, metadata={"help": "language-model layers of the precision check"})
+    audio_layers: int = field(default=2, metadata={"help": "audio-encoder layers of the precision check"})
+    steps: int = field(default=3, metadata={"help": "optimizer steps of the precision check"})
+    no_tests: bool = field(default=False, metadata={"help": "skip the GPU-marked tests"})
+    tests_timeout: int = field(default=150, metadata={"help": "seconds the GPU-marked tests may take"})
 
+
+def main(argv: list[str] | None = None) -> int:
+    from data.cli import run_cli
+
+    return run_cli(_checks, GpuChecks, argv=argv, prog="python benchmarks/gpu_7b_checks.py",
+                   description=__doc__.split("\n\n")[0])
+
+
+def _checks(args: GpuChecks) -> int:
     import torch
 
     cuda = torch.cuda.is_available()

@@ -22,10 +22,11 @@ What runs (per setting, median of ``--repeats`` steps after a warm-up):
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 
+from data.cli import run_cli
 from benchmarks.common import FULL_AUDIO, FULL_TEXT, build_arch, examples, machine, slurp_like_seconds, timed
 
 H200_BF16_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on the H200 the figures were taken on
@@ -167,24 +168,29 @@ def run(args) -> dict:
     return out
 
 
+@dataclass
+class ThroughputBench:
+    arch: str = field(default="full", metadata={"help": "model size", "choices": ("tiny", "mini", "full")})
+    device: str = field(default="cuda", metadata={"help": "torch device"})
+    dtype: str = field(default="bfloat16", metadata={"help": "weights' dtype", "choices": ("bfloat16", "float32")})
+    n_layers: int | None = field(default=None, metadata={"help": "full arch with fewer layers (same widths)"})
+    modes: str = field(default="full,lora", metadata={"help": "full and/or lora (lora last: it freezes the base)"})
+    micro_batches: str = field(default="4,8,16", metadata={"help": "micro-batch sizes timed (comma list)"})
+    repeats: int = field(default=3, metadata={"help": "timed steps per setting"})
+    decode: int = field(default=16, metadata={"help": "utterances decoded with 3 beams (0: skip)"})
+    max_new_tokens: int = field(default=48, metadata={"help": "generation cap"})
+    peak_tflops: float = field(default=H200_BF16_TFLOPS, metadata={"help": "the card's dense peak, for MFU"})
+    estimate: bool = field(default=False, metadata={"help": "only the FLOP estimate of the trim speed-up"})
+    json: bool = field(default=False, metadata={"help": "print one compact JSON object"})
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="full", choices=["tiny", "mini", "full"])
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    ap.add_argument("--n-layers", type=int, default=None, help="full arch with fewer layers (same widths)")
-    ap.add_argument("--modes", default="full,lora", help="full and/or lora (lora last: it freezes the base)")
-    ap.add_argument("--micro-batches", default="4,8,16")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--decode", type=int, default=16, help="utterances decoded with 3 beams (0: skip)")
-    ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--peak-tflops", type=float, default=H200_BF16_TFLOPS)
-    ap.add_argument("--estimate", action="store_true", help="only the FLOP estimate of the trim speed-up")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    res = estimate_trim_speedup() if args.estimate else run(args)
-    print(json.dumps(res) if args.json else json.dumps(res, indent=2))
-    return 0
+    def bench(args: ThroughputBench) -> None:
+        res = estimate_trim_speedup() if args.estimate else run(args)
+        print(json.dumps(res) if args.json else json.dumps(res, indent=2))
+
+    return run_cli(bench, ThroughputBench, argv=argv, prog="python -m benchmarks.gpu_throughput",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

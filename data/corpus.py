@@ -1,8 +1,9 @@
 """A loaded corpus (text items + speech items + a loader report) and the registry of corpus loaders.
 
 ``load_corpus(name, **kwargs)`` dispatches through ``CORPORA``; the names are ``slurp``, ``speech_massive``,
-``italic``, ``massive``, ``manifest`` and ``prepared``. Each loader lives in its own module and is imported only when
-asked for, so reading a prepared folder does not import pyarrow.
+``italic``, ``massive``, ``manifest`` and ``prepared``. Each loader lives in its own module, ``data/<name>.py``, which
+declares ``CORPUS_LOADER = "load_<name>"``; ``CORPORA`` is found from those lines without importing anything, and a
+loader is imported only when asked for, so reading a prepared folder does not import pyarrow.
 
 Split names are normalised to ``train``, ``dev``, ``test`` (plus Speech-MASSIVE's ``train_115``): SLURP's ``devel``
 and the hub's ``validation`` both become ``dev``.
@@ -11,6 +12,7 @@ and the hub's ``validation`` both become ``dev``.
 from __future__ import annotations
 
 import importlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,14 +164,24 @@ def _lazy(module: str, function: str) -> Callable[..., Corpus]:
     return load
 
 
-CORPORA: dict[str, Callable[..., Corpus]] = {
-    "slurp": _lazy("data.slurp", "load_slurp"),
-    "speech_massive": _lazy("data.speech_massive", "load_speech_massive"),
-    "italic": _lazy("data.italic", "load_italic"),
-    "massive": _lazy("data.massive", "load_massive"),
-    "manifest": _lazy("data.manifest", "load_manifest"),
-    "prepared": _lazy("data.prepared", "load_prepared"),
-}
+_MARKER = re.compile(r"^CORPUS_LOADER = [\"'](\w+)[\"']", re.MULTILINE)
+
+
+def discover_corpora(folder: str | Path, package: str) -> dict[str, Callable[..., Corpus]]:
+    """Every module of ``folder`` that declares ``CORPUS_LOADER = "load_<name>"``, by module name, loaded lazily.
+
+    The modules' text is searched, not imported, so listing the corpora imports no loader (nor pyarrow). Adding a
+    corpus is one file: ``data/<name>.py`` with that line and its loader function.
+    """
+    found: dict[str, Callable[..., Corpus]] = {}
+    for path in sorted(Path(folder).glob("*.py")):
+        marker = _MARKER.search(path.read_text(encoding="utf-8"))
+        if marker:
+            found[path.stem] = _lazy(f"{package}.{path.stem}", marker.group(1))
+    return found
+
+
+CORPORA: dict[str, Callable[..., Corpus]] = discover_corpora(Path(__file__).parent, "data")
 
 
 def load_corpus(name: str, **kwargs: Any) -> Corpus:

@@ -137,6 +137,9 @@ def row_frame(row: dict[str, Any], where: str) -> SLUFrame:
     return SLUFrame(scenario, action, entities)
 
 
+CORPUS_LOADER = "load_manifest"  # registers this module as corpus "manifest" (data.corpus.discover_corpora)
+
+
 def load_manifest(
     path: str | Path,
     default_split: str = "train",

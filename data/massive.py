@@ -34,6 +34,9 @@ def _example(row: dict[str, Any], split: str, scenario: str, intent: str) -> SLU
                       None, text_id)
 
 
+CORPUS_LOADER = "load_massive"  # registers this module as corpus "massive" (data.corpus.discover_corpora)
+
+
 def load_massive(
     path: str | Path,
     locales: Iterable[str] | None = None,

@@ -26,7 +26,8 @@ from data.prepared import problems_line, write_prepared
 
 @dataclass
 class PrepareConfig:
-    corpus: str = field(default="manifest", metadata={"help": "slurp, speech_massive, italic, massive or manifest"})
+    corpus: str = field(default="manifest", metadata={"help": "slurp, speech_massive, italic, massive or manifest",
+                                                      "positional": True, "required": True})
     out: str = field(default="", metadata={"help": "output folder"})
     path: str = field(default="", metadata={"help": "corpus location (folder or file; see the README)"})
     audio_dir: str = field(default="", metadata={"help": "SLURP: the slurp_real audio folder"})
@@ -91,5 +92,10 @@ def main(cfg: PrepareConfig) -> dict[str, Any]:
     return result
 
 
+def cli(argv: list[str] | None = None) -> int:
+    return run_cli(main, PrepareConfig, (CorpusError, AudioError, OSError), argv=argv, prog="python -m data.prepare",
+                   description=__doc__)
+
+
 if __name__ == "__main__":
-    run_cli(main, PrepareConfig, (CorpusError, AudioError, OSError), description=__doc__, positional=("corpus",))
+    sys.exit(cli())

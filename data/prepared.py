@@ -266,6 +266,9 @@ def prepared_corpus_name(path: str | Path) -> str:
     return str(meta.get("corpus") or "prepared")
 
 
+CORPUS_LOADER = "load_prepared"  # registers this module as corpus "prepared" (data.corpus.discover_corpora)
+
+
 def load_prepared(path: str | Path) -> Corpus:
     """Read a prepared folder back into a Corpus (audio paths resolved against the folder)."""
     root = Path(path)

@@ -57,6 +57,9 @@ def _split_files(path: Path, splits: Iterable[str]) -> list[tuple[str, Path]]:
     return found
 
 
+CORPUS_LOADER = "load_slurp"  # registers this module as corpus "slurp" (data.corpus.discover_corpora)
+
+
 def load_slurp(
     path: str | Path,
     audio_dir: str | Path | None = None,

@@ -46,6 +46,9 @@ def massive_frame(scenario: str, intent: str, annot_utt: str) -> SLUFrame:
     return SLUFrame(scenario, action or "none", parse_annotation(annot_utt))
 
 
+CORPUS_LOADER = "load_speech_massive"  # registers this module as corpus "speech_massive" (data.corpus.discover_corpora)
+
+
 def load_speech_massive(
     path: str | Path | None = None,
     locales: Iterable[str] | None = None,

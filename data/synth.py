@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -227,8 +228,13 @@ def main(cfg: SynthConfig) -> Path:
     return manifest
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
     from data.synth_demo import DemoError
     from data.synth_voices import VoiceError
 
-    run_cli(main, SynthConfig, (SynthError, DemoError, VoiceError, OSError), description=__doc__)
+    return run_cli(main, SynthConfig, (SynthError, DemoError, VoiceError, OSError), argv=argv,
+                   prog="python -m data.synth", description=__doc__)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

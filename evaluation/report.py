@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from data.textio import atomic_write_text
 from evaluation.results import METRIC_COLUMNS, ResultsError, merge_duplicates, read_results
-from evaluation.score import run_cli
+from data.cli import run_cli
 from evaluation.stats import MeanCI, dagger, mean_ci
 
 FORMATS = ("markdown", "csv")
@@ -230,7 +230,8 @@ def main(cfg: ReportConfig) -> str:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_cli(ReportConfig, main, ResultsError, __doc__.splitlines()[0], argv)
+    return run_cli(main, ReportConfig, ResultsError, argv=argv, prog="python -m evaluation.report",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ input. The metric definitions are in ``evaluation/metrics.py``.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from data.cli import run_cli
 from evaluation.metrics import AVERAGES, MetricsInputError, SLUScores, load_slurp_gold, read_predictions, score_keyed
 
 
@@ -38,37 +37,6 @@ class ScoreConfig:
             raise MetricsInputError("--pred is required: a prediction jsonl")
         if self.average not in AVERAGES:
             raise MetricsInputError(f"--average must be one of {', '.join(AVERAGES)}, got {self.average!r}")
-
-
-def dataclass_parser(cls: type, description: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser whose flags are the dataclass fields (defaults and help live only on the dataclass).
-
-    Kept dependency-free (no transformers import) so the scorer and the report start in a fraction of a second.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help")
-        if f.metadata.get("positional"):
-            parser.add_argument(f.name, help=help_text)
-        elif f.type in (bool, "bool"):
-            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
-        else:
-            choices = f.metadata.get("choices")
-            parser.add_argument(flag, dest=f.name, default=f.default, choices=choices, help=help_text)
-    return parser
-
-
-def run_cli(cls: type, main: Any, errors: type[Exception] | tuple, description: str,
-            argv: Sequence[str] | None = None) -> int:
-    """Parse argv into `cls`, call `main`, and turn input `errors` into one line on stderr and exit status 2."""
-    args = dataclass_parser(cls, description).parse_args(argv)
-    try:
-        main(cls(**vars(args)))
-    except errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def format_table(scores: SLUScores) -> str:
@@ -119,7 +87,8 @@ def main(cfg: ScoreConfig) -> dict[str, Any]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse argv, run, and turn input errors into one line on stderr and exit status 2."""
-    return run_cli(ScoreConfig, main, MetricsInputError, __doc__.splitlines()[0], argv)
+    return run_cli(main, ScoreConfig, MetricsInputError, argv=argv, prog="python -m evaluation.score",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

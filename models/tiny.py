@@ -11,10 +11,9 @@ Run:  python -m models.tiny --out DIR [--seed 0]
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.registry import QWEN2_AUDIO_CHAT_TEMPLATE, QWEN2_AUDIO
@@ -230,18 +229,23 @@ def save_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     return save_model(model, processor, out_dir)
 
 
+@dataclass
+class TinyConfig:
+    out: str = field(default="", metadata={"help": "folder to write the tiny checkpoint to", "required": True})
+    seed: int = field(default=0, metadata={"help": "seed of the random initialisation"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="folder to write the tiny checkpoint to")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation")
-    args = parser.parse_args(argv)
-    try:
-        path = save_tiny(args.out, seed=args.seed)
-    except OSError as err:
-        print(f"error: cannot write the tiny checkpoint to {args.out}: {err}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    from data.cli import run_cli
+
+    def write(args: TinyConfig) -> None:
+        try:
+            print(save_tiny(args.out, seed=args.seed))
+        except OSError as err:
+            raise OSError(f"cannot write the tiny checkpoint to {args.out}: {err}") from None
+
+    return run_cli(write, TinyConfig, OSError, argv=argv, prog="python -m models.tiny",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

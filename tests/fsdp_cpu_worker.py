@@ -40,10 +40,11 @@ def fsdp_accelerator():
 
 
 def train(argv: list[str]) -> None:
-    from training.config import parse_config
+    from data.cli import parse_config
+    from training.config import TrainConfig
     from training.loop import run
 
-    cfg = parse_config(["--config", argv[0], *argv[1:]])
+    cfg = parse_config(TrainConfig, ["--config", argv[0], *argv[1:]])
     run(cfg, accelerator=fsdp_accelerator())
 
 

@@ -92,13 +92,14 @@ def make_run(root: Path, name: str, *, scheme: str, percent: float, seed: int, m
     """One finished run folder in the layout training writes (config.json, curves.csv, model/, eval/test/)."""
     import json
 
-    from training.config import TrainConfig
+    from training.config import DataOptions, TrainConfig
+    from training.schemes import ScheduleSettings
     from training.run_folder import write_curves, write_json
 
     run = root / name
     run.mkdir(parents=True)
-    cfg = TrainConfig(output_dir=str(run), model="tiny", corpus="manifest", language="en-US", scheme=scheme,
-                      speech_percent=percent, seed=seed, epochs=2)
+    cfg = TrainConfig(output_dir=str(run), model="tiny", data=DataOptions(corpus="manifest", language="en-US"),
+                      scheme=scheme, speech_percent=percent, seed=seed, schedule=ScheduleSettings(epochs=2))
     write_json(run / "config.json", {"config": cfg.to_dict(), "code_version": "test", "n_speech_used": 17,
                                      "language": "en-US"})
     rows = [{"step": s, "epoch": s / 4, "phase": "text", "kind": "train", "split": "train", "loss": 5.0 / s}

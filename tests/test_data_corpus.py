@@ -183,6 +183,28 @@ def test_manifest_conflicting_labels_for_one_text_and_missing_audio(tmp_path):
         load_corpus("manifest", path=tmp_path / "m.jsonl", missing_audio="error")
 
 
+def test_a_corpus_is_one_module_found_by_its_marker_line(tmp_path, monkeypatch):
+    """What the README promises a newcomer: one file with CORPUS_LOADER and its loader, nothing else to edit."""
+    from data.corpus import Corpus, discover_corpora
+
+    pkg = tmp_path / "toypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def load_helpers(**kw):\n    raise AssertionError('not a corpus')\n")
+    (pkg / "toy.py").write_text(
+        "from data.corpus import Corpus\n"
+        "CORPUS_LOADER = 'load_toy'\n"
+        "def load_toy(path):\n"
+        "    return Corpus([], [], {'corpus': 'toy', 'path': path})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = discover_corpora(pkg, "toypkg")
+    assert list(found) == ["toy"]  # helpers.py has a load_ function but no marker: not a corpus
+    assert "toypkg.toy" not in sys.modules  # listed without importing it
+    corpus = found["toy"](path="x")
+    assert isinstance(corpus, Corpus) and corpus.report == {"corpus": "toy", "path": "x"}
+
+
 def test_registry_names_and_unknown_corpus():
     assert set(CORPORA) == {"slurp", "speech_massive", "italic", "massive", "manifest", "prepared"}
     with pytest.raises(CorpusError, match="unknown corpus 'slrup'"):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, TrainConfig, parse_config
+from data.cli import from_mapping, parse_config
+from training.config import ConfigError, TrainConfig
 
 SOURCE, TARGET = "en-US", "fr-FR"
 
@@ -31,7 +32,7 @@ def xl_config(corpus_dir: Path, out: Path, **overrides) -> TrainConfig:
         log_every_steps=1, seed=1,
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return from_mapping(TrainConfig, values)  # flat option names: still accepted
 
 
 def _corpus(corpus_dir: Path):
@@ -96,7 +97,7 @@ def test_every_recipe_plans_the_data_it_names(synth_corpus_dir, massive_dir, tmp
 
     cfg = xl_config(synth_corpus_dir, tmp_path / "r", **_recipe_overrides(recipe, no_source, massive_dir))
     data = load_run_data(cfg)
-    (epoch,) = plan_epochs(build_phases(cfg.scheme, len(data.speech), cfg.schedule()))
+    (epoch,) = plan_epochs(build_phases(cfg.scheme, len(data.speech), cfg.schedule))
     items = epoch_items(data.texts, data.speech, epoch.phase.speech_per_epoch, seed=cfg.seed, epoch=0)
     assert epoch_counts(items, cfg.target_languages) == _expected(synth_corpus_dir, recipe, no_source, n_massive=5)
     assert [es.language for es in data.evals["test"]] == [TARGET]
@@ -200,18 +201,18 @@ def test_curriculum_recipe_keeps_all_speech_out_of_the_early_epochs(synth_corpus
 
     cfg = xl_config(synth_corpus_dir, tmp_path / "r", scheme="curriculum", epochs=3)
     data = load_run_data(cfg)
-    phases = build_phases(cfg.scheme, len(data.speech), cfg.schedule())
+    phases = build_phases(cfg.scheme, len(data.speech), cfg.schedule)
     counts = [epoch_counts(epoch_items(data.texts, data.speech, e.phase.speech_per_epoch, seed=1,
                                       epoch=e.global_epoch), cfg.target_languages) for e in plan_epochs(phases)]
     n_fr = len(_corpus(synth_corpus_dir).language(TARGET).split("dev").speech)
     assert [c["source_speech"] + c["target_speech"] for c in counts[:-1]] == [0, 0]
     assert counts[-1]["source_speech"] == 2 * 3 and counts[-1]["target_speech"] == n_fr * 3  # N_p x E
-    assert total_speech(phases) == total_speech(build_phases("direct", len(data.speech), cfg.schedule()))
+    assert total_speech(phases) == total_speech(build_phases("direct", len(data.speech), cfg.schedule))
     assert all(c["source_text"] == 4 and c["target_text"] == n_fr for c in counts)  # every epoch: all transcripts
 
 
 def test_no_source_switch_is_a_flag_and_is_validated(synth_corpus_dir, tmp_path):
-    cfg = parse_config(["--recipe", "T", "--target_languages", TARGET, "--no_source", "--output_dir", "x"])
+    cfg = parse_config(TrainConfig, ["--recipe", "T", "--target_languages", TARGET, "--no_source", "--output_dir", "x"])
     assert cfg.no_source is True and cfg.target_languages == [TARGET]
     with pytest.raises(ConfigError, match="--no_source"):
         TrainConfig(recipe="zero", target_languages=[TARGET], no_source=True)  # would train on nothing

@@ -81,9 +81,11 @@ def test_save_total_limit_keeps_the_newest_and_a_finished_run_keeps_only_its_mod
 
 
 def test_old_run_configs_with_keep_checkpoints_still_load():
-    from training.config import config_from_mapping
+    from data.cli import from_mapping, parse_config
+    from training.config import TrainConfig
 
-    assert config_from_mapping({"keep_checkpoints": 3, "model": "tiny"}).save_total_limit == 3
+    assert from_mapping(TrainConfig, {"keep_checkpoints": 3, "model": "tiny"}).save_total_limit == 3
+    assert parse_config(TrainConfig, ["--keep-checkpoints", "4"]).save_total_limit == 4  # the old flag too
 
 
 

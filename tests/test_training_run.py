@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from data.cli import from_mapping
 from training.config import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def tiny_config(corpus_dir: Path, out: Path, **overrides) -> TrainConfig:
         eval_batch_size=4, save_every_steps=3, log_every_steps=1, seed=1,
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return from_mapping(TrainConfig, values)  # flat option names: still accepted
 
 
 def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -191,7 +192,7 @@ def test_train_into_a_finished_folder_is_one_clear_line(scheme_runs, tmp_path, c
     run_dir = scheme_runs["text"]
     cfg = json.loads((run_dir / "config.json").read_text())["config"]
     argv = ["--output_dir", str(run_dir), "--model", "tiny", "--corpus", "manifest",
-            "--corpus_args.path", cfg["corpus_args"]["path"], "--scheme", "text"]
+            "--corpus_args.path", cfg["data"]["corpus_args"]["path"], "--scheme", "text"]
     assert train.cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "finished run" in err and "Traceback" not in err

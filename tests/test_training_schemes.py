@@ -6,7 +6,8 @@ import pytest
 
 from data.example import AudioRef, SLUExample
 from data.frames import SLUFrame
-from training.config import ConfigError, TrainConfig, parse_config
+from data.cli import parse_config
+from training.config import ConfigError, TrainConfig
 from training.plan import epoch_items, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from training.schemes import (
     SCHEMES,
@@ -100,18 +101,18 @@ def test_plan_epochs_numbers_epochs_globally():
 
 def test_config_defaults_reproduce_the_paper():
     cfg = TrainConfig()
-    assert (cfg.peak_lr, cfg.warmup_ratio, cfg.epochs, cfg.final_peak_lr, cfg.final_warmup_ratio) == (
+    assert (cfg.schedule.peak_lr, cfg.schedule.warmup_ratio, cfg.schedule.epochs, cfg.schedule.final_peak_lr, cfg.schedule.final_warmup_ratio) == (
         5e-6, 0.04, 3, 3e-6, 0.02)
-    assert (cfg.per_device_batch_size, cfg.grad_accum_steps, cfg.num_beams) == (2, 8, 3)
+    assert (cfg.per_device_batch_size, cfg.grad_accum_steps, cfg.decoding.num_beams) == (2, 8, 3)
     assert cfg.model == "Qwen/Qwen2-Audio-7B-Instruct"
 
 
 def test_config_yaml_then_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("scheme: direct\nspeech_percent: 5\ncorpus_args: {path: a, language: en}\nepochs: 2\n")
-    cfg = parse_config(["--config", str(path), "--speech-percent", "10", "--corpus_args.path", "b", "--resume"])
-    assert (cfg.scheme, cfg.speech_percent, cfg.epochs, cfg.resume) == ("direct", 10.0, 2, True)
-    assert cfg.corpus_args == {"path": "b", "language": "en"}
+    cfg = parse_config(TrainConfig, ["--config", str(path), "--speech-percent", "10", "--corpus_args.path", "b", "--resume"])
+    assert (cfg.scheme, cfg.speech_percent, cfg.schedule.epochs, cfg.resume) == ("direct", 10.0, 2, True)
+    assert cfg.data.corpus_args == {"path": "b", "language": "en"}
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -123,4 +124,4 @@ def test_config_yaml_then_flags(tmp_path):
 ])
 def test_config_errors_name_the_flag(argv, flag):
     with pytest.raises(ConfigError, match=flag.replace("+", r"\+")):
-        parse_config(argv)
+        parse_config(TrainConfig, argv)

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from training import sweep
-from training.config import ConfigError, config_from_mapping, load_yaml
+from data.cli import from_mapping, load_yaml
+from training.config import ConfigError
 from training.executors import (
     CellJob,
     SlurmConfig,
@@ -48,13 +49,13 @@ def _script_lines(text: str) -> dict[str, str]:
 
 def test_shipped_slurm_yamls_are_valid_and_name_existing_accelerate_configs():
     for path in sorted((ROOT / "configs" / "slurm").glob("*.yaml")):
-        cfg = config_from_mapping(load_yaml(path), SlurmConfig)
+        cfg = from_mapping(SlurmConfig, load_yaml(path))
         if cfg.accelerate_config:
             assert (ROOT / cfg.accelerate_config).is_file(), path
 
 
 def test_sbatch_script_for_a_two_node_cell(tmp_path, fake_sbatch):
-    cfg = config_from_mapping(load_yaml(ROOT / "configs" / "slurm" / "2node_fsdp.yaml"), SlurmConfig)
+    cfg = from_mapping(SlurmConfig, load_yaml(ROOT / "configs" / "slurm" / "2node_fsdp.yaml"))
     cfg = SlurmConfig(**{**cfg.__dict__, "partition": "h100", "account": "lab", "sbatch": {"exclusive": True,
                                                                                             "mail_type": "END"}})
     params = slurm_parameters(cfg, "lalm-slurp")
@@ -216,11 +217,11 @@ def test_slurm_job_body_marks_a_failing_cell_failed_with_its_log_line(tmp_path):
     job = CellJob(name="direct-p50-s1", out=str(out), train_args=["--model", "tiny", "--epochs", "0",
                                                                     "--output_dir", str(out / "direct-p50-s1")],
                   max_attempts=3)
-    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --epochs must be >= 1"):
+    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --schedule.epochs must be >= 1"):
         job()
     state = read_state(out, "direct-p50-s1")
     assert state["state"] == "failed" and state["attempt"] == 1
-    assert state["error"] == "exit status 2: error: --epochs must be >= 1"
+    assert state["error"] == "exit status 2: error: --schedule.epochs must be >= 1, got 0"
     log = (out / "logs" / "direct-p50-s1.log").read_text()
     assert log.count("=== ") == 1 and "attempt 1" in log  # one start: an error is not retried
     # A finished cell has nothing left to run: the job body only records it as done.

@@ -71,10 +71,12 @@ def test_tensorboard_flag_without_tensorboard_stops_training_with_one_line(synth
 _TRACKIO_SCRIPT = """
 import json, sqlite3, sys
 from pathlib import Path
+from data.cli import from_mapping
 from training.config import TrainConfig
 from training.tracking import open_tracker
 run_dir = Path(sys.argv[1])
-tracker = open_tracker(TrainConfig(output_dir=str(run_dir), seed=7, eval_splits=["test", "dev"]), run_dir)
+cfg = from_mapping(TrainConfig, {"output_dir": str(run_dir), "seed": 7, "eval_splits": ["test", "dev"]})
+tracker = open_tracker(cfg, run_dir)
 tracker.add_scalar("train/loss", 2.5, 1)
 tracker.add_scalar("train/lr", 1e-3, 1)
 tracker.add_scalar("dev/slu_f1", 0.25, 2)
@@ -100,4 +102,4 @@ def test_trackio_logs_config_and_scalars_into_the_sweep_project(tmp_path):
     assert logged == {("text-p0-s7", 1, "train/loss"): 2.5, ("text-p0-s7", 1, "train/lr"): 1e-3,
                       ("text-p0-s7", 2, "dev/slu_f1"): 0.25}
     config = got["configs"]["text-p0-s7"]
-    assert config["seed"] == 7 and json.loads(config["eval_splits"]) == ["test", "dev"]
+    assert config["seed"] == 7 and json.loads(config["data.eval_splits"]) == ["test", "dev"]

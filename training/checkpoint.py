@@ -3,7 +3,8 @@
 A checkpoint is a folder ``<run>/checkpoints/step-00000042`` holding the model's state dict, the optimizer's and
 scheduler's states, the random generators' states and ``state.json`` (where in the phase/epoch/step plan the run
 stands). It is first written as ``.tmp-step-...`` and renamed only once every file is on disk; ``state.json`` is
-written last. ``latest_checkpoint`` only ever returns renamed folders that hold ``state.json``.
+written last. ``latest_checkpoint`` only ever returns renamed folders that hold ``state.json``. Saving a step that
+already has a folder renames the old one aside, renames the new one in, then deletes the old one.
 
 Resuming trusts nothing on disk: ``newest_valid`` checks each checkpoint, newest first, before it is used (every
 file there and of the size ``state.json`` recorded, every archive readable, the model's tensors of the names and
@@ -87,12 +88,34 @@ def save_checkpoint(run_dir: Path, position: Position, model_state: dict, optimi
         os.replace(rank_state, tmp / "ranks")
     sizes = {name: (tmp / name).stat().st_size for name in FILES}  # lets a resume spot a truncated file at once
     atomic_write_text(tmp / "state.json", json.dumps({**asdict(position), **(extra or {}), "files": sizes}, indent=2))
-    if final.exists():  # same step saved twice (an epoch end that is also a periodic save): replace it
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    _commit(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``final``; never a moment without one complete checkpoint of that step.
+
+    The same step can be saved twice (an epoch end that is also a periodic save). The older folder is renamed aside
+    to ``.old-step-N`` first, the new one renamed in, and only then is the old one deleted; a crash in between
+    leaves either ``step-N`` or ``.old-step-N`` complete, and ``_recover`` puts the latter back.
+    """
+    aside = final.with_name(f".old-{final.name}")
+    if aside.exists():  # left by an earlier crash after the new folder was renamed in
+        shutil.rmtree(aside)
+    if final.exists():
+        os.replace(final, aside)
+    os.replace(tmp, final)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _recover(root: Path) -> None:
+    """Undo a save that crashed between its two renames: a ``.old-step-N`` without ``step-N`` is renamed back."""
+    for aside in root.glob(".old-step-*"):
+        final = root / aside.name[len(".old-"):]
+        if _NAME.match(final.name) and aside.is_dir() and not final.exists():
+            os.replace(aside, final)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -100,6 +123,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
+    _recover(root)
     found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and (p / "state.json").is_file()]
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
@@ -114,6 +138,7 @@ def _step_folders(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
+    _recover(root)
     found = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)]
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)), reverse=True)
 

@@ -353,12 +353,12 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """The CLI: flags from DemoConfig; our errors become one ``error:`` line and exit status 2."""
     from data.cli import run_cli
 
-    run_cli(lambda cfg: print(build(cfg)), DemoConfig, (DemoError,), description=__doc__.splitlines()[0])
-    return 0
+    return run_cli(lambda cfg: print(build(cfg)), DemoConfig, (DemoError,), argv=argv, prog="python -m training.demo",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

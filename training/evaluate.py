@@ -16,11 +16,12 @@ to ``--out`` (default ``runs/eval/<model>-<manifest>-<split>``). ``--json`` prin
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+from dataclasses import dataclass, field
 import sys
 from pathlib import Path
 
+from data.cli import run_cli
 from training.config import ConfigError
 
 
@@ -35,11 +36,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = Fal
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    changes = {"output_dir": str(run_dir), "eval_splits": [split], "resume": False}
-    for key, value in (("num_beams", num_beams), ("eval_batch_size", batch_size),
-                       ("max_new_tokens", max_new_tokens), ("results_csv", results_csv)):
-        if value is not None:
-            changes[key] = value
+    decoding = {k: v for k, v in (("num_beams", num_beams), ("batch_size", batch_size),
+                                   ("max_new_tokens", max_new_tokens)) if v is not None}
+    changes = {"output_dir": str(run_dir), "resume": False, "data": dataclasses.replace(cfg.data, eval_splits=[split]),
+               "decoding": dataclasses.replace(cfg.decoding, **decoding)}
+    if results_csv is not None:
+        changes["results_csv"] = results_csv
     moved = Path(cfg.output_dir).resolve() != run_dir.resolve()
     if moved and results_csv is None:
         # A copied or moved run: its config still names the original folder's results table.
@@ -130,31 +132,37 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
     return {"out": str(out_dir), "line": res.one_line(), **res.summary(), **res.meta}
 
 
+@dataclass
+class EvaluateConfig:
+    run_dir: str = field(default="", metadata={"help": "a run folder written by python -m training.train (with "
+                                                       "--manifest: also a model folder or 'demo')",
+                                               "positional": True, "required": True})
+    manifest: str = field(default="", metadata={"help": "evaluate on this manifest (.jsonl/.csv) instead of the run's "
+                                                        "own corpus"})
+    out: str = field(default="", metadata={"help": "with --manifest: output folder"})
+    json: bool = field(default=False, metadata={"help": "with --manifest: print the metrics as one JSON object"})
+    split: str = field(default="test", metadata={"help": "split to evaluate"})
+    oracle: bool = field(default=False, metadata={"help": "decode gold transcripts through the text path"})
+    num_beams: int | None = field(default=None, metadata={"help": "beam width (default: the run's; 3 with --manifest)"})
+    batch_size: int | None = field(default=None, metadata={"help": "generation batch (default: the run's; 16 with "
+                                                                   "--manifest)"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "generation cap (default: the run's; 96 with "
+                                                                       "--manifest)"})
+    results_csv: str | None = field(default=None, metadata={"help": "results table to append to (default: the run's)"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir", help="a run folder written by python -m training.train (with --manifest: also a "
-                                    "model folder or 'demo')")
-    ap.add_argument("--manifest", default=None, help="evaluate on this manifest (.jsonl/.csv) instead of the "
-                                                     "run's own corpus")
-    ap.add_argument("--out", default=None, help="with --manifest: output folder")
-    ap.add_argument("--json", action="store_true", help="with --manifest: print the metrics as one JSON object")
-    ap.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    ap.add_argument("--oracle", action="store_true", help="decode gold transcripts through the text path")
-    ap.add_argument("--num_beams", type=int, default=None)
-    ap.add_argument("--batch_size", type=int, default=None)
-    ap.add_argument("--max_new_tokens", type=int, default=None)
-    ap.add_argument("--results_csv", default=None)
-    args = ap.parse_args(argv)
+    return run_cli(_evaluate, EvaluateConfig, (ValueError, OSError), argv=argv, prog="python -m training.evaluate",
+                   description=__doc__.splitlines()[0])
+
+
+def _evaluate(args: EvaluateConfig) -> None:
     if args.manifest:
         import json
 
-        try:
-            res = evaluate_on_manifest(args.run_dir, args.manifest, args.split, oracle=args.oracle, out=args.out,
-                                       num_beams=args.num_beams or 3, batch_size=args.batch_size or 16,
-                                       max_new_tokens=args.max_new_tokens or 96, progress=not args.json)
-        except (ConfigError, ValueError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        res = evaluate_on_manifest(args.run_dir, args.manifest, args.split, oracle=args.oracle, out=args.out or None,
+                                   num_beams=args.num_beams or 3, batch_size=args.batch_size or 16,
+                                   max_new_tokens=args.max_new_tokens or 96, progress=not args.json)
         if args.json:
             print(json.dumps(res))
         else:
@@ -163,14 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                 for key, s in res[group].items():
                     print(f"  {key:40s} n={s['n']:4d}  intent {s['intent_accuracy']:.4f}  SLU-F1 {s['slu_f1']:.4f}")
             print(f"written: {res['out']}/metrics.json, predictions.jsonl")
-        return 0
-    try:
-        evaluate_run(args.run_dir, args.split, oracle=args.oracle, num_beams=args.num_beams,
-                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, results_csv=args.results_csv)
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return
+    evaluate_run(args.run_dir, args.split, oracle=args.oracle, num_beams=args.num_beams,
+                 batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, results_csv=args.results_csv)
 
 
 if __name__ == "__main__":

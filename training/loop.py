@@ -36,7 +36,8 @@ import torch
 
 from training import checkpoint as ckpt
 from training import parallel
-from training.config import ConfigError, TrainConfig, config_from_mapping
+from data.cli import from_mapping, option_values
+from training.config import ConfigError, TrainConfig
 from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
 from evaluation.results import append_results
@@ -55,8 +56,8 @@ from training.schemes import Phase, build_phases
 from training.sources import RunData, load_run_data
 
 # Settings that may differ between a run and its resumption without changing what it computes.
-_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "eval_splits", "tensorboard", "eval_batch_size",
-                "save_total_limit", "keep_resumable", "keep_checkpoints"}
+_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "data.eval_splits", "tensorboard", "decoding.batch_size",
+                "save_total_limit", "keep_resumable"}
 
 
 class TrainingError(RuntimeError):
@@ -106,11 +107,7 @@ def build_model(cfg: TrainConfig, device):
 
 
 def _lora(cfg: TrainConfig):
-    if cfg.lora_r <= 0:
-        return None
-    from models.trainable import LoraSettings
-
-    return LoraSettings(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    return cfg.lora.settings()
 
 
 def _audio_loader(cfg: TrainConfig):
@@ -150,11 +147,21 @@ class _Run:
 
     # -- set-up ---------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        cfg = self.cfg
+        """Check the folder, plan the data and phases, build the model, resume, record config.json."""
         from accelerate.utils import set_seed
 
-        set_seed(cfg.seed)
+        set_seed(self.cfg.seed)
         latest = ckpt.latest_checkpoint(self.dir)
+        self._check_folder(latest)
+        self._plan()
+        self._build_model()
+        self._resume(latest)
+        self._record()
+        self.acc.wait_for_everyone()
+
+    def _check_folder(self, latest: Path | None) -> None:
+        """Refuse a finished run, checkpoints without --resume, a resume with other settings, LoRA when sharded."""
+        cfg = self.cfg
         if (self.dir / DONE).is_file():
             raise TrainingError(f"{self.dir} holds a finished run; choose another --output_dir "
                                 "(or evaluate it with python -m training.evaluate)")
@@ -163,15 +170,23 @@ class _Run:
                                 "or choose another --output_dir")
         if cfg.resume and (self.dir / "config.json").is_file():
             self._check_same_run(read_json(self.dir / "config.json")["config"])
-        if self.sharded and cfg.lora_r > 0:
-            raise TrainingError(f"LoRA (--lora_r {cfg.lora_r}) is not supported with {self.backend}: a LoRA run of "
+        if self.sharded and cfg.lora.r > 0:
+            raise TrainingError(f"LoRA (--lora.r {cfg.lora.r}) is not supported with {self.backend}: a LoRA run of "
                                 "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP")
+
+    def _plan(self) -> None:
+        """The run's data, its phases and epochs, and the optimizer steps of each epoch."""
+        cfg = self.cfg
         self.data: RunData = load_run_data(cfg)
-        self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule())
+        self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule)
         self.epochs = plan_epochs(self.phases)
         self.steps_per_epoch = [n_optimizer_steps(len(self.data.texts) + e.phase.speech_per_epoch,
                                                   cfg.per_device_batch_size, self.world, cfg.grad_accum_steps)
                                 for e in self.epochs]
+
+    def _build_model(self) -> None:
+        """The model and processor, with gradient checkpointing and LoRA as asked, weights in float32."""
+        cfg = self.cfg
         self.model, self.processor = build_model(cfg, self.acc.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
@@ -183,19 +198,28 @@ class _Run:
             parallel.float32_master_check(self.model)
         except parallel.ParallelError as exc:
             raise TrainingError(str(exc)) from None
+
+    def _resume(self, latest: Path | None) -> None:
+        """With --resume: the newest intact checkpoint's position and weights, and the curves up to it."""
         self.position = ckpt.Position()
         self.resume_from = None
         self.resume_extra: dict = {}
-        if cfg.resume and latest is not None:
-            latest = ckpt.resume_checkpoint(self.dir, self.model.state_dict(), log=print if self.main else None)
-        if cfg.resume and latest is not None:
-            self.position, self.resume_extra = ckpt.read_position(latest)
-            self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
-            self.resume_from = latest
-            if self.main:
-                print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
-                      f"{sum(self.steps_per_epoch)})", flush=True)
-            self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
+        if not (self.cfg.resume and latest is not None):
+            return
+        latest = ckpt.resume_checkpoint(self.dir, self.model.state_dict(), log=print if self.main else None)
+        if latest is None:
+            return
+        self.position, self.resume_extra = ckpt.read_position(latest)
+        self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
+        self.resume_from = latest
+        if self.main:
+            print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
+                  f"{sum(self.steps_per_epoch)})", flush=True)
+        self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
+
+    def _record(self) -> None:
+        """config.json: the config, code version, phases, data counts (enough to reproduce); open the trackers."""
+        cfg = self.cfg
         self.meta = {
             "config": cfg.to_dict(),
             "code_version": code_version(),
@@ -219,11 +243,16 @@ class _Run:
             from training.tracking import open_tracker  # --tensorboard / LALM_SLU_TRACK; None when not asked
 
             self.writer = open_tracker(cfg, self.dir)
-        self.acc.wait_for_everyone()
 
     def _check_same_run(self, saved: dict) -> None:
-        now = self.cfg.to_dict()
-        diff = sorted(k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k])
+        """The recorded config (nested, or the flat layout of older runs) must match, option by option."""
+        try:
+            before = option_values(from_mapping(TrainConfig, saved))
+        except ConfigError as exc:
+            raise TrainingError(f"--resume: the config.json in {self.dir} cannot be read ({exc}); start a new "
+                                "--output_dir") from None
+        now = option_values(self.cfg)
+        diff = sorted(k for k in now if k not in _RESUME_FREE and before.get(k) != now[k])
         if diff:
             raise TrainingError(f"--resume with different settings than the run in {self.dir}: {', '.join(diff)}; "
                                 "resume with the same config (or start a new --output_dir)")
@@ -325,8 +354,8 @@ class _Run:
         cfg = self.cfg
         items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
         model, ctx, generate_kwargs = parallel.generation_setup(self.acc, self.model)
-        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.eval_batch_size, num_beams=cfg.num_beams,
-                                max_new_tokens=cfg.max_new_tokens, progress=self.main,
+        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.decoding.batch_size, num_beams=cfg.decoding.num_beams,
+                                max_new_tokens=cfg.decoding.max_new_tokens, progress=self.main,
                                 audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
         with ctx, self.acc.autocast():
             return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, decode=decode,
@@ -475,7 +504,7 @@ def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[s
     cfg = run.cfg
     out: dict[str, dict[str, Any]] = {}
     rows = []
-    for split in splits or cfg.eval_splits:
+    for split in splits or cfg.data.eval_splits:
         sets = run.data.evals.get(split)
         if sets is None:
             raise ConfigError(f"--split {split!r} was not loaded; configured eval splits: {', '.join(run.data.evals)}")
@@ -540,4 +569,4 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json); pass the --output_dir of a training run")
-    return config_from_mapping(json.loads(path.read_text(encoding="utf-8"))["config"])
+    return from_mapping(TrainConfig, json.loads(path.read_text(encoding="utf-8"))["config"])

@@ -8,9 +8,9 @@ logarithmic: 2, 5, 10, 25, 50, 100 %).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 from html import escape
 
 COLORS = {"direct": "#d95f02", "curriculum": "#1b9e77", "text": "#7570b3", "oracle": "#666666"}
@@ -81,25 +81,29 @@ def scheme_curves_svg(rows: list[dict], metric: str = "slu_f1", split: str = "te
     return "\n".join(out) + "\n"
 
 
+@dataclass
+class PlotConfig:
+    results: str = field(default="", metadata={"help": "a results.csv written by the sweeps", "positional": True,
+                                               "required": True})
+    out: str = field(default="", metadata={"help": "SVG file to write", "required": True})
+    metric: str = field(default="slu_f1", metadata={"help": "metric plotted",
+                                                    "choices": ("slu_f1", "intent_accuracy", "entity_f1")})
+    split: str = field(default="test", metadata={"help": "split plotted"})
+    title: str = field(default="", metadata={"help": "title above the plot"})
+
+
 def main(argv: list[str] | None = None) -> int:
     from data.textio import atomic_write_text
     from evaluation.results import ResultsError, read_results
 
-    ap = argparse.ArgumentParser(prog="python -m training.plots", description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="a results.csv written by the sweeps")
-    ap.add_argument("--out", required=True, help="SVG file to write")
-    ap.add_argument("--metric", default="slu_f1", choices=["slu_f1", "intent_accuracy", "entity_f1"])
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--title", default="")
-    args = ap.parse_args(argv)
-    try:
-        svg = scheme_curves_svg(read_results(args.results), args.metric, args.split, args.title)
-        atomic_write_text(args.out, svg)
-    except (ResultsError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(args.out)
-    return 0
+    from data.cli import run_cli
+
+    def plot(args: PlotConfig) -> None:
+        atomic_write_text(args.out, scheme_curves_svg(read_results(args.results), args.metric, args.split, args.title))
+        print(args.out)
+
+    return run_cli(plot, PlotConfig, (ResultsError, ValueError, OSError), argv=argv, prog="python -m training.plots",
+                   description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

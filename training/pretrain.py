@@ -447,13 +447,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
     return final
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """The CLI: flags from PretrainConfig; our errors become one ``error:`` line and exit status 2."""
     from data.cli import run_cli
 
-    run_cli(lambda cfg: print(pretrain(cfg)), PretrainConfig, (PretrainError,),
-            description=__doc__.splitlines()[0])
-    return 0
+    return run_cli(lambda cfg: print(pretrain(cfg)), PretrainConfig, (PretrainError,), argv=argv,
+                   prog="python -m training.pretrain", description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

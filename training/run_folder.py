@@ -30,6 +30,7 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None  # type: ignore[assignment]
 
 from data.textio import atomic_write_text, read_text
+from training.config import flat_record
 
 CURVE_COLUMNS = ("step", "epoch", "phase", "kind", "split", "loss", "lr", "intent_accuracy", "entity_f1", "slu_f1",
                  "n")
@@ -196,6 +197,7 @@ def _number(value: Any, kind: type, key: str, where: str) -> Any:
 
 def model_card(config: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> str:
     """A Hugging Face model card: YAML front matter (base model, metrics) and a short description."""
+    config = flat_record(config)
     base = config.get("model", "")
     lines = ["---", "library_name: transformers", "pipeline_tag: audio-text-to-text", "tags:",
              "- spoken-language-understanding", "- slurp", "- lalm-slu"]
@@ -244,6 +246,7 @@ def _source_language(config: Mapping[str, Any]) -> str:
 def corpus_name(config: Mapping[str, Any]) -> str:
     """The corpus a run's rows and model card name: with ``corpus: prepared``, the corpus the prepared folder holds
     (slurp, italic, speech_massive, or a manifest's own name), read from its ``prepared.json``."""
+    config = flat_record(config)
     name = config.get("corpus_name") or config.get("corpus") or ""
     path = (config.get("corpus_args") or {}).get("path") if name == "prepared" else None
     if path:
@@ -264,6 +267,8 @@ def speech_percent_used(config: Mapping[str, Any]) -> Any:
 
 def results_row(config: Mapping[str, Any], result_summary: Mapping[str, Any], *, split: str, language: str,
                 oracle: bool, run_dir: str) -> dict[str, Any]:
+    """One results.csv row; ``config`` is a recorded TrainConfig (nested, or the flat layout of older runs)."""
+    config = flat_record(config)
     recipe = config.get("recipe", "mono")
     return {
         "corpus": corpus_name(config),

@@ -14,7 +14,7 @@ both expose the model to N_p * E speech examples in total. Nothing downstream br
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -48,15 +48,16 @@ class Phase:
 class ScheduleSettings:
     """Optimisation settings a scheme is built from; the defaults are the paper's (section 3.2)."""
 
-    epochs: int = 3  # E: all experiments run three epochs
-    peak_lr: float = 5e-6  # text-only, direct mixing, and curriculum's text epochs
-    warmup_ratio: float = 0.04
-    final_peak_lr: float = 3e-6  # curriculum's last (speech) epoch: reduced to stabilise adaptation
-    final_warmup_ratio: float = 0.02
+    epochs: int = field(default=3, metadata={"help": "E: all experiments run three epochs"})
+    peak_lr: float = field(default=5e-6, metadata={"help": "text-only, direct mixing, and curriculum's text epochs"})
+    warmup_ratio: float = field(default=0.04, metadata={"help": "warmup share of those schedules"})
+    final_peak_lr: float = field(default=3e-6, metadata={"help": "curriculum's last (speech) epoch: reduced to "
+                                                                 "stabilise adaptation"})
+    final_warmup_ratio: float = field(default=0.02, metadata={"help": "curriculum's last epoch"})
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise SchemeError(f"--epochs must be >= 1, got {self.epochs}")
+            raise SchemeError(f"--schedule.epochs must be >= 1, got {self.epochs}")
 
 
 def speech_count(fraction: float, n_total: int) -> int:

@@ -22,16 +22,16 @@ timed-out cells, which resume from their newest checkpoint. ``--track`` names ac
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.config import ConfigError, TrainConfig, config_from_mapping, load_yaml, parse_flags
+from data.cli import from_mapping, load_yaml, option_names, parse_config, split_flags, to_flags
+from training.config import ConfigError, TrainConfig
 from training.executors import (
     STATE_DIR,
     CellJob,
@@ -93,13 +93,7 @@ def status(cfg: TrainConfig) -> str:
 def train_args(cfg: TrainConfig, config_file: str | None, overrides: dict) -> list[str]:
     """The ``training.train`` arguments of one cell (without ``--resume``, which is decided when it starts)."""
     args = ["--config", config_file] if config_file else []
-    for key, value in overrides.items():
-        if isinstance(value, dict):  # dotted flags (--corpus_args.path X) go back out dotted
-            for sub, inner in value.items():
-                args += [f"--{key}.{sub}", inner if isinstance(inner, str) else str(inner)]
-        else:
-            args += [f"--{key}", value if isinstance(value, str) else str(value)]
-    return args + ["--scheme", cfg.scheme, "--speech_percent", f"{cfg.speech_percent:g}", "--seed", str(cfg.seed),
+    return args + to_flags(overrides) + ["--scheme", cfg.scheme, "--speech_percent", f"{cfg.speech_percent:g}", "--seed", str(cfg.seed),
                    "--output_dir", cfg.output_dir, "--results_csv", cfg.results_csv, "--stop_after_steps", "0"]
 
 
@@ -114,7 +108,7 @@ def cell_job(cfg: TrainConfig, config_file: str | None, overrides: dict, *, laun
              env: dict | None = None, max_attempts: int = 3) -> CellJob:
     run_dir = Path(cfg.output_dir)
     return CellJob(name=run_dir.name, out=str(run_dir.parent), train_args=train_args(cfg, config_file, overrides),
-                   oracle_splits=list(cfg.eval_splits) if oracle and cfg.scheme == "text" else [],
+                   oracle_splits=list(cfg.data.eval_splits) if oracle and cfg.scheme == "text" else [],
                    launcher=shlex.split(launcher), env=dict(env or {}), max_attempts=max_attempts)
 
 
@@ -135,8 +129,8 @@ def write_report(out: Path) -> Path | None:
     return out / "report.md"
 
 
-def _slurm_config(args) -> SlurmConfig:
-    values = load_yaml(args.slurm_config) if args.slurm_config else {}
+def _slurm_config(args: SweepConfig) -> SlurmConfig:
+    values = load_yaml(args.slurm_config, "--slurm-config") if args.slurm_config else {}
     for key in ("partition", "account", "qos", "time", "nodes", "gpus_per_node"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -145,7 +139,7 @@ def _slurm_config(args) -> SlurmConfig:
         if not flag:
             raise ConfigError(f"--sbatch: cannot read {item!r}; write FLAG=VALUE (e.g. --sbatch mail-type=END)")
         values.setdefault("sbatch", {})[flag] = value if eq else True
-    return config_from_mapping(values, SlurmConfig)
+    return from_mapping(SlurmConfig, values)
 
 
 def write_cell_list(out: Path, jobs: list[CellJob], executor: str) -> None:
@@ -183,51 +177,67 @@ def _run_inline(jobs: list[CellJob], configs: dict[str, TrainConfig]) -> list[tu
     return failed
 
 
+def _opt(default, help_text: str, **meta):
+    return field(default=default, metadata={"help": help_text, **meta})
+
+
+@dataclass
+class SweepConfig:
+    """The sweep's own options; every other flag is a TrainConfig option applied to every run."""
+
+    config: str = _opt("", "base TrainConfig YAML shared by every run")
+    schemes: str = _opt("text,direct,curriculum", "schemes of the grid (comma list)")
+    speech_percent: str = _opt("0,2,5,10,25,50,100", "speech levels in percent (comma list)")
+    seeds: str = _opt("1,2,3,4,5", "seeds (comma list)")
+    out: str = _opt("", "sweep folder (default: the config's output_dir)")
+    oracle: bool = _opt(False, "also score text-only runs on gold transcripts")
+    print_commands: bool = _opt(False, "print the launch command per pending run and run nothing")
+    launch: str = _opt("", "run each run as '<LAUNCH> -m training.train ...' in a subprocess")
+    executor: str = _opt("", "inline (this process), local (parallel processes) or slurm (submitit job array); "
+                             "default: local with --launch, else inline", choices=("",) + EXECUTORS)
+    max_parallel: int = _opt(1, "local: most cells running at once")
+    devices: str | None = _opt(None, "local: GPU ids to share out (default: all visible)")
+    gpus_per_cell: int = _opt(1, "local: GPUs each cell holds")
+    max_attempts: int = _opt(3, "starts of a cell ended by a signal before it fails")
+    track: str = _opt("", "trackers for every run: trackio, tensorboard, wandb, ... (comma list)", env=TRACK_ENV)
+    slurm_config: str = _opt("", "slurm: YAML of SlurmConfig fields (configs/slurm/*.yaml)")
+    partition: str | None = _opt(None, "slurm: partition")
+    account: str | None = _opt(None, "slurm: account")
+    qos: str | None = _opt(None, "slurm: quality of service")
+    time: str | None = _opt(None, "slurm: time limit per job: HH:MM:SS, D-HH:MM:SS or minutes")
+    nodes: int | None = _opt(None, "slurm: nodes per cell")
+    gpus_per_node: int | None = _opt(None, "slurm: GPUs per node")
+    sbatch: list = _opt((), "slurm: extra sbatch flag FLAG=VALUE (repeatable)", repeat=True)
+    job_name: str = _opt("", "slurm: job name (default: lalm-<sweep folder>)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "status":
         from training.sweep_status import main as status_main
 
         return status_main(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", help="base TrainConfig YAML shared by every run")
-    ap.add_argument("--schemes", default="text,direct,curriculum")
-    ap.add_argument("--speech-percent", "--speech_percent", dest="percents", default="0,2,5,10,25,50,100")
-    ap.add_argument("--seeds", default="1,2,3,4,5")
-    ap.add_argument("--out", help="sweep folder (default: the config's output_dir)")
-    ap.add_argument("--oracle", action="store_true", help="also score text-only runs on gold transcripts")
-    ap.add_argument("--print-commands", action="store_true", help="print the launch command per pending run")
-    ap.add_argument("--launch", default="", help="run each run as '<LAUNCH> -m training.train ...' in a subprocess")
-    ap.add_argument("--executor", choices=EXECUTORS, default=None,
-                    help="inline (this process), local (parallel processes) or slurm (submitit job array); "
-                         "default: local with --launch, else inline")
-    ap.add_argument("--max-parallel", type=int, default=1, help="local: most cells running at once")
-    ap.add_argument("--devices", default=None, help="local: GPU ids to share out (default: all visible)")
-    ap.add_argument("--gpus-per-cell", type=int, default=1, help="local: GPUs each cell holds")
-    ap.add_argument("--max-attempts", type=int, default=3, help="starts of a cell ended by a signal before it fails")
-    ap.add_argument("--track", default="", help="trackers for every run: trackio, tensorboard, wandb, ... (comma list)")
-    slurm = ap.add_argument_group("slurm (--executor slurm)")
-    slurm.add_argument("--slurm-config", help="YAML of SlurmConfig fields (configs/slurm/*.yaml)")
-    slurm.add_argument("--partition")
-    slurm.add_argument("--account")
-    slurm.add_argument("--qos")
-    slurm.add_argument("--time", help="time limit per job: HH:MM:SS, D-HH:MM:SS or minutes")
-    slurm.add_argument("--nodes", type=int)
-    slurm.add_argument("--gpus-per-node", type=int)
-    slurm.add_argument("--sbatch", action="append", default=[], help="extra sbatch flag FLAG=VALUE (repeatable)")
-    slurm.add_argument("--job-name", default="", help="Slurm job name (default: lalm-<sweep folder>)")
-    args, rest = ap.parse_known_args(argv)
-    executor = args.executor or ("local" if args.launch else "inline")
     try:
-        overrides, _ = parse_flags(rest)
-        values = load_yaml(args.config) if args.config else {}
-        values.update(overrides)
-        base = config_from_mapping(values)
+        args, rest = parse_config(SweepConfig, argv, prog="python -m training.sweep", description=__doc__,
+                                  known_only=True)
+        executor = args.executor or ("local" if args.launch else "inline")
+        try:
+            overrides, bare, _ = split_flags(TrainConfig, rest)  # the TrainConfig flags, handed on to every run
+        except ConfigError as exc:
+            unknown, _, known = str(exc).partition("; known options: ")
+            if not known:
+                raise
+            raise ConfigError(f"{unknown}; known options: {', '.join(option_names(SweepConfig))}, and every "
+                              "training option (python -m training.train --help)") from None
+        if bare:
+            raise ConfigError(f"unexpected argument(s) {' '.join(bare)}; options are written --name value")
+        base = parse_config(TrainConfig, (["--config", args.config] if args.config else []) + rest)
         if base.n_speech >= 0:
             raise ConfigError("--n_speech is set, which would give every speech level the same count; the sweep "
                               "sets speech by --speech-percent: remove n_speech from the config and flags")
         schemes = [canonical_scheme(s) for s in args.schemes.split(",") if s.strip()]
-        cells = grid(schemes, _numbers(args.percents, float, "speech-percent"), _numbers(args.seeds, int, "seeds"))
+        cells = grid(schemes, _numbers(args.speech_percent, float, "speech-percent"),
+                     _numbers(args.seeds, int, "seeds"))
         if not cells:
             raise ConfigError("the grid is empty: give --schemes, --speech-percent (above 0 for direct and "
                               "curriculum) and --seeds")
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         check_available(trackers + (["tensorboard"] if base.tensorboard else []))
         env = {TRACK_ENV: ",".join(trackers)} if trackers else {}
         launcher = args.launch or ("accelerate launch" if args.print_commands else "")
-        jobs = [cell_job(cfg, args.config, overrides, launcher=launcher, oracle=args.oracle, env=env,
+        jobs = [cell_job(cfg, args.config or None, overrides, launcher=launcher, oracle=args.oracle, env=env,
                          max_attempts=args.max_attempts) for cfg in configs.values()]
         slurm_cfg = _slurm_config(args) if executor == "slurm" and not args.print_commands else None
         if args.max_parallel < 1 or args.max_attempts < 1:

@@ -13,14 +13,15 @@ this machine is shown as ``queued`` (stopped; rerunning the sweep resumes it); n
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
 import sys
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
+from data.cli import run_cli
 from training.executors import STATE_DIR, STATES, last_line, log_path, read_state
 from training.run_folder import DONE, read_json, results_row
 
@@ -117,11 +118,19 @@ def rebuild_results(out: Path) -> int:
     return len(rows)
 
 
+@dataclass
+class StatusConfig:
+    out: str = field(default="", metadata={"help": "the sweep folder (--out of python -m training.sweep)",
+                                           "positional": True, "required": True})
+    no_rebuild: bool = field(default=False, metadata={"help": "only print the table; leave results.csv alone"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.sweep status", description=__doc__.splitlines()[0])
-    ap.add_argument("out", help="the sweep folder (--out of python -m training.sweep)")
-    ap.add_argument("--no-rebuild", action="store_true", help="only print the table; leave results.csv alone")
-    args = ap.parse_args(argv)
+    return run_cli(_status, StatusConfig, argv=argv, prog="python -m training.sweep status",
+                   description=__doc__.splitlines()[0])
+
+
+def _status(args: StatusConfig) -> int:
     out = Path(args.out)
     if not out.is_dir():
         print(f"error: {out} is not a folder; pass the --out folder of a sweep", file=sys.stderr)

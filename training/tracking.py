@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from data.cli import option_values
 from training.config import ConfigError, TrainConfig
 
 TRACK_ENV = "LALM_SLU_TRACK"
@@ -124,6 +125,6 @@ def open_tracker(cfg: TrainConfig, run_dir: str | Path) -> RunTracker | None:
     for name in names:
         tracker = _make(name, experiment, run_name, run_dir)
         tracker.start()
-        tracker.store_init_configuration(flat_config(cfg.to_dict()))
+        tracker.store_init_configuration(flat_config(option_values(cfg)))
         trackers.append(tracker)
     return RunTracker(trackers)
