@@ -5,7 +5,9 @@ runs on CPU with gloo); everything else is the project's real code: ``training.l
 configs/accelerate/8gpu_fsdp.yaml (minus the two that need a GPU: sync_module_states, cpu_ram_efficient_loading).
 
     python -m torch.distributed.run --nproc_per_node 2 tests/fsdp_cpu_worker.py train RUN.yaml [--key value ...]
-    python -m torch.distributed.run --nproc_per_node 2 tests/fsdp_cpu_worker.py decode OUT.json synced|unsynced
+    python -m torch.distributed.run --nproc_per_node 2 tests/fsdp_cpu_worker.py decode OUT.json MODE
+
+MODE: synced, unsynced (no lockstep), synced_after_step (prepared with its optimizer and stepped, as the loop does).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def fsdp_accelerator():
-    from accelerate import Accelerator, FullyShardedDataParallelPlugin
+    from accelerate import Accelerator, FullyShardedDataParallelPlugin, PartialState
     from accelerate.utils import DistributedType
 
     fsdp = yaml.safe_load((ROOT / "configs" / "accelerate" / "8gpu_fsdp.yaml").read_text())["fsdp_config"]
@@ -36,6 +38,9 @@ def fsdp_accelerator():
     acc.state.distributed_type = DistributedType.FSDP
     acc.state.fsdp_plugin = plugin
     acc.state.device = torch.device("cpu")
+    # As on a real FSDP launch, the process-level state says FSDP too: every later AcceleratorState() (e.g. the one
+    # AcceleratedOptimizer builds in prepare(model, optimizer)) copies it over the accelerator's state.
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
     return acc
 
 
@@ -49,7 +54,14 @@ def train(argv: list[str]) -> None:
 
 
 def decode(out_path: str, mode: str) -> None:
-    """Ranks decode different items to different lengths on one sharded model (rank 0: 2 tokens, rank 1: 12)."""
+    """Ranks decode different speech items to different lengths on one sharded model (rank 0: 2 tokens, rank 1: 12).
+
+    ``*_after_step`` modes prepare the model with its optimizer and take one step first, as the loop does. Rank 0 then
+    decodes both items again with a plain (unsharded) copy loaded from the gathered full state dict: the sharded
+    decoding must give the same texts, and the step must have moved the weights (so the trained ones were used).
+    """
+    from accelerate.utils import gather_object
+
     from models.decode import generate_frames
     from models.tiny import build_tiny
     from tests.fixtures_models import make_example
@@ -58,10 +70,10 @@ def decode(out_path: str, mode: str) -> None:
 
     acc = fsdp_accelerator()
     model, processor = build_tiny(seed=0)
-    if mode.endswith("after_step"):  # prepared with an optimizer and one step, as in the loop: fails (see tests)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    if mode.endswith("after_step"):  # prepared with an optimizer and one step, as in the loop
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
         model, optimizer = acc.prepare(model, optimizer)
-        ids = torch.randint(0, 100, (1, 8))
+        ids = torch.randint(0, 100, (1, 8), generator=torch.Generator().manual_seed(acc.process_index))
         acc.backward(model(input_ids=ids, labels=ids).loss)
         optimizer.step()
         optimizer.zero_grad()
@@ -71,15 +83,27 @@ def decode(out_path: str, mode: str) -> None:
     if mode.startswith("unsynced"):
         kwargs = {}
     rank = acc.process_index
-    item = (make_example(rank, "wake me up at five" if rank else "play jazz", SLUFrame("alarm", "set", ())), False)
-    with ctx:
-        preds = generate_frames(inner, processor, [item], max_new_tokens=2 if rank == 0 else 12, progress=False,
-                                generate_kwargs=kwargs)
-    from accelerate.utils import gather_object
+    budget = [2, 12]
 
-    gathered = gather_object([p.id for p in preds])
+    def item(r):
+        text = "wake me up at five" if r else "play jazz"
+        return make_example(r, text, SLUFrame("alarm", "set", ()), audio_seconds=0.5 + 0.3 * r), True
+
+    with ctx:
+        preds = generate_frames(inner, processor, [item(rank)], max_new_tokens=budget[rank], progress=False,
+                                generate_kwargs=kwargs)
+    gathered = gather_object([(p.id, p.text) for p in preds])
+    state = parallel.full_state_dict(acc, model)  # collective: the full weights, on rank 0
     if acc.is_main_process:
-        Path(out_path).write_text(json.dumps({"ids": gathered, "kwargs": {k: str(v) for k, v in kwargs.items()}}))
+        plain, _ = build_tiny(seed=0)
+        initial = plain.state_dict()
+        moved = any(not torch.equal(v, initial[k]) for k, v in state.items())
+        plain.load_state_dict(state)
+        reference = [generate_frames(plain, processor, [item(r)], max_new_tokens=budget[r], progress=False)[0].text
+                     for r in range(acc.num_processes)]
+        Path(out_path).write_text(json.dumps({"ids": [i for i, _ in gathered], "texts": [t for _, t in gathered],
+                                              "reference_texts": reference, "weights_moved": moved,
+                                              "kwargs": {k: str(v) for k, v in kwargs.items()}}))
 
 
 if __name__ == "__main__":

@@ -311,6 +311,10 @@ class _Run:
                 parallel.configure_deepspeed(self.acc, micro_batch=cfg.per_device_batch_size,
                                              grad_accum=cfg.grad_accum_steps, max_grad_norm=cfg.max_grad_norm)
             self.model, self.optimizer = self.acc.prepare(base, self.raw_optimizer)
+            try:  # fail now, not at the first dev evaluation after hours of training
+                parallel.check_generation_support(self.acc, self.model)
+            except parallel.ParallelError as exc:
+                raise TrainingError(str(exc)) from None
         parallel.start_phase_in_place(self.raw_optimizer, peak_lr=phase.peak_lr, train_audio=phase.train_audio)
         total = trainable = audio = 0
         for group in self.raw_optimizer.param_groups:
@@ -382,7 +386,7 @@ class _Run:
         """Curves first, then the checkpoint: a committed checkpoint never claims steps its curves lack."""
         if self.main:
             write_curves(self.dir / "curves.csv", self.curves)
-        state = self.acc.get_state_dict(self.model)  # collective under FSDP/ZeRO-3: every rank calls it
+        state = parallel.full_state_dict(self.acc, self.model)  # collective under FSDP/ZeRO-3: every rank calls it
         staged = None
         if self.sharded:  # every rank's optimizer shard, staged beside the checkpoint and committed with it
             staged = parallel.staging_dir(self.dir, position.global_step)
@@ -491,7 +495,7 @@ class _Run:
     def save_final_model(self, model) -> None:
         from models.loading import save_model
 
-        state = self.acc.get_state_dict(self.model)  # every rank takes part in gathering the full state
+        state = parallel.full_state_dict(self.acc, self.model)  # every rank takes part in gathering the full state
         if self.main:
             save_model(model, self.processor, self.dir / "model", state_dict=state)
 

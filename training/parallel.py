@@ -153,19 +153,65 @@ def generation_setup(accelerator, prepared_model):
 
     Sharded models need every rank in every forward: ``synced_gpus=True`` keeps a rank that finished its batch
     stepping (with dummy forwards) until all ranks have, so ranks whose outputs differ in length never desert an
-    all-gather. Under FSDP the root unit's own parameters (embeddings, head, norms) are gathered for the duration,
-    since ``generate`` is called on the inner module; the per-layer units gather theirs as they run.
-    """
-    backend = backend_of(accelerator)
-    inner = accelerator.unwrap_model(prepared_model)
-    if backend == FSDP:
-        from torch.distributed.fsdp import FullyShardedDataParallel
+    all-gather.
 
+    FSDP (version 1, as configs/accelerate/8gpu_fsdp.yaml) needs more: ``generate`` is called on the inner module and
+    calls the root unit's submodules (embed_tokens, the audio tower's stem, the projector, norm, lm_head) outside the
+    root's own forward, so FSDP would never gather them; ``summon_full_params(root, recurse=False)`` gathers exactly
+    the root unit's flat parameter for the duration (the decoder and encoder layers are their own units and gather
+    theirs as they run, then free them). Memory: the root unit's parameters in full, float32, on every rank while
+    decoding; at 7B that is mostly the two 156k x 4096 vocabulary matrices, about 1.3 B parameters = 5.1 GB per GPU
+    (the layers add one layer's bf16 weights at a time, about 0.5 GB), against 28-31 GB for a full copy of the model
+    per rank. The choice follows the model's own wrapping, not ``accelerator.distributed_type``: the wrapper decides
+    what must be gathered, and accelerate's state can be rebuilt from its process-level state (on a real launch
+    both say FSDP).
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    inner = accelerator.unwrap_model(prepared_model)
+    synced = {"synced_gpus": accelerator.num_processes > 1}
+    check_generation_support(accelerator, prepared_model)
+    if isinstance(prepared_model, FullyShardedDataParallel):
         ctx = FullyShardedDataParallel.summon_full_params(prepared_model, writeback=False, recurse=False)
-        return inner, ctx, {"synced_gpus": accelerator.num_processes > 1}
-    if backend == DEEPSPEED:
-        return inner, contextlib.nullcontext(), {"synced_gpus": accelerator.num_processes > 1}
+        return inner, ctx, synced
+    if backend_of(accelerator) == DEEPSPEED:
+        return inner, contextlib.nullcontext(), synced
     return inner, contextlib.nullcontext(), {}
+
+
+def check_generation_support(accelerator, prepared_model) -> None:
+    """Refuse, right after ``prepare``, a sharded wrapping that in-training decoding does not handle (FSDP2)."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    try:
+        from torch.distributed.fsdp import FSDPModule  # FSDP2 (fully_shard)
+    except ImportError:  # older torch: no FSDP2
+        FSDPModule = ()
+    if isinstance(prepared_model, FullyShardedDataParallel):
+        return
+    if isinstance(prepared_model, FSDPModule) or backend_of(accelerator) == FSDP:
+        raise ParallelError("decoding during training supports FSDP version 1 only (the model is not wrapped by "
+                            "FullyShardedDataParallel); set fsdp_version: 1 in the accelerate config, as "
+                            "configs/accelerate/8gpu_fsdp.yaml does")
+
+
+def full_state_dict(accelerator, prepared_model) -> dict[str, torch.Tensor]:
+    """The full model state dict for saving: collective (call on every rank); complete on the main process.
+
+    Under FSDP version 1 the full weights are gathered unit by unit onto rank 0 only (``rank0_only``), offloaded to
+    host memory as they arrive when the model lives on an accelerator: at 7B that is 31 GB of float32 in rank 0's
+    host RAM, one unit at a time in GPU memory. accelerate's ``get_state_dict`` does the same but always asks for the
+    offload, which on a CPU-resident model (the gloo tests) frees the very storage it then copies from (a crash), so
+    the offload is skipped when the parameters already are on the CPU. Other backends: ``get_state_dict``.
+    """
+    from torch.distributed.fsdp import FullStateDictConfig, FullyShardedDataParallel, StateDictType
+
+    if not isinstance(prepared_model, FullyShardedDataParallel):
+        return accelerator.get_state_dict(prepared_model)
+    on_accelerator = next(prepared_model.parameters()).device.type != "cpu"
+    config = FullStateDictConfig(offload_to_cpu=on_accelerator, rank0_only=True)
+    with FullyShardedDataParallel.state_dict_type(prepared_model, StateDictType.FULL_STATE_DICT, config):
+        return prepared_model.state_dict()
 
 
 # -- per-rank optimizer state -----------------------------------------------------------------------------------------
