@@ -5,6 +5,7 @@ shard to the weights of an uninterrupted run.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -47,9 +48,10 @@ def _yaml(tmp_path: Path, name: str, cfg) -> str:
 
 
 def _final(run_dir: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    """The final model's weights under the in-memory names (the file keeps transformers' on-disk layout)."""
+    from transformers import Qwen2AudioForConditionalGeneration
 
-    return load_file(str(run_dir / "model" / "model.safetensors"))
+    return Qwen2AudioForConditionalGeneration.from_pretrained(run_dir / "model").state_dict()
 
 
 def test_decoding_keeps_ranks_in_lockstep_when_outputs_differ_in_length(tmp_path):
@@ -80,6 +82,22 @@ def test_decoding_after_a_prepared_optimizer_step_uses_the_trained_full_weights(
     assert len(result["texts"][1]) > len(result["texts"][0])  # rank 1 decoded longer: lockstep was needed
 
 
+def test_fsdp_without_a_version_1_wrapper_is_refused_in_one_line():
+    """FSDP2 (or an unwrapped model under FSDP) would decode on flat shards: refused right after prepare."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from training.parallel import ParallelError, check_generation_support
+
+    acc = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=2)
+    with pytest.raises(ParallelError, match="set fsdp_version: 1") as err:
+        check_generation_support(acc, torch.nn.Linear(2, 2))
+    assert "\n" not in str(err.value)
+    check_generation_support(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, num_processes=2),
+                             torch.nn.Linear(2, 2))  # DDP: nothing to gather
+
+
 def test_curriculum_on_fsdp_switches_phases_in_place_and_resumes_every_ranks_optimizer(synth_corpus_dir, tmp_path):
     from models.tiny import build_tiny
     from training.checkpoint import list_checkpoints, load_tensors, read_position
@@ -95,6 +113,10 @@ def test_curriculum_on_fsdp_switches_phases_in_place_and_resumes_every_ranks_opt
     meta = json.loads((ref / "config.json").read_text())
     assert meta["world_size"] == 2 and len(meta["phases"]) == 2
     assert "phase 2/2" in done.stdout
+    # Dev decoding ran on the sharded model after optimizer steps, at the end of each epoch (one per phase).
+    with open(ref / "curves.csv", newline="") as f:
+        evals = [row for row in csv.DictReader(f) if row["kind"] == "eval"]
+    assert [(row["phase"], row["n"]) for row in evals] == [("text", "2"), ("mixed", "2")]
 
     # Text phase on the sharded model: the audio encoder is bit-identical at its end; the speech phase moves it.
     base = build_tiny(seed=0)[0].state_dict()
