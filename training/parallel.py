@@ -159,10 +159,10 @@ def generation_setup(accelerator, prepared_model):
     calls the root unit's submodules (embed_tokens, the audio tower's stem, the projector, norm, lm_head) outside the
     root's own forward, so FSDP would never gather them; ``summon_full_params(root, recurse=False)`` gathers exactly
     the root unit's flat parameter for the duration (the decoder and encoder layers are their own units and gather
-    theirs as they run, then free them). Memory: the root unit's parameters in full, float32, on every rank while
-    decoding; at 7B that is mostly the two 156k x 4096 vocabulary matrices, about 1.3 B parameters = 5.1 GB per GPU
-    (the layers add one layer's bf16 weights at a time, about 0.5 GB), against 28-31 GB for a full copy of the model
-    per rank. The choice follows the model's own wrapping, not ``accelerator.distributed_type``: the wrapper decides
+    theirs as they run, then free them). Memory: the root unit's parameters in full float32 (summoned parameters
+    skip mixed precision) on every rank while decoding; at 7B that is mostly the two 156k x 4096 vocabulary
+    matrices, about 1.3 B parameters = 5.2 GB per GPU (the layers add a gathered layer or two in bf16, about 0.5 GB
+    each), against 33.6 GB for a full float32 copy of the model per rank. The choice follows the model's own wrapping, not ``accelerator.distributed_type``: the wrapper decides
     what must be gathered, and accelerate's state can be rebuilt from its process-level state (on a real launch
     both say FSDP).
     """
@@ -199,7 +199,7 @@ def full_state_dict(accelerator, prepared_model) -> dict[str, torch.Tensor]:
     """The full model state dict for saving: collective (call on every rank); complete on the main process.
 
     Under FSDP version 1 the full weights are gathered unit by unit onto rank 0 only (``rank0_only``), offloaded to
-    host memory as they arrive when the model lives on an accelerator: at 7B that is 31 GB of float32 in rank 0's
+    host memory as they arrive when the model lives on an accelerator: at 7B that is 33.6 GB of float32 in rank 0's
     host RAM, one unit at a time in GPU memory. accelerate's ``get_state_dict`` does the same but always asks for the
     offload, which on a CPU-resident model (the gloo tests) frees the very storage it then copies from (a crash), so
     the offload is skipped when the parameters already are on the CPU. Other backends: ``get_state_dict``.
