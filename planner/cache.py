@@ -61,7 +61,7 @@ def library_to_dict(lib: Library) -> dict:
                         "shift_ref": cal.shift_ref if math.isfinite(cal.shift_ref) else None,
                         "stack": None if cal.stack is None else cal.stack.to_dict(),
                         "slope_max": cal.slope_max if math.isfinite(cal.slope_max) else None,
-                        "evidence_ref": cal.evidence_ref, "claim_margin": cal.claim_margin,
+                        "evidence_ref": cal.evidence_ref if math.isfinite(cal.evidence_ref) else None, "claim_margin": cal.claim_margin,
                         "extrap_stack": cal.extrap_stack.tolist(),
                         "pools_stack": [[w, r.tolist()] for w, r in cal.pools_stack]},
         "groups": list(lib.groups), "notes": list(lib.notes),
@@ -78,7 +78,7 @@ def library_from_dict(d: dict) -> Library:
                           tuple((str(k), float(v)) for k, v in c["stack"]["ratios"].items()),
                           float(c["stack"]["familiar"]), bool(c["stack"]["enabled"])),
                       math.inf if c.get("slope_max") is None else float(c["slope_max"]),
-                      float(c.get("evidence_ref", 1.0)), float(c.get("claim_margin", 1.0)),
+                      math.inf if c.get("evidence_ref") is None else float(c["evidence_ref"]), float(c.get("claim_margin", 1.0)),
                       np.asarray(c.get("extrap_stack", []), float),
                       tuple((float(w), np.asarray(r, float)) for w, r in c.get("pools_stack", [])))
     return Library(HyperParams(**d["hyper"]), cal, tuple(d["groups"]), tuple(d["notes"]))

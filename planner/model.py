@@ -112,10 +112,10 @@ class Calibration:
     # The largest gain per doubling beyond the last fitted level seen on the library's held-out cases (its 95%
     # quantile, score units): a predicted gain above it is added to the band's scale (the library never saw it).
     slope_max: float = math.inf
-    # How much evidence the library's own held-out curves carry: the EVIDENCE_QUANTILE quantile, over its cases, of
-    # (the scale with the curve's own evidence / the library's law alone) one doubling out. A curve above it has its
-    # extrapolation scale widened by its ratio / evidence_ref; one within it keeps the library's bands.
-    evidence_ref: float = 1.0
+    # How much evidence of error the library's own held-out curves carry: the EVIDENCE_QUANTILE quantile, over its
+    # cases, of (the curve's own evidence / the library's law) one doubling out. Evidence beyond evidence_ref x the
+    # law is added to the scale (times the fit's gate); within it, the library's bands stand.
+    evidence_ref: float = math.inf
     # How much further below the prediction than the lower band a safe amount beyond the measurements is drawn
     # (`learn_claim_margin`): 1 keeps the band, more corrects for claims being a selected subset.
     claim_margin: float = 1.0
@@ -281,7 +281,7 @@ S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
 NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
 
 
-EVIDENCE_QUANTILE = 0.75  # a stacked curve whose evidence ratio exceeds this quantile of the library's is widened
+EVIDENCE_QUANTILE = 0.95  # a stacked curve whose evidence ratio exceeds this quantile of the library's is widened
 SHIFT_QUANTILE = 0.9  # a curve whose own back-test error ratio exceeds this quantile of the library's is "unlike" it
 
 
@@ -396,20 +396,15 @@ class CurveFit:
         base = self.calibration.scale(u, self.u_last, self.sigma)
         if self.stack is None:
             return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
-        return base * self.evidence_factor
+        excess = np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2)
+        return np.sqrt(base ** 2 + self.gate * excess)
 
     @property
     def evidence_ratio(self) -> float:
-        """(library law + the curve's own evidence) / library law, one doubling past the last level."""
+        """The curve's own evidence on its error (`_evidence`) over the library's law, one doubling out."""
         u1 = np.array([2 * self.u_last])
         base = float(self.calibration.scale(u1, self.u_last, self.sigma)[0])
-        return float(math.sqrt(base ** 2 + float(self._evidence(u1)[0]) ** 2) / base) if base > 0 else 1.0
-
-    @property
-    def evidence_factor(self) -> float:
-        """The widening (>= 1) of a stacked curve's extrapolation scale: its evidence ratio beyond the library's."""
-        ref = self.calibration.evidence_ref
-        return max(1.0, self.evidence_ratio / ref) if ref > 0 else 1.0
+        return float(self._evidence(u1)[0] / base) if base > 0 else 0.0
 
     def range_warning(self) -> str:
         """A warning when this curve is unlike the library that calibrated it (its bands were widened), else ""."""

@@ -20,8 +20,11 @@ How the validation errors become weights (`combine`, with `StackParams` learned 
 - the weights are the inverse squares of those, each error floored at the curve's measurement noise;
 - a curve the library model itself predicts as well as it predicts the library's own curves (its validation error
   at most `familiar`, a quantile of the library's) keeps the library model: the stack's share shrinks as
-  (familiar / error) ** GATE_POWER. So the paper's curves keep the library model, and a curve the library explains
-  badly leans on its own extrapolators.
+  (familiar / error) ** GATE_POWER;
+- and the stack opens only as far as another candidate validates clearly better than the library model: not at all
+  while the library model's scaled error is the smallest, fully once another's is `ADVANTAGE` (25%) below it.
+So the paper's curves keep the library model, and a curve the library explains badly leans on its own
+extrapolators.
 
 What the stack gives the bands (`StackFit.error`, `StackFit.spread`): its own validation error and the spread of the
 candidates at each level, which `planner.model` adds to the library's error scale before the conformal quantiles.
@@ -45,6 +48,7 @@ NOISE_FLOOR = 0.002  # 0.2 points: the smallest validation error counted (a perf
 VALIDATE_DOUBLINGS = 1.0  # validation fits on levels up to u_last / 2 and predicts the later ones
 GATE_QUANTILE = 0.75  # `StackParams.familiar`: this quantile of the library model's validation error on the library
 GATE_POWER = 4
+ADVANTAGE = 0.25  # the stack is fully open once another candidate's scaled error is 25% below the library model's
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,11 @@ def combine(cands: Candidates, params: StackParams) -> StackFit:
     gate = 1.0
     if math.isfinite(lib_err) and params.familiar > 0:
         gate = min(1.0, (lib_err / params.familiar) ** GATE_POWER) if lib_err > 0 else 0.0
+    if lib and len(items) > 1:
+        # and only as far as another candidate validates clearly better than the library model (by ADVANTAGE)
+        best_other = min(e for i, e in enumerate(scaled) if i != lib[0])
+        lead = (scaled[lib[0]] - best_other) / (ADVANTAGE * best_other) if best_other > 0 else 1.0
+        gate *= float(np.clip(lead, 0.0, 1.0))
     open_w = w
     w = gate * w + (1 - gate) * only_lib
     # the stacked predictor's own validation error (a candidate that could not predict a level is left out of that
