@@ -397,7 +397,7 @@ class CurveFit:
         if self.stack is None:
             return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
         excess = np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2)
-        return np.sqrt(base ** 2 + self.gate * excess)
+        return np.sqrt(base ** 2 + excess)
 
     @property
     def evidence_ratio(self) -> float:
