@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import isotonic_regression
+from scipy.special import ndtr, ndtri
 
 from planner.curves import Curve, PlannerError
 from planner.shift import Candidates, StackFit, StackParams, candidates, combine, learn_params
@@ -389,15 +390,33 @@ class CurveFit:
             if math.isfinite(self.calibration.slope_max) else np.zeros(np.shape(u))
         return np.sqrt(val ** 2 + st.spread(u) ** 2 + excess ** 2)
 
-    def _ext_scale(self, u: np.ndarray) -> np.ndarray:
-        """The scale extrapolation residuals are measured in at levels u: the library's error law, widened by the
-        curve's own evidence when stacked, else by `inflation` (the pre-stacking guard)."""
-        u = np.asarray(u, float)
-        base = self.calibration.scale(u, self.u_last, self.sigma)
+    def _lib_scale(self, u: np.ndarray) -> np.ndarray:
+        """The scale the library's held-out residuals are measured in at levels u: its error law (without a stack,
+        widened by `inflation`, the pre-stacking guard)."""
+        base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
         if self.stack is None:
             return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
-        excess = np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2)
-        return np.sqrt(base ** 2 + excess)
+        return base
+
+    def _excess_evidence(self, u: np.ndarray) -> np.ndarray:
+        """The curve's own evidence on its error beyond what the library's curves carried (`evidence_ref` x the
+        library's law), score units; 0 for a curve within the library's range or without a stack."""
+        if self.stack is None:
+            return np.zeros(np.shape(u))
+        base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
+        return np.sqrt(np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2))
+
+    def _ext_scale(self, u: np.ndarray) -> np.ndarray:
+        """The library's scale and the excess evidence together (quadrature): how wide, one sd-like unit."""
+        return np.sqrt(self._lib_scale(u) ** 2 + self._excess_evidence(u) ** 2)
+
+    def _offset(self, u: np.ndarray, q_pool: float, q: float) -> np.ndarray:
+        """The q-quantile's distance from the prediction at levels u beyond the last one: the library's conformal
+        quantile `q_pool` (clipped to hold the prediction) times its scale, and the excess evidence as a normal
+        error, added in quadrature, on the side of q."""
+        q_pool = min(q_pool, 0.0) if q < 0.5 else max(q_pool, 0.0)
+        z = abs(float(ndtri(q)))
+        return np.sign(q - 0.5) * np.sqrt((q_pool * self._lib_scale(u)) ** 2 + (z * self._excess_evidence(u)) ** 2)
 
     @property
     def evidence_ratio(self) -> float:
@@ -472,10 +491,14 @@ class CurveFit:
         x = np.atleast_1d(np.asarray(x, dtype=float))
         pred = self.predict(x)
         ext = self.extrapolating(x)
-        scale = self._ext_scale(x / self.curve.corpus_size)
         q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last, gate=self.gate)
         q_int = self.calibration.quantile(q, extrapolating=False)
-        return np.where(ext, pred + q_ext * scale, pred + q_int)
+        # the band always holds the prediction (`_offset`): residual pools of one sign (a library whose curves all
+        # rise more than a stack leaning on its last value predicts) would otherwise put a lower band above it
+        with np.errstate(invalid="ignore"):
+            off = self._offset(x / self.curve.corpus_size, q_ext, q) if math.isfinite(q_ext) \
+                else np.full(x.shape, q_ext)
+        return np.where(ext, pred + off, pred + q_int)
 
     def safe_quantile(self, x: Sequence[float] | float, risk: float) -> np.ndarray:
         """The lower bound a safe amount beyond the measurements must clear: the risk-quantile's distance below the
@@ -491,9 +514,20 @@ class CurveFit:
     def prob_reach(self, x: float, target: float) -> float:
         pred = float(self.predict(x)[0])
         ext = bool(self.extrapolating(x)[0])
-        scale = float(self._ext_scale(np.array([x / self.curve.corpus_size]))[0]) if ext else 1.0
-        return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext, u_last=self.u_last,
-                                              gate=self.gate)
+        if not ext:
+            return self.calibration.prob_at_least(target - pred, 1.0, extrapolating=False)
+        u = np.array([x / self.curve.corpus_size])
+        scale = float(self._lib_scale(u)[0])
+        spread = float(self._excess_evidence(u)[0])
+        if spread <= 0:
+            return self.calibration.prob_at_least(target - pred, scale, extrapolating=True, u_last=self.u_last,
+                                                  gate=self.gate)
+        # the library's residuals convolved with the excess evidence as a normal error
+        s = self.calibration.residuals(extrapolating=True, u_last=self.u_last, gate=self.gate)
+        if s.size == 0:
+            return 0.5
+        p = float(np.mean(ndtr((s * scale - (target - pred)) / spread)))
+        return min(max(p, 1 / (s.size + 1)), s.size / (s.size + 1))
 
 
 def self_error(curve: Curve, hyper: HyperParams, n_last: int = 2) -> float:
@@ -812,7 +846,7 @@ def learn_claim_margin(cases: Sequence[tuple[_Case, "CurveFit", np.ndarray, np.n
         g = fit.gate
         others = [(1 - g) * a + g * b for k, _, a, b in cases if k.window == case.window and k.curve.group != c.group]
         q = _conformal_low(np.concatenate([np.zeros(0)] + others), risk)
-        lo = q * fit._ext_scale(case.u_eval)  # the risk-quantile's distance from the prediction
+        lo = fit._offset(case.u_eval, q, risk) if math.isfinite(q) else np.full(x.shape, -np.inf)
         if not np.all(np.isfinite(lo)):
             continue
         best = float(c.score.max())
