@@ -117,9 +117,19 @@ class SchemeAnswer:
     score_at_corpus: float
     warnings: list[str] = field(default_factory=list)
     band_widening: float = 1.0  # > 1: the curve is unlike the library, its bands were widened this much
+    # how the extrapolation beyond the last level is made (planner.shift): each candidate's weight, and the gate
+    # (0: the library model alone; 1: fully stacked on the curve's own validation)
+    extrapolation: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _extrapolation(fit: CurveFit) -> dict:
+    st = fit.stack
+    if st is None:
+        return {"weights": {"library": 1.0}, "gate": 0.0}
+    return {"weights": {k: round(v, 4) for k, v in st.weight_of().items()}, "gate": round(st.gate, 4)}
 
 
 @dataclass
@@ -184,6 +194,7 @@ def recommend(
             amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
             amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
             f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings), f.inflation,
+            _extrapolation(f),
         ))
     ranked = sorted(answers, key=lambda a: (a.expected["amount"] if a.expected["amount"] is not None else math.inf))
     best = ranked[0]
