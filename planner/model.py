@@ -394,9 +394,7 @@ class CurveFit:
         """The scale the library's held-out residuals are measured in at levels u: its error law (without a stack,
         widened by `inflation`, the pre-stacking guard)."""
         base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
-        if self.stack is None:
-            return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
-        return base
+        return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
 
     def _excess_evidence(self, u: np.ndarray) -> np.ndarray:
         """The curve's own evidence on its error beyond what the library's curves carried (`evidence_ref` x the
