@@ -74,9 +74,7 @@ def library_from_dict(d: dict) -> Library:
                       float(c["offset"]), tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]),
                       float(c["s0"]), float(c["noise_single"]),
                       math.inf if c.get("shift_ref") is None else float(c["shift_ref"]),
-                      None if c.get("stack") is None else StackParams(
-                          tuple((str(k), float(v)) for k, v in c["stack"]["ratios"].items()),
-                          float(c["stack"]["familiar"]), bool(c["stack"]["enabled"])),
+                      None if c.get("stack") is None else StackParams.from_dict(c["stack"]),
                       math.inf if c.get("slope_max") is None else float(c["slope_max"]),
                       math.inf if c.get("evidence_ref") is None else float(c["evidence_ref"]), float(c.get("claim_margin", 1.0)),
                       np.asarray(c.get("extrap_stack", []), float),

@@ -356,7 +356,7 @@ class CurveFit:
             self._stack_built = True
             params = self.calibration.stack
             if params is not None and params.enabled:
-                self._stack = combine(self.candidates(), params)
+                self._stack = combine(self.candidates(), params.for_window(self.u_last))
         return self._stack
 
     @property
@@ -760,7 +760,11 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         itp.append(interp_residuals(c, hp))
     params = learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases]) if cases \
         else StackParams()
-    stacks = [combine(cands, params) for _, _, cands, _ in cases]
+    per_window = tuple((float(w), learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases
+                                                 if case.window == w]))
+                       for w in sorted({case.window for case, *_ in cases}))
+    params = replace(params, windows=per_window)
+    stacks = [combine(cands, params.for_window(case.u_last)) for case, _, cands, _ in cases]
     hor = [_doublings(case.u_eval, case.u_last) for case, *_ in cases]
     win = [np.full(case.u_eval.size, case.window) for case, *_ in cases]
     sig = [np.full(case.u_eval.size, s) for case, *_, s in cases]

@@ -58,12 +58,27 @@ class StackParams:
     ratios: tuple[tuple[str, float], ...] = ()  # candidate -> held-out extrapolation RMS / validation RMS
     familiar: float = 0.0  # library-model validation error up to which the library model is kept alone
     enabled: bool = True
+    # the same learned per fit window (window, params), as the residual pools are: a candidate can validate alike and
+    # extrapolate very differently from a short and a long window (mmf4 on LCDB); empty: these params everywhere
+    windows: tuple = ()
 
     def ratio(self, name: str) -> float:
         return dict(self.ratios).get(name, 1.0)
 
+    def for_window(self, u_last: float) -> "StackParams":
+        """The params of the fit window nearest `u_last` (in log), or these."""
+        if not self.windows or not u_last > 0:
+            return self
+        return min(self.windows, key=lambda wp: abs(math.log(wp[0]) - math.log(u_last)))[1]
+
     def to_dict(self) -> dict:
-        return {"ratios": dict(self.ratios), "familiar": self.familiar, "enabled": self.enabled}
+        return {"ratios": dict(self.ratios), "familiar": self.familiar, "enabled": self.enabled,
+                "windows": [[w, p.to_dict()] for w, p in self.windows]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StackParams":
+        return cls(tuple((str(k), float(v)) for k, v in d["ratios"].items()), float(d["familiar"]),
+                   bool(d["enabled"]), tuple((float(w), cls.from_dict(p)) for w, p in d.get("windows", [])))
 
 
 @dataclass(frozen=True)
