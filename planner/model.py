@@ -760,10 +760,11 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         itp.append(interp_residuals(c, hp))
     params = learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases]) if cases \
         else StackParams()
-    per_window = tuple((float(w), learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases
-                                                 if case.window == w]))
-                       for w in sorted({case.window for case, *_ in cases}))
-    params = replace(params, windows=per_window)
+    # per fit window where enough held-out cases back it (a library of a few curves keeps one set for all windows)
+    by_window = {w: [(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases if case.window == w]
+                 for w in sorted({case.window for case, *_ in cases})}
+    if by_window and all(len(v) >= MIN_WINDOW_CASES for v in by_window.values()):
+        params = replace(params, windows=tuple((float(w), learn_params(v)) for w, v in by_window.items()))
     stacks = [combine(cands, params.for_window(case.u_last)) for case, _, cands, _ in cases]
     hor = [_doublings(case.u_eval, case.u_last) for case, *_ in cases]
     win = [np.full(case.u_eval.size, case.window) for case, *_ in cases]
@@ -815,6 +816,8 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))
 
+
+MIN_WINDOW_CASES = 30  # held-out cases per fit window needed to learn the stacking parameters per window
 
 CLAIM_RISK = 0.1  # the risk the claim margin is learned at (the planner's default --risk)
 CLAIM_MARGIN_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
