@@ -22,12 +22,13 @@ How the validation errors become weights (`combine`, with `StackParams` learned 
   at most `familiar`, a quantile of the library's) keeps the library model: the stack's share shrinks as
   (familiar / error) ** GATE_POWER;
 - and the stack opens only as far as another candidate validates clearly better than the library model: not at all
-  while the library model's scaled error is the smallest, fully once another's is `ADVANTAGE` (25%) below it.
+  while the library model's scaled error is the smallest, fully once it is `ADVANTAGE` (25%) above another's.
 So the paper's curves keep the library model, and a curve the library explains badly leans on its own
 extrapolators.
 
 What the stack gives the bands (`StackFit.error`, `StackFit.spread`): its own validation error and the spread of the
-candidates at each level, which `planner.model` adds to the library's error scale before the conformal quantiles.
+candidates at each level; `planner.model` adds the part of that evidence beyond what the library's own curves showed
+to the library's conformal band, in quadrature, as a normal error.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ NOISE_FLOOR = 0.002  # 0.2 points: the smallest validation error counted (a perf
 VALIDATE_DOUBLINGS = 1.0  # validation fits on levels up to u_last / 2 and predicts the later ones
 GATE_QUANTILE = 0.75  # `StackParams.familiar`: this quantile of the library model's validation error on the library
 GATE_POWER = 4
-ADVANTAGE = 0.25  # the stack is fully open once another candidate's scaled error is 25% below the library model's
+ADVANTAGE = 0.25  # the stack is fully open once the library model's scaled error is 25% above another candidate's
 
 
 @dataclass(frozen=True)
