@@ -12,7 +12,10 @@ So the model is:
 - Beyond it: the mean of three simple members, each with one parameter shared across curves:
   (A) log-linear in ln(u + eps); (B) the same slope damped by `damping` beyond the last level; (C) a saturating
   a + b u / (u + half_sat). The ensemble is shifted by `anchor` times its gap to the last interpolated level.
-- Bands: split-conformal quantiles of signed residuals measured on held-out groups. An extrapolation error is model
+  That is the library model; for a curve it explains badly it is one candidate of a stack with the curve's own
+  extrapolators (`planner.shift`, weighted by the curve's own leave-last-levels-out validation).
+- Bands: split-conformal quantiles of signed residuals measured on held-out groups (the library model's and the open
+  stack's, blended by a fit's gate), widened by a curve's own evidence beyond the library's range. An extrapolation error is model
   error growing with the horizon plus the run-to-run noise of the measured score, so residuals are normalised by
   sqrt((s0 (offset + doublings past the last level) ** gamma) ** 2 + sigma ** 2), with sigma the curve's seed
   standard error, or for single runs (no CIs) a noise learned from the library's single-run curves; the four scale
