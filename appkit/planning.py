@@ -49,12 +49,18 @@ def _select(curves, language: str):
 
 
 def _library(curves):
+    """The paper's curves plus the user's, learned once (cached); named as the command line names it."""
+    import dataclasses
+
     from planner.cache import cached_library
     from planner.curves import reference_curves
 
-    pool = {c.name: c for c in reference_curves()}
+    ref = reference_curves()
+    pool = {c.name: c for c in ref}
     pool.update({c.name: c for c in curves})
-    return cached_library(list(pool.values()))
+    own = len(pool) - len(ref)
+    name = f"the paper's {len(ref)} curves" + (f" + {own} of yours" if own else "")
+    return dataclasses.replace(cached_library(list(pool.values())), name=name)
 
 
 def _number(value: Any, what: str, *, low: float = 0.0, high: float = math.inf, strict: bool = False) -> float:
@@ -137,6 +143,9 @@ def plan_target(source: str, results: str | None, language: str, target_points: 
                f"(missed with probability about {risk:.0%}): **{safe}**.")
     if rec.notes:
         summary += "\n\n" + "\n".join(f"- {n}" for n in rec.notes)
+    summary += f"\n\n_Calibrated by {rec.calibrated_by}._"
+    if rec.out_of_range:
+        summary += "\n\n" + "\n".join(f"- **Warning:** {w}" for w in rec.out_of_range)
     if not avg:
         summary += "\n\n_Give the average utterance length to see hours, and a cost per hour to see the cost._"
     fig = plot_curves(fits, rec, title=f"{language}: SLU-F1 vs paired speech ({unit})")

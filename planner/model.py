@@ -12,7 +12,10 @@ So the model is:
 - Beyond it: the mean of three simple members, each with one parameter shared across curves:
   (A) log-linear in ln(u + eps); (B) the same slope damped by `damping` beyond the last level; (C) a saturating
   a + b u / (u + half_sat). The ensemble is shifted by `anchor` times its gap to the last interpolated level.
-- Bands: split-conformal quantiles of signed residuals measured on held-out groups. An extrapolation error is model
+  That is the library model; for a curve it explains badly it is one candidate of a stack with the curve's own
+  extrapolators (`planner.shift`, weighted by the curve's own leave-last-levels-out validation).
+- Bands: split-conformal quantiles of signed residuals measured on held-out groups (the library model's and the open
+  stack's, blended by a fit's gate), widened by a curve's own evidence beyond the library's range. An extrapolation error is model
   error growing with the horizon plus the run-to-run noise of the measured score, so residuals are normalised by
   sqrt((s0 (offset + doublings past the last level) ** gamma) ** 2 + sigma ** 2), with sigma the curve's seed
   standard error, or for single runs (no CIs) a noise learned from the library's single-run curves; the four scale
@@ -34,8 +37,10 @@ from typing import Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import isotonic_regression
+from scipy.special import ndtr, ndtri
 
 from planner.curves import Curve, PlannerError
+from planner.shift import Candidates, StackFit, StackParams, candidates, combine, learn_params
 
 WINDOWS = (0.10, 0.25)  # fit on levels up to these fractions of the corpus, predict the rest (the back-test's)
 EPS_GRID = tuple(np.geomspace(1e-4, 0.1, 19))
@@ -105,6 +110,27 @@ class Calibration:
     # library's held-out cases, of `shift_ratio` (own back-test error / the error the library expects one doubling
     # out). A curve above it has its extrapolation scale multiplied by ratio / shift_ref. inf: never widen.
     shift_ref: float = math.inf
+    # Stacking (planner.shift), learned on the library's held-out cases; None: the library model alone (a fit made
+    # while learning, or a calibration from before stacking).
+    stack: StackParams | None = None
+    # The largest gain per doubling beyond the last fitted level seen on the library's held-out cases (its 95%
+    # quantile, score units): a predicted gain above it is added to the band's scale (the library never saw it).
+    slope_max: float = math.inf
+    # How much evidence of error the library's own held-out curves carry: the EVIDENCE_QUANTILE quantile, over its
+    # cases, of (the curve's own evidence / the library's law) one doubling out. Evidence beyond evidence_ref x the
+    # law is added to the scale (times the fit's gate); within it, the library's bands stand.
+    evidence_ref: float = math.inf
+    # How much further below the prediction than the lower band a safe amount beyond the measurements is drawn
+    # (`learn_claim_margin`): 1 keeps the band, more corrects for claims being a selected subset.
+    claim_margin: float = 1.0
+    # The same held-out cases' residuals of the stack with its gate open (`planner.shift`), aligned with `extrap`
+    # and `pools`: blended with them by a fit's gate (`residuals`).
+    extrap_stack: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pools_stack: tuple[tuple[float, np.ndarray], ...] = ()
+
+    def growth(self, doublings: np.ndarray) -> np.ndarray:
+        """How a one-doubling-out error grows with the horizon, in the library's law (1 at one doubling)."""
+        return ((self.offset + np.asarray(doublings, float)) / (self.offset + 1.0)) ** self.gamma
 
     def shift_ratio(self, self_error: float, u_last: float, sigma: float) -> float:
         """A curve's own back-test error in units of the error the library expects one doubling past u_last."""
@@ -124,16 +150,25 @@ class Calibration:
     def scale(self, u: np.ndarray, u_last: float, sigma: float = 0.0, inflation: float = 1.0) -> np.ndarray:
         return inflation * error_scale(_doublings(u, u_last), sigma, self.s0, self.offset, self.gamma)
 
-    def residuals(self, *, extrapolating: bool, u_last: float | None = None) -> np.ndarray:
+    def residuals(self, *, extrapolating: bool, u_last: float | None = None, gate: float = 0.0) -> np.ndarray:
+        """The held-out residuals a fit is judged by. Extrapolating with a stack whose gate is `gate`: the
+        library's cases' residuals of the same blend, (1 - gate) x the library model's + gate x the open stack's
+        (a residual is linear in the prediction), so a curve left to the library model keeps the library model's
+        residuals and one leaning on its own extrapolators gets the stack's."""
         if not extrapolating:
             return self.interp
+        i = None
         if self.pools and u_last is not None and u_last > 0:
-            return min(self.pools, key=lambda p: abs(math.log(p[0]) - math.log(u_last)))[1]
-        return self.extrap
+            i = min(range(len(self.pools)), key=lambda k: abs(math.log(self.pools[k][0]) - math.log(u_last)))
+        lib = self.pools[i][1] if i is not None else self.extrap
+        if gate <= 0 or not self.pools_stack and not self.extrap_stack.size:
+            return lib
+        stk = self.pools_stack[i][1] if i is not None and self.pools_stack else self.extrap_stack
+        return (1 - gate) * lib + gate * stk if stk.shape == lib.shape else lib
 
-    def quantile(self, q: float, *, extrapolating: bool, u_last: float | None = None) -> float:
+    def quantile(self, q: float, *, extrapolating: bool, u_last: float | None = None, gate: float = 0.0) -> float:
         """Split-conformal signed quantile; -inf/+inf when too few residuals to back that level."""
-        s = np.sort(self.residuals(extrapolating=extrapolating, u_last=u_last))
+        s = np.sort(self.residuals(extrapolating=extrapolating, u_last=u_last, gate=gate))
         n = s.size
         if n == 0:
             return -math.inf if q < 0.5 else math.inf
@@ -143,9 +178,10 @@ class Calibration:
         k = math.ceil((n + 1) * q)
         return math.inf if k > n else float(s[k - 1])
 
-    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool, u_last: float | None = None) -> float:
+    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool, u_last: float | None = None,
+                      gate: float = 0.0) -> float:
         """P(truth >= prediction + gap) from the residuals, kept inside [1/(n+1), n/(n+1)]."""
-        s = self.residuals(extrapolating=extrapolating, u_last=u_last)
+        s = self.residuals(extrapolating=extrapolating, u_last=u_last, gate=gate)
         n = s.size
         if n == 0:
             return 0.5
@@ -249,6 +285,7 @@ S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
 NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
 
 
+EVIDENCE_QUANTILE = 0.95  # a stacked curve whose evidence ratio exceeds this quantile of the library's is widened
 SHIFT_QUANTILE = 0.9  # a curve whose own back-test error ratio exceeds this quantile of the library's is "unlike" it
 
 
@@ -312,16 +349,93 @@ class CurveFit:
     own_slope: float = math.inf  # the curve's own recent gain per unit of ln(u + eps) (`own_slope`)
     self_error: float = 0.0  # RMS error of the same model predicting this curve's own last levels from earlier ones
     library: str = ""  # which library calibrated this fit (`Library.describe`), "" when fitted directly
+    _stack: StackFit | None = None
+    _stack_built: bool = False
+
+    @property
+    def stack(self) -> StackFit | None:
+        """The stacked extrapolation (planner.shift) when the calibration has stacking, else None (built once)."""
+        if not self._stack_built:
+            self._stack_built = True
+            params = self.calibration.stack
+            if params is not None and params.enabled:
+                self._stack = combine(self.candidates(), params.for_window(self.u_last))
+        return self._stack
+
+    @property
+    def gate(self) -> float:
+        """The stack's share against the library model alone (0 without a stack)."""
+        st = self.stack
+        return st.gate if st is not None else 0.0
+
+    def candidates(self) -> Candidates:
+        """The library model and the curve's own extrapolators, validated on the curve's last levels."""
+        curve, hyper = self.curve, self.hyper
+
+        def validate(mask: np.ndarray):
+            f = fit_curve(curve.subset(mask), hyper, check_self=False)
+            return lambda u: f._beyond(np.asarray(u, float))[0]
+
+        return candidates(curve.u, curve.score, lambda u: self._beyond(np.asarray(u, float))[0], validate,
+                          self.calibration.noise(curve))
+
+    def _evidence(self, u: np.ndarray) -> np.ndarray:
+        """The curve's own evidence on the error at levels u beyond the last one (score units): the stack's
+        validation error grown with the horizon, the spread of the candidates, and the predicted gain beyond the
+        largest gain per doubling the library has seen."""
+        st = self.stack
+        if st is None:
+            return np.zeros(np.shape(u))
+        d = _doublings(u, self.u_last)
+        val = (st.error if math.isfinite(st.error) else 0.0) * self.calibration.growth(d)
+        gain = st.predict(u) - self.interp.last
+        excess = np.maximum(0.0, gain - self.calibration.slope_max * np.maximum(d, 0.0)) \
+            if math.isfinite(self.calibration.slope_max) else np.zeros(np.shape(u))
+        return np.sqrt(val ** 2 + st.spread(u) ** 2 + excess ** 2)
+
+    def _lib_scale(self, u: np.ndarray) -> np.ndarray:
+        """The scale the library's held-out residuals are measured in at levels u: its error law (without a stack,
+        widened by `inflation`, the pre-stacking guard)."""
+        base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
+        return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
+
+    def _excess_evidence(self, u: np.ndarray) -> np.ndarray:
+        """The curve's own evidence on its error beyond what the library's curves carried (`evidence_ref` x the
+        library's law), score units; 0 for a curve within the library's range or without a stack."""
+        if self.stack is None:
+            return np.zeros(np.shape(u))
+        base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
+        return np.sqrt(np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2))
+
+    def _ext_scale(self, u: np.ndarray) -> np.ndarray:
+        """The library's scale and the excess evidence together (quadrature): how wide, one sd-like unit."""
+        return np.sqrt(self._lib_scale(u) ** 2 + self._excess_evidence(u) ** 2)
+
+    def _offset(self, u: np.ndarray, q_pool: float, q: float) -> np.ndarray:
+        """The q-quantile's distance from the prediction at levels u beyond the last one: the library's conformal
+        quantile `q_pool` (clipped to hold the prediction) times its scale, and the excess evidence as a normal
+        error, added in quadrature, on the side of q."""
+        q_pool = min(q_pool, 0.0) if q < 0.5 else max(q_pool, 0.0)
+        z = abs(float(ndtri(q)))
+        return np.sign(q - 0.5) * np.sqrt((q_pool * self._lib_scale(u)) ** 2 + (z * self._excess_evidence(u)) ** 2)
+
+    @property
+    def evidence_ratio(self) -> float:
+        """The curve's own evidence on its error (`_evidence`) over the library's law, one doubling out."""
+        u1 = np.array([2 * self.u_last])
+        base = float(self.calibration.scale(u1, self.u_last, self.sigma)[0])
+        return float(self._evidence(u1)[0] / base) if base > 0 else 0.0
 
     def range_warning(self) -> str:
         """A warning when this curve is unlike the library that calibrated it (its bands were widened), else ""."""
         f = self.inflation
-        if f <= 1.0:
+        if self.shift_ratio <= self.calibration.shift_ref:
             return ""
         lib = self.library or "the library"
         return (f"curve {self.curve.name!r} is outside the range of the library that calibrated it ({lib}): "
                 f"the model's error on its own levels is {self.shift_ratio:.1f}x the error the library expects, "
-                f"more than {100 * SHIFT_QUANTILE:.0f}% of the library's curves; its bands are widened {f:.1f}x. "
+                f"more than {100 * SHIFT_QUANTILE:.0f}% of the library's curves; its bands are {f:.1f}x the "
+                "library's at one doubling out, and its extrapolation leans on its own levels. "
                 "Measure one more level, or learn on curves like yours (--library)")
 
     def _ensemble(self, u: np.ndarray) -> np.ndarray:
@@ -340,13 +454,16 @@ class CurveFit:
         out = self.interp(u)
         beyond = u > self.u_last * (1 + _TOL)
         if np.any(beyond):
-            out[beyond] = self._beyond(u[beyond])[0]
+            st = self.stack
+            out[beyond] = st.predict(u[beyond]) if st is not None else self._beyond(u[beyond])[0]
         return np.clip(out, 0.0, 1.0)
 
     @property
     def inflation(self) -> float:
-        """How much this curve's extrapolation bands are widened for being unlike the library (1: not at all)."""
-        return self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
+        """How much wider this curve's extrapolation band is, one doubling out, than the library's error law alone
+        would make it (1: not at all): the curve's own evidence when stacked, else the pre-stacking guard."""
+        u1 = np.array([2 * self.u_last])
+        return float(self._ext_scale(u1)[0] / self.calibration.scale(u1, self.u_last, self.sigma)[0])
 
     @property
     def shift_ratio(self) -> float:
@@ -375,10 +492,20 @@ class CurveFit:
         x = np.atleast_1d(np.asarray(x, dtype=float))
         pred = self.predict(x)
         ext = self.extrapolating(x)
-        scale = self.calibration.scale(x / self.curve.corpus_size, self.u_last, self.sigma, self.inflation)
-        q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last)
+        q_ext = self.calibration.quantile(q, extrapolating=True, u_last=self.u_last, gate=self.gate)
         q_int = self.calibration.quantile(q, extrapolating=False)
-        return np.where(ext, pred + q_ext * scale, pred + q_int)
+        # the band always holds the prediction (`_offset`): residual pools of one sign (a library whose curves all
+        # rise more than a stack leaning on its last value predicts) would otherwise put a lower band above it
+        with np.errstate(invalid="ignore"):
+            off = self._offset(x / self.curve.corpus_size, q_ext, q) if math.isfinite(q_ext) \
+                else np.full(x.shape, q_ext)
+        return np.where(ext, pred + off, pred + q_int)
+
+    def safe_quantile(self, x: Sequence[float] | float, risk: float) -> np.ndarray:
+        """The lower bound a safe amount beyond the measurements must clear: the risk-quantile's distance below the
+        prediction, times the library's `claim_margin`."""
+        pred = self.predict(x)
+        return pred + self.calibration.claim_margin * (self.quantile(x, risk) - pred)
 
     def band(self, x: Sequence[float] | float, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         lo = self.quantile(x, (1 - level) / 2)
@@ -388,9 +515,20 @@ class CurveFit:
     def prob_reach(self, x: float, target: float) -> float:
         pred = float(self.predict(x)[0])
         ext = bool(self.extrapolating(x)[0])
-        scale = (float(self.calibration.scale(np.array([x / self.curve.corpus_size]), self.u_last, self.sigma,
-                                              self.inflation)[0]) if ext else 1.0)
-        return self.calibration.prob_at_least(target - pred, scale, extrapolating=ext, u_last=self.u_last)
+        if not ext:
+            return self.calibration.prob_at_least(target - pred, 1.0, extrapolating=False)
+        u = np.array([x / self.curve.corpus_size])
+        scale = float(self._lib_scale(u)[0])
+        spread = float(self._excess_evidence(u)[0])
+        if spread <= 0:
+            return self.calibration.prob_at_least(target - pred, scale, extrapolating=True, u_last=self.u_last,
+                                                  gate=self.gate)
+        # the library's residuals convolved with the excess evidence as a normal error
+        s = self.calibration.residuals(extrapolating=True, u_last=self.u_last, gate=self.gate)
+        if s.size == 0:
+            return 0.5
+        p = float(np.mean(ndtr((s * scale - (target - pred)) / spread)))
+        return min(max(p, 1 / (s.size + 1)), s.size / (s.size + 1))
 
 
 def self_error(curve: Curve, hyper: HyperParams, n_last: int = 2) -> float:
@@ -614,39 +752,128 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         for fold in group_folds(groups):
             hp = learn_hyper([c for c in usable if c.group not in fold], windows)
             per_group.update({g: hp for g in fold})
-    res, hor, win, itp, sig = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
-    own_err, own_sig = [], []
+    # every held-out case: the library model fitted on the window (hyper-parameters learned without its group), its
+    # stacking candidates validated on the window, and the levels beyond it
+    cases, itp = [], [np.zeros(0)]
     for c in usable:
         hp = per_group[c.group]
-        sigma = c.seed_se()
         for case in extrapolation_cases([c], windows):
-            r, h, err = case_errors(case, hp)
-            res.append(r)
-            hor.append(h)
-            own_err.append(err)
-            own_sig.append(sigma)
-            win.append(np.full(r.size, case.window))
-            sig.append(np.full(r.size, sigma))
+            fit = fit_curve(case.curve.subset(in_window(case.curve.u, case.window)), hp)
+            cases.append((case, fit, fit.candidates(), c.seed_se()))
         itp.append(interp_residuals(c, hp))
-    res_all, hor_all, win_all, sig_all = (np.concatenate(a) for a in (res, hor, win, sig))  # sig NaN: no CIs
-    sc = learn_scale(res_all, hor_all, sig_all)
+    params = learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases]) if cases \
+        else StackParams()
+    # per fit window where enough held-out cases back it (a library of a few curves keeps one set for all windows)
+    by_window = {w: [(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases if case.window == w]
+                 for w in sorted({case.window for case, *_ in cases})}
+    if by_window and all(len(v) >= MIN_WINDOW_CASES for v in by_window.values()):
+        params = replace(params, windows=tuple((float(w), learn_params(v)) for w, v in by_window.items()))
+    stacks = [combine(cands, params.for_window(case.u_last)) for case, _, cands, _ in cases]
+    hor = [_doublings(case.u_eval, case.u_last) for case, *_ in cases]
+    win = [np.full(case.u_eval.size, case.window) for case, *_ in cases]
+    sig = [np.full(case.u_eval.size, s) for case, *_, s in cases]
+    hor_all, win_all, sig_all = (np.concatenate([np.zeros(0)] + a) for a in (hor, win, sig))
+    # residuals of the library model alone and of the stack with its gate open: a fit's band blends them by its
+    # gate (`Calibration.residuals`). The error law is learned on the library model's (as before stacking).
+    res_lib = [case.y_eval - fit.predict(case.u_eval * case.curve.corpus_size) for case, fit, *_ in cases]
+    res_stk = [case.y_eval - st.predict_open(case.u_eval) for (case, *_), st in zip(cases, stacks)]
+    sc = learn_scale(np.concatenate([np.zeros(0)] + res_lib), hor_all, sig_all)  # sig NaN: no CIs
     if np.all(np.isfinite(sig_all)):
         # no single-run curve to learn a run's noise from: a run's score varies like one seed, sd = se * sqrt(n)
         sd = [float(np.nanmedian(c.std_err() * np.sqrt(c.n_seeds))) for c in usable if c.seeded]
         sc = replace(sc, noise_single=float(np.median(sd)) if sd else 0.0)
         notes.append("no curve without CIs in the library: a single run's noise is taken as the seed sd of the "
                      f"curves with CIs ({100 * sc.noise_single:.2f} points)")
-    sigma_all = np.where(np.isfinite(sig_all), sig_all, sc.noise_single)
-    norm = res_all / error_scale(hor_all, sigma_all, sc.s0, sc.offset, sc.gamma)
-    pools = tuple((float(w), norm[win_all == w]) for w in sorted(set(win_all.tolist())))
-    cal = Calibration(norm, np.concatenate(itp), sc.gamma, sc.offset, pools, sc.s0, sc.noise_single)
-    # the range of "own back-test error / expected error" the library's calibration has seen
-    ratios = [cal.shift_ratio(e, 0.0, s if math.isfinite(s) else sc.noise_single) for e, s in zip(own_err, own_sig)]
+    # the largest gain per doubling the library's curves showed beyond a fit window (95% quantile)
+    gains = [(case.y_eval - fit.interp.last) / np.maximum(h, 1.0) for (case, fit, *_), h in zip(cases, hor)]
+    gains_all = np.concatenate([np.zeros(0)] + gains)
+    slope_max = float(np.quantile(gains_all, 0.95)) if gains_all.size >= 5 else math.inf
+    cal = Calibration(gamma=sc.gamma, offset=sc.offset, s0=sc.s0, noise_single=sc.noise_single, stack=params,
+                      slope_max=slope_max)
+    fits = [replace(fit, calibration=cal, _stack=st, _stack_built=True)
+            for (_, fit, *_), st in zip(cases, stacks)]
+    evidence = [f.evidence_ratio for f in fits]
+    if len(evidence) >= 5:
+        cal = replace(cal, evidence_ref=float(np.quantile(evidence, EVIDENCE_QUANTILE)))
+    # each residual in units of the library's law alone: the conformal quantiles are those of the library's own
+    # curves, and a curve with more evidence of error than the library's (`evidence_ref`) has them widened on top
+    scales = [cal.scale(case.u_eval, case.u_last, s if math.isfinite(s) else sc.noise_single)
+              for case, *_, s in cases]
+    norm_lib = [r / b for r, b in zip(res_lib, scales)]
+    norm_stk = [r / b for r, b in zip(res_stk, scales)]
+    lib_all, stk_all = (np.concatenate([np.zeros(0)] + a) for a in (norm_lib, norm_stk))
+    windows_seen = sorted(set(win_all.tolist()))
+    cal = replace(cal, extrap=lib_all, interp=np.concatenate(itp), extrap_stack=stk_all,
+                  pools=tuple((float(w), lib_all[win_all == w]) for w in windows_seen),
+                  pools_stack=tuple((float(w), stk_all[win_all == w]) for w in windows_seen))
+    # the range of "own back-test error / expected error" the library's calibration has seen (for the warning)
+    ratios = [cal.shift_ratio(fit.unlikeness, 0.0, s if math.isfinite(s) else sc.noise_single)
+              for _, fit, _, s in cases]
     if len(ratios) >= 5:
         cal = replace(cal, shift_ref=float(np.quantile(ratios, SHIFT_QUANTILE)))
+    if fits:
+        cal = replace(cal, claim_margin=learn_claim_margin(
+            [(case, replace(f, calibration=cal), a, b) for (case, *_), f, a, b in zip(cases, fits, norm_lib, norm_stk)],
+            risk=CLAIM_RISK))
     if cal.extrap.size < 10:
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))
+
+
+MIN_WINDOW_CASES = 30  # held-out cases per fit window needed to learn the stacking parameters per window
+
+CLAIM_RISK = 0.1  # the risk the claim margin is learned at (the planner's default --risk)
+CLAIM_MARGIN_GRID = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+CLAIM_PROBES = (0.005, 0.01)  # unreachable targets: this far above a held-out curve's best measured score
+
+
+def _conformal_low(residuals: np.ndarray, q: float) -> float:
+    s = np.sort(residuals)
+    k = math.floor((s.size + 1) * q)
+    return -math.inf if k < 1 else float(s[k - 1])
+
+
+def learn_claim_margin(cases: Sequence[tuple[_Case, "CurveFit", np.ndarray, np.ndarray]],
+                       risk: float = CLAIM_RISK) -> float:
+    """The smallest multiplier m of the lower band's distance below the prediction (`CurveFit.safe_quantile`) with
+    which safe amounts claimed beyond the fit window fall short at most `risk` of the time on the library's held-out
+    cases.
+
+    A safe amount is only given where the lower band clears the target within the corpus, and those answers are a
+    selected subset: a target is claimed more often when the band happens to sit high, so at m = 1 the claims miss
+    more often than `risk`, although the band covers as promised per level. Per case, every measured score beyond
+    the window is a target (its true need: the first level reaching it) plus unreachable probes above the curve's
+    best score; with the lower band rising along x, a target is claimed when the band at the corpus clears it, and
+    the claim falls short when the band already clears it at a level before its need. No amount is searched. Each
+    case's band is drawn from the residuals of the other groups' cases of its window (its own would flatter it)."""
+    counts = {m: [0, 0] for m in CLAIM_MARGIN_GRID}  # claims, fails
+    for case, fit, *_ in cases:
+        c = case.curve
+        x = case.u_eval * c.corpus_size
+        pred = fit.predict(x)
+        g = fit.gate
+        others = [(1 - g) * a + g * b for k, _, a, b in cases if k.window == case.window and k.curve.group != c.group]
+        q = _conformal_low(np.concatenate([np.zeros(0)] + others), risk)
+        lo = fit._offset(case.u_eval, q, risk) if math.isfinite(q) else np.full(x.shape, -np.inf)
+        if not np.all(np.isfinite(lo)):
+            continue
+        best = float(c.score.max())
+        targets = [(t, float(c.x[np.nonzero(c.score >= t - 1e-12)[0][0]])) for t in case.y_eval]
+        targets += [(best + d, math.inf) for d in CLAIM_PROBES if best + d <= 1]
+        inside = fit.curve.score
+        for t, need in targets:
+            if inside[-1] >= t - 1e-12:
+                continue  # reached inside the window: answered by a measured level, never short
+            for m in CLAIM_MARGIN_GRID:
+                lower = np.maximum.accumulate(pred + m * lo)
+                if lower[-1] >= t - 1e-12:
+                    counts[m][0] += 1
+                    counts[m][1] += bool(np.any(lower[x < need * (1 - 1e-9)] >= t - 1e-12))
+    for m in CLAIM_MARGIN_GRID:
+        claims, fails = counts[m]
+        if claims == 0 or fails / claims <= risk:
+            return float(m)
+    return float(CLAIM_MARGIN_GRID[-1])
 
 
 def with_hyper(library: Library, **changes) -> Library:

@@ -68,18 +68,42 @@ def expected_amount(fit: CurveFit, target: float, x_max: float | None = None) ->
     return first_crossing(fit.predict, target, x_max or SEARCH_LIMIT * size, size * 1e-4)
 
 
-def safe_amount(fit: CurveFit, target: float, risk: float, x_max: float | None = None) -> float:
-    """The (1 - risk)-quantile of the amount needed, searched up to `x_max` (default: the corpus); inf if none.
+def measured_safe(fit: CurveFit, target: float) -> float:
+    """Inside the measured range a safe amount is a measured level that reached the target, and from which every
+    later measured level did too (no single lucky level); inf when the last measured level falls short."""
+    x, y = fit.curve.x, fit.curve.score
+    reached = y >= target - 1e-12
+    if not reached.size or not reached[-1]:
+        return math.inf
+    short = np.nonzero(~reached)[0]
+    first = int(short[-1]) + 1 if short.size else 0
+    return float(x[first])
 
-    The amount needed D is random through the curve: P(D <= x) = P(score(x) >= target). With the band's quantiles
-    moving together along x (one residual scaled by the horizon), D's (1 - risk)-quantile is where the
-    risk-quantile of the score crosses the target (Mahmood et al., NeurIPS 2022: collect a quantile of D, not the
-    point estimate). The default cap is the corpus: beyond it no curve was ever measured, and a "safe" amount
-    resting on several doublings of extrapolation is not one; `recommend` then reports the probability of reaching
-    the target with the whole corpus instead.
+
+def safe_amount(fit: CurveFit, target: float, risk: float, x_max: float | None = None) -> float:
+    """The safe amount for a target: with probability about 1 - risk the target is met there; inf if none.
+
+    Inside the measured range it is a measured level that reached the target (`measured_safe`): the model is not
+    asked where the measurements already answer. Beyond the last measured level it is the (1 - risk)-quantile of
+    the amount needed, searched up to `x_max` (default: the corpus): the amount needed D is random through the
+    curve, P(D <= x) = P(score(x) >= target), and with the band's quantiles moving together along x, D's
+    (1 - risk)-quantile is where the risk-quantile of the score crosses the target (Mahmood et al., NeurIPS 2022:
+    collect a quantile of D, not the point estimate). So a safe amount beyond the measurements exists only where the
+    lower band clears the target. The default cap is the corpus: beyond it no curve was ever measured, and a "safe"
+    amount resting on several doublings of extrapolation is not one; `recommend` then reports the probability of
+    reaching the target with the whole corpus instead, with a note.
     """
+    inside = measured_safe(fit, target)
+    if math.isfinite(inside):
+        return inside
     size = fit.curve.corpus_size
-    return first_crossing(lambda x: fit.quantile(x, risk), target, x_max or size, size * 1e-4)
+    x_last = float(fit.curve.x.max())
+
+    def lower(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        return np.where(x > x_last * (1 + 1e-9), fit.safe_quantile(x, risk), -np.inf)
+
+    return first_crossing(lower, target, x_max or size, size * 1e-4)
 
 
 @dataclass
@@ -93,9 +117,19 @@ class SchemeAnswer:
     score_at_corpus: float
     warnings: list[str] = field(default_factory=list)
     band_widening: float = 1.0  # > 1: the curve is unlike the library, its bands were widened this much
+    # how the extrapolation beyond the last level is made (planner.shift): each candidate's weight, and the gate
+    # (0: the library model alone; 1: fully stacked on the curve's own validation)
+    extrapolation: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _extrapolation(fit: CurveFit) -> dict:
+    st = fit.stack
+    if st is None:
+        return {"weights": {"library": 1.0}, "gate": 0.0}
+    return {"weights": {k: round(v, 4) for k, v in st.weight_of().items()}, "gate": round(st.gate, 4)}
 
 
 @dataclass
@@ -160,6 +194,7 @@ def recommend(
             amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
             amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
             f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings), f.inflation,
+            _extrapolation(f),
         ))
     ranked = sorted(answers, key=lambda a: (a.expected["amount"] if a.expected["amount"] is not None else math.inf))
     best = ranked[0]

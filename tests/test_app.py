@@ -232,6 +232,7 @@ def test_planner_target_mode_names_columns_rounds_amounts_and_shows_cost(state):
     assert row["expected hours"] == pytest.approx(row["expected (utterances)"] * 3 / 3600, abs=0.06)
     assert row["expected cost"] == pytest.approx(row["expected (utterances)"] * 3 / 3600 * 60, abs=1)
     assert any(t.name.startswith("curriculum") for t in fig.data) and "75.0" in summary
+    assert "Calibrated by the paper's 16 curves (groups:" in summary  # which library answered
     import pandas as pd
 
     assert pd.read_csv(csv_path).columns.tolist() == table.columns.tolist()

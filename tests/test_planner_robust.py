@@ -193,9 +193,10 @@ def test_a_curve_unlike_the_library_gets_wider_bands_and_a_warning(smooth_librar
     odd = lib.fit(make_curve("q", "q/s", LEVELS * 10000, y, corpus_size=10000).subset(LEVELS <= 0.16))
     assert like.inflation == 1.0 and like.range_warning() == ""
     assert odd.inflation > 1.5 and "outside the range of the library" in odd.range_warning()
-    # same last level and noise: without the widening both bands would be equally wide at the corpus
+    # the odd curve's own evidence (its validation error, its candidates' spread) widens its band; the library-like
+    # curve keeps the library's
     w_odd, w_like = (np.subtract(*f.band(10000.0)[::-1])[0] for f in (odd, like))
-    assert w_odd == pytest.approx(odd.inflation * w_like, rel=1e-6)
+    assert w_odd > 2 * w_like
     rec = recommend([odd], target=0.9, language="q")
     assert rec.out_of_range and rec.answers[0].band_widening == pytest.approx(odd.inflation)
     assert rec.calibrated_by.startswith("curve library (groups: a, b")
