@@ -13,16 +13,17 @@ shipped reference curves plus the input curves. Bad input: one line on stderr, e
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import difflib
 import json
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any
 
 import numpy as np
 
+from data.cli import run_cli
 from planner.backtest import backtest
 from planner.budget import OBJECTIVES, allocate
 from planner.curves import (
@@ -318,34 +319,27 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """One generic mapping from each command's dataclass onto flags (defaults live only in the dataclass)."""
-    parser = argparse.ArgumentParser(prog="python -m planner", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (cls, _, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
-        hints = get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            helptext = f.metadata.get("help", "")
-            if hints[f.name] is bool:
-                p.add_argument(flag, dest=f.name, action="store_true", help=helptext)
-            else:
-                typ = hints[f.name]
-                conv = float if typ in (float, float | None) else int if typ in (int, int | None) else str
-                p.add_argument(flag, dest=f.name, type=conv, default=argparse.SUPPRESS, help=helptext)
-    return parser
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    return (__doc__.split("\n\n")[0] + "\n\ncommands:\n"
+            + "\n".join(f"  {name:<{width}}  {text}" for name, (_, _, text) in COMMANDS.items())
+            + "\n\n`python -m planner COMMAND --help` lists a command's options.")
 
 
 def run(argv: list[str]) -> int:
-    args = vars(build_parser().parse_args(argv))
-    cls, fn, _ = COMMANDS[args.pop("command")]
-    try:
-        fn(cls(**args))
-    except PlannerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    """Dispatch on the command word; its options go through the project's one CLI helper (data/cli.py): defaults
+    live only in the command's dataclass, and bad options or input are one ``error: ...`` line and exit status 2."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        print(f"error: unknown command {name!r}{hint}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    return 0
+    cls, fn, help_text = COMMANDS[name]
+    return run_cli(fn, cls, PlannerError, argv=argv[1:], prog=f"python -m planner {name}", description=help_text)
 
 
 if __name__ == "__main__":

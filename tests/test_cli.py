@@ -16,7 +16,7 @@ from data.cli import ConfigError, from_mapping, parse_config, run_cli, to_flags
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
 
-# Every command-line entry point of the project (module, function taking argv) except planner/ (left to its owner).
+# Every command-line entry point of the project (module, function taking argv); the planner's commands below.
 ENTRY_POINTS = [
     ("training.train", "cli"),
     ("training.sweep", "main"),
@@ -59,6 +59,30 @@ def test_every_entry_point_names_a_missing_config_file(module, name, capsys, mon
     assert _entry(module, name)(["--config", "nope.yaml"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: --config: nope.yaml does not exist; pass the path of a YAML file (see configs/)"
+
+
+@pytest.mark.parametrize("command", ["recommend", "allocate", "backtest", "curves", "lcdb"])
+def test_every_planner_command_goes_through_the_same_helper(command, capsys, monkeypatch, tmp_path):
+    from planner.__main__ import run
+
+    monkeypatch.chdir(tmp_path)
+    assert run([command, "--bogus-option", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown option --bogus_option; known options: "), err
+    assert len(err.strip().splitlines()) == 1
+    assert run([command, "--config", "nope.yaml"]) == 2
+    assert capsys.readouterr().err.startswith("error: --config: nope.yaml does not exist")
+
+
+def test_planner_unknown_command_names_the_closest_one(capsys):
+    from planner.__main__ import run
+
+    assert run(["recomend", "--target", "0.7"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "error: unknown command 'recomend' (did you mean recommend?); choose one of recommend, allocate, backtest, "
+        "curves, lcdb"]
+    assert run([]) == 2 and "commands:" in capsys.readouterr().err
 
 
 def test_yaml_file_then_flags_for_a_torch_free_entry_point(tmp_path, capsys):
