@@ -187,7 +187,8 @@ class _Run:
     def _build_model(self) -> None:
         """The model and processor, with gradient checkpointing and LoRA as asked, weights in float32."""
         cfg = self.cfg
-        self.model, self.processor = build_model(cfg, self.acc.device)
+        with parallel.model_construction(self.acc):  # ZeRO-3: whole on every rank until prepare partitions it
+            self.model, self.processor = build_model(cfg, self.acc.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         if _lora(cfg) is not None:  # inject LoRA before any state is loaded into it

@@ -101,6 +101,30 @@ def configure_deepspeed(accelerator, *, micro_batch: int, grad_accum: int, max_g
     return config
 
 
+@contextlib.contextmanager
+def model_construction(accelerator):
+    """Context for building or loading the model: under ZeRO-3 without ``zero3_init_flag``, a full model per rank.
+
+    accelerate registers its DeepSpeed config with transformers whenever a ZeRO-3 plugin is selected, whatever
+    ``zero3_init_flag`` says, and transformers then builds every sub-model inside ``deepspeed.zero.Init``: the
+    parameters are already partitioned (empty on each rank) when the model's own initialisation and the loop's
+    checkpoint loading touch them, which fails ("index 0 is out of bounds for dimension 0 with size 0"). With the
+    flag off (configs/accelerate/8gpu_zero3.yaml) the model is built whole on every rank, as the flag promises, and
+    ``prepare`` partitions it; the registration is restored afterwards. With the flag on, nothing changes here.
+    """
+    plugin = accelerator.state.deepspeed_plugin if backend_of(accelerator) == DEEPSPEED else None
+    if plugin is None or plugin.is_zero3_init_enabled():
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
+
+
 def micro_batch_loss_scale(backend: str, n_micro: int, grad_accum: int) -> float:
     """Factor on each micro-batch's mean loss so the step's gradient is the mean over its ``n_micro`` batches.
 
