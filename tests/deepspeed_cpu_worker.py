@@ -48,6 +48,7 @@ def deepspeed_accelerator():
     acc.state.deepspeed_plugins = plugin
     plugin.select(_from_accelerator_state=True)
     acc.state.device = torch.device("cpu")
+    acc.deepspeed_engine_wrapped = None  # what Accelerator() sets up when it is given a DeepSpeed plugin
     # As on a real DeepSpeed launch, the process-level state says DEEPSPEED too.
     PartialState._shared_state["distributed_type"] = DistributedType.DEEPSPEED
     return acc
