@@ -30,11 +30,13 @@ SETTINGS = dict(scheme="direct", n_speech=4, limit_train_texts=12, epochs=2, per
                 save_every_steps=1, log_every_steps=1, save_total_limit=10)
 
 
-def _launch(tmp_path: Path, cfg, counts: Path | None = None) -> subprocess.CompletedProcess | None:
+def _launch(tmp_path: Path, cfg, counts: Path | None = None, mixed_precision: str = "no"
+            ) -> subprocess.CompletedProcess | None:
     path = tmp_path / f"{Path(cfg.output_dir).name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DS_ACCELERATOR": "cpu"}
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DS_ACCELERATOR": "cpu",
+           "DS_WORKER_MIXED_PRECISION": mixed_precision}
     if counts is not None:
         env["DS_WORKER_COUNTS"] = str(counts)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
@@ -112,3 +114,24 @@ def test_zero3_trains_steps_per_window_matches_one_process_resumes_and_saves(syn
     assert resumed is not None and resumed.returncode == 0, (resumed.stderr[-4000:] if resumed else "hung")
     again = load_model(killed / "model", device="cpu", dtype=torch.float32)[0].state_dict()
     assert all(torch.allclose(again[k], final[k], rtol=0, atol=1e-6) for k in final)
+
+
+def test_zero3_bf16_checkpoints_and_final_model_hold_the_float32_masters(synth_corpus_dir, tmp_path):
+    """DeepSpeed's bf16 mode keeps bf16 module weights: saving those (accelerate's 16-bit gather) wrote bf16
+    checkpoints and a bf16 final model. The saved weights are the float32 masters: after updates, most of them are
+    not bf16 values."""
+    from safetensors.torch import load_file
+
+    from training.checkpoint import list_checkpoints, load_tensors
+
+    out = tmp_path / "bf16"
+    done = _launch(tmp_path, tiny_config(synth_corpus_dir, out, keep_resumable=True,
+                                         **{**SETTINGS, "eval_splits": []}), mixed_precision="bf16")
+    assert done is not None and done.returncode == 0, (done.stderr[-4000:] if done else "hung")
+    final = load_file(str(out / "model" / "model.safetensors"))
+    ckpt = load_tensors(list_checkpoints(out)[-1], "model.pt")
+    for state in (final, ckpt):
+        assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+        floats = [v for v in state.values() if v.is_floating_point()]
+        off_bf16 = sum(int((v != v.bfloat16().float()).sum()) for v in floats) / sum(v.numel() for v in floats)
+        assert off_bf16 > 0.3, off_bf16  # 0 when the bf16 module copies were saved

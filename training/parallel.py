@@ -230,12 +230,35 @@ def full_state_dict(accelerator, prepared_model) -> dict[str, torch.Tensor]:
     """
     from torch.distributed.fsdp import FullStateDictConfig, FullyShardedDataParallel, StateDictType
 
+    if backend_of(accelerator) == DEEPSPEED:
+        return _zero_full_state_dict(accelerator, prepared_model)
     if not isinstance(prepared_model, FullyShardedDataParallel):
         return accelerator.get_state_dict(prepared_model)
     on_accelerator = next(prepared_model.parameters()).device.type != "cpu"
     config = FullStateDictConfig(offload_to_cpu=on_accelerator, rank0_only=True)
     with FullyShardedDataParallel.state_dict_type(prepared_model, StateDictType.FULL_STATE_DICT, config):
         return prepared_model.state_dict()
+
+
+def _zero_full_state_dict(accelerator, engine) -> dict[str, torch.Tensor]:
+    """ZeRO-3's full state dict in float32 (collective; complete on the main process).
+
+    accelerate's ``get_state_dict`` gathers the module's own parameters (``zero3_save_16bit_model``), which in
+    DeepSpeed's bf16 mode are bf16 copies: checkpoints and the final model would be bf16 (measured with the CPU
+    worker). The trained weights are taken from DeepSpeed's float32 master partitions instead, gathered parameter by
+    parameter in the same order on every rank; frozen ones have no master and are upcast.
+    """
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    state = accelerator.get_state_dict(engine)
+    for name, param in accelerator.unwrap_model(engine).named_parameters():
+        if param.requires_grad:
+            full = safe_get_full_fp32_param(param)  # collective
+            if accelerator.is_main_process and name in state and full is not None:
+                state[name] = full.detach().cpu()
+    if not accelerator.is_main_process:
+        return {}
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 # -- per-rank optimizer state -----------------------------------------------------------------------------------------
