@@ -187,7 +187,8 @@ class _Run:
     def _build_model(self) -> None:
         """The model and processor, with gradient checkpointing and LoRA as asked, weights in float32."""
         cfg = self.cfg
-        self.model, self.processor = build_model(cfg, self.acc.device)
+        with parallel.model_construction(self.acc):  # ZeRO-3: whole on every rank until prepare partitions it
+            self.model, self.processor = build_model(cfg, self.acc.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         if _lora(cfg) is not None:  # inject LoRA before any state is loaded into it
@@ -304,7 +305,11 @@ class _Run:
             set_trainable(base, train_audio=any(p.train_audio for p in self.phases), lora=_lora(cfg),
                           adapter=cfg.adapter)
             self.audio_prefixes = audio_modules(base, cfg.adapter)
-            self.raw_optimizer = torch.optim.AdamW(parallel.param_groups(base, self.audio_prefixes), lr=phase.peak_lr,
+            groups = parallel.param_groups(base, self.audio_prefixes)
+            # Counted before wrapping: ZeRO-3 empties the torch optimizer's groups between its steps
+            self.group_sizes = {g["group"]: sum(p.numel() for p in g["params"]) for g in groups}
+            self.total_params = sum(p.numel() for p in base.parameters())
+            self.raw_optimizer = torch.optim.AdamW(groups, lr=phase.peak_lr,
                                                    betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
                                                    weight_decay=cfg.weight_decay)
             if self.backend == parallel.DEEPSPEED:
@@ -316,14 +321,13 @@ class _Run:
             except parallel.ParallelError as exc:
                 raise TrainingError(str(exc)) from None
         parallel.start_phase_in_place(self.raw_optimizer, peak_lr=phase.peak_lr, train_audio=phase.train_audio)
-        total = trainable = audio = 0
+        trainable = audio = 0
         for group in self.raw_optimizer.param_groups:
-            n = sum(p.numel() for p in group["params"])
+            n = self.group_sizes[group.get("group", "main")]
             if group["lr"] > 0:
                 trainable += n
                 audio += n if group.get("group") == "audio" else 0
-        total = sum(p.numel() for p in self.model.parameters())  # local shard sizes under FSDP/ZeRO-3
-        return TrainableSummary(total=total, trainable=trainable, audio_trainable=audio, lora=0)
+        return TrainableSummary(total=self.total_params, trainable=trainable, audio_trainable=audio, lora=0)
 
     # -- one optimizer step ---------------------------------------------------------------------------------------
     def train_step(self, group: list) -> tuple[float, float]:

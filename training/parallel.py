@@ -101,6 +101,30 @@ def configure_deepspeed(accelerator, *, micro_batch: int, grad_accum: int, max_g
     return config
 
 
+@contextlib.contextmanager
+def model_construction(accelerator):
+    """Context for building or loading the model: under ZeRO-3 without ``zero3_init_flag``, a full model per rank.
+
+    accelerate registers its DeepSpeed config with transformers whenever a ZeRO-3 plugin is selected, whatever
+    ``zero3_init_flag`` says, and transformers then builds every sub-model inside ``deepspeed.zero.Init``: the
+    parameters are already partitioned (empty on each rank) when the model's own initialisation and the loop's
+    checkpoint loading touch them, which fails ("index 0 is out of bounds for dimension 0 with size 0"). With the
+    flag off (configs/accelerate/8gpu_zero3.yaml) the model is built whole on every rank, as the flag promises, and
+    ``prepare`` partitions it; the registration is restored afterwards. With the flag on, nothing changes here.
+    """
+    plugin = accelerator.state.deepspeed_plugin if backend_of(accelerator) == DEEPSPEED else None
+    if plugin is None or plugin.is_zero3_init_enabled():
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
+
+
 def micro_batch_loss_scale(backend: str, n_micro: int, grad_accum: int) -> float:
     """Factor on each micro-batch's mean loss so the step's gradient is the mean over its ``n_micro`` batches.
 
@@ -206,12 +230,35 @@ def full_state_dict(accelerator, prepared_model) -> dict[str, torch.Tensor]:
     """
     from torch.distributed.fsdp import FullStateDictConfig, FullyShardedDataParallel, StateDictType
 
+    if backend_of(accelerator) == DEEPSPEED:
+        return _zero_full_state_dict(accelerator, prepared_model)
     if not isinstance(prepared_model, FullyShardedDataParallel):
         return accelerator.get_state_dict(prepared_model)
     on_accelerator = next(prepared_model.parameters()).device.type != "cpu"
     config = FullStateDictConfig(offload_to_cpu=on_accelerator, rank0_only=True)
     with FullyShardedDataParallel.state_dict_type(prepared_model, StateDictType.FULL_STATE_DICT, config):
         return prepared_model.state_dict()
+
+
+def _zero_full_state_dict(accelerator, engine) -> dict[str, torch.Tensor]:
+    """ZeRO-3's full state dict in float32 (collective; complete on the main process).
+
+    accelerate's ``get_state_dict`` gathers the module's own parameters (``zero3_save_16bit_model``), which in
+    DeepSpeed's bf16 mode are bf16 copies: checkpoints and the final model would be bf16 (measured with the CPU
+    worker). The trained weights are taken from DeepSpeed's float32 master partitions instead, gathered parameter by
+    parameter in the same order on every rank; frozen ones have no master and are upcast.
+    """
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    state = accelerator.get_state_dict(engine)
+    for name, param in accelerator.unwrap_model(engine).named_parameters():
+        if param.requires_grad:
+            full = safe_get_full_fp32_param(param)  # collective
+            if accelerator.is_main_process and name in state and full is not None:
+                state[name] = full.detach().cpu()
+    if not accelerator.is_main_process:
+        return {}
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 # -- per-rank optimizer state -----------------------------------------------------------------------------------------
