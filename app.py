@@ -26,13 +26,19 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 @dataclass
 class AppConfig:
-    checkpoints: str = field(default="", metadata={
-        "help": "comma-separated checkpoints: 'demo' (the untrained tiny twin), run folders, model folders or hub "
-                "ids in the local cache (default: the demo run folders if present, and the tiny twin)"})
-    runs_dir: str = field(default="runs", metadata={
-        "help": "folder searched for run folders; they can be compared and loaded too"})
-    results: str = field(default="", metadata={
-        "help": "results table for the Planner and Results tabs (default: RUNS_DIR/results.csv)"})
+    checkpoints: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated checkpoints: 'demo' (the untrained tiny twin), run folders, model folders or hub "
+            "ids in the local cache (default: the demo run folders if present, and the tiny twin)"
+        },
+    )
+    runs_dir: str = field(
+        default="runs", metadata={"help": "folder searched for run folders; they can be compared and loaded too"}
+    )
+    results: str = field(
+        default="", metadata={"help": "results table for the Planner and Results tabs (default: RUNS_DIR/results.csv)"}
+    )
     host: str = field(default="127.0.0.1", metadata={"help": "address to serve on (127.0.0.1 = this machine only)"})
     port: int = field(default=7860, metadata={"help": "port to serve on"})
     num_beams: int = field(default=3, metadata={"help": "beam size for decoding (the paper uses 3)"})
@@ -73,8 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     # The app never downloads weights behind a click: hub ids must be in the local cache (HF_HUB_OFFLINE=0 lifts it).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     built: list = []
-    rc = run_cli(lambda cfg: built.append((cfg, build(cfg))), AppConfig, (ValueError, AppError), argv=argv,
-                 prog="python app.py", description=__doc__.split("\n\n")[0])
+    rc = run_cli(
+        lambda cfg: built.append((cfg, build(cfg))),
+        AppConfig,
+        (ValueError, AppError),
+        argv=argv,
+        prog="python app.py",
+        description=__doc__.split("\n\n")[0],
+    )
     if rc or not built:
         return rc
     from appkit.ui import launch

@@ -89,16 +89,21 @@ def check_checkpoint(spec: str) -> Checkpoint:
             return _from_run(path)
         if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
             return Checkpoint(spec, path.name or spec, str(path))
-        raise AppError(f"{spec}: the folder holds no checkpoint (no config.json or adapter_config.json); pass a "
-                       "model folder written by save_pretrained, or a run folder (config.json + curves.csv)")
+        raise AppError(
+            f"{spec}: the folder holds no checkpoint (no config.json or adapter_config.json); pass a "
+            "model folder written by save_pretrained, or a run folder (config.json + curves.csv)"
+        )
     if _HUB_ID.match(spec) and not path.exists() and not spec.startswith((".", "~")):
         if not _hub_cached(spec) and _offline():
-            raise AppError(f"{spec}: not in the local Hugging Face cache, and the app runs offline; download it "
-                           f"once with `huggingface-cli download {spec}` (or start with HF_HUB_OFFLINE=0 to let "
-                           "the first request download it)")
+            raise AppError(
+                f"{spec}: not in the local Hugging Face cache, and the app runs offline; download it "
+                f"once with `huggingface-cli download {spec}` (or start with HF_HUB_OFFLINE=0 to let "
+                "the first request download it)"
+            )
         return Checkpoint(spec, spec, spec)
-    raise AppError(f"{spec}: no such folder; check the path, or pass 'demo' or a hub id such as "
-                   "Qwen/Qwen2-Audio-7B-Instruct")
+    raise AppError(
+        f"{spec}: no such folder; check the path, or pass 'demo' or a hub id such as Qwen/Qwen2-Audio-7B-Instruct"
+    )
 
 
 class Catalog:
@@ -149,5 +154,7 @@ class Catalog:
                 if c.run_dir is not None and Path(c.run_dir).resolve() == real:
                     return c
         listed = ", ".join(c.name for c in known)
-        raise AppError(f"{name}: not a checkpoint this app serves (it serves: {listed}); restart the app with "
-                       f"--checkpoints {name} or put the run folder under --runs-dir")
+        raise AppError(
+            f"{name}: not a checkpoint this app serves (it serves: {listed}); restart the app with "
+            f"--checkpoints {name} or put the run folder under --runs-dir"
+        )

@@ -54,8 +54,11 @@ def synth_examples(out: Path) -> Path | None:
     utterances = plan(SynthConfig(out=str(out), languages=EXAMPLE_LANGUAGES, per_intent=6, seed=EXAMPLE_SEED))
     chosen, intents = [], set()
     for u in utterances:  # distinct intents, test split first
-        if u.split == "test" and u.frame.intent not in intents and \
-                sum(c.language == u.language for c in chosen) < EXAMPLES_PER_LANGUAGE[u.language]:
+        if (
+            u.split == "test"
+            and u.frame.intent not in intents
+            and sum(c.language == u.language for c in chosen) < EXAMPLES_PER_LANGUAGE[u.language]
+        ):
             chosen.append(u)
             intents.add(u.frame.intent)
     rows = []

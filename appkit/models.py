@@ -88,8 +88,10 @@ class ModelPool:
 
             return build_tiny(seed=0)
         if ckpt.run_dir is not None and not Path(ckpt.load).is_dir():
-            raise AppError(f"{ckpt.name}: the run has no final model yet ({ckpt.load} is missing); wait for "
-                           "training to finish, or pick another checkpoint")
+            raise AppError(
+                f"{ckpt.name}: the run has no final model yet ({ckpt.load} is missing); wait for "
+                "training to finish, or pick another checkpoint"
+            )
         from models.loading import load_model
 
         return load_model(ckpt.load)
@@ -115,10 +117,18 @@ class Parsed:
         return self.frame.intent
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "input": self.input, "intent": self.intent,
-                "frame": self.frame.to_dict(), "status": self.status, "raw": self.raw,
-                "latency_s": round(self.latency_s, 3), "load_s": round(self.load_s, 3),
-                "duration_s": None if self.duration_s is None else round(self.duration_s, 2), "heard": self.heard}
+        return {
+            "checkpoint": self.checkpoint,
+            "input": self.input,
+            "intent": self.intent,
+            "frame": self.frame.to_dict(),
+            "status": self.status,
+            "raw": self.raw,
+            "latency_s": round(self.latency_s, 3),
+            "load_s": round(self.load_s, 3),
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 2),
+            "heard": self.heard,
+        }
 
 
 def read_clip(path: str, shown: str | None = None):
@@ -132,8 +142,10 @@ def read_clip(path: str, shown: str | None = None):
         except AudioError:
             seconds = 0.0  # unreadable header: load_audio below says why
         if seconds > MAX_SECONDS:
-            raise AudioError(f"{path}: {seconds:.1f} s is longer than the {MAX_SECONDS:g} s the model hears; cut "
-                             "it into utterances under 30 s and parse them one by one")
+            raise AudioError(
+                f"{path}: {seconds:.1f} s is longer than the {MAX_SECONDS:g} s the model hears; cut "
+                "it into utterances under 30 s and parse them one by one"
+            )
         return load_audio(path, on_long="refuse")
     except AudioError as err:
         raise AppError(str(err).replace(str(path), shown)) from None
@@ -163,18 +175,29 @@ def parse(
     ref = None
     if wave is not None:
         ref = AudioRef(data=to_wav_bytes(wave), duration_s=len(wave) / SAMPLE_RATE)
-    example = SLUExample(id="input", corpus="app", language="", split="test", transcript=transcript,
-                         frame=NONE_FRAME, audio=ref)
+    example = SLUExample(
+        id="input", corpus="app", language="", split="test", transcript=transcript, frame=NONE_FRAME, audio=ref
+    )
     start = time.perf_counter()
     model, processor = pool.get(ckpt, progress)
     loaded = time.perf_counter()
     progress(0.6, f"decoding with {ckpt.label}")
-    (pred,) = generate_frames(model, processor, [(example, ref is not None)], batch_size=1, num_beams=num_beams,
-                              progress=False)
+    (pred,) = generate_frames(
+        model, processor, [(example, ref is not None)], batch_size=1, num_beams=num_beams, progress=False
+    )
     done = time.perf_counter()
-    return Parsed(ckpt.name, "speech" if ref is not None else "transcript", pred.frame, pred.parse.status.value,
-                  pred.text, done - loaded, loaded - start, None if ref is None else ref.duration_s,
-                  [[e.type, e.filler] for e in pred.frame.entities], pred.parse.transcript)
+    return Parsed(
+        ckpt.name,
+        "speech" if ref is not None else "transcript",
+        pred.frame,
+        pred.parse.status.value,
+        pred.text,
+        done - loaded,
+        loaded - start,
+        None if ref is None else ref.duration_s,
+        [[e.type, e.filler] for e in pred.frame.entities],
+        pred.parse.transcript,
+    )
 
 
 def highlight(transcript: str, entities: list[list[str]]) -> list[tuple[str, str | None]]:

@@ -28,8 +28,10 @@ def load_curves(source: str, results: str | os.PathLike | None):
     if source != RUNS:
         raise AppError(f"unknown curve source {source!r}; choose {PAPER!r} or {RUNS!r}")
     if not results or not Path(results).is_file():
-        raise AppError(f"no results table at {results or '(none given)'}; run a sweep into the runs folder "
-                       "(python -m training.sweep ... --out RUNS) or plan on the paper's curves")
+        raise AppError(
+            f"no results table at {results or '(none given)'}; run a sweep into the runs folder "
+            "(python -m training.sweep ... --out RUNS) or plan on the paper's curves"
+        )
     try:
         return read_results_curves(results)
     except PlannerError as err:
@@ -43,8 +45,10 @@ def languages(curves, allocatable_only: bool = False) -> list[str]:
 def _select(curves, language: str):
     chosen = [c for c in curves if language in (c.language, c.group) and c.x.size >= 2 and (c.x > 0).any()]
     if not chosen:
-        raise AppError(f"no curve with two or more speech levels for language {language!r}; the curves have "
-                       f"{', '.join(languages(curves))}")
+        raise AppError(
+            f"no curve with two or more speech levels for language {language!r}; the curves have "
+            f"{', '.join(languages(curves))}"
+        )
     return chosen
 
 
@@ -95,8 +99,16 @@ def _write_csv(frame, stem: str) -> str:
     return str(path)
 
 
-def plan_target(source: str, results: str | None, language: str, target_points: float, share: bool, risk: float,
-                avg_seconds: float, cost_per_hour: float):
+def plan_target(
+    source: str,
+    results: str | None,
+    language: str,
+    target_points: float,
+    share: bool,
+    risk: float,
+    avg_seconds: float,
+    cost_per_hour: float,
+):
     """(summary markdown, table, figure, CSV path) for "how much speech for this target"."""
     import pandas as pd
 
@@ -112,22 +124,35 @@ def plan_target(source: str, results: str | None, language: str, target_points: 
     curves = load_curves(source, results)
     fits = [_library(curves).fit(c) for c in _select(curves, language)]
     try:
-        rec = recommend(fits, target=target, share=share, risk=risk, avg_seconds=avg or None,
-                        cost_per_hour=cost or None, language=language)
+        rec = recommend(
+            fits,
+            target=target,
+            share=share,
+            risk=risk,
+            avg_seconds=avg or None,
+            cost_per_hour=cost or None,
+            language=language,
+        )
     except PlannerError as err:
         raise AppError(_planner_message(err)) from None
     unit = fits[0].curve.unit.replace("_", " ")
     rows = []
     for a in rec.answers:
         e, s = a.expected, a.safe
-        rows.append({
-            "scheme": a.scheme, "status": a.status,
-            f"expected ({unit})": _ceil(e["amount"]), f"safe ({unit})": _ceil(s["amount"]),
-            "expected hours": _round(e["hours"], 1), "safe hours": _round(s["hours"], 1),
-            "expected cost": _round(e["money"], 0), "safe cost": _round(s["money"], 0),
-            "P(reach with whole corpus)": round(a.p_reach_corpus, 2),
-            "score with whole corpus (points)": round(100 * a.score_at_corpus, 2),
-        })
+        rows.append(
+            {
+                "scheme": a.scheme,
+                "status": a.status,
+                f"expected ({unit})": _ceil(e["amount"]),
+                f"safe ({unit})": _ceil(s["amount"]),
+                "expected hours": _round(e["hours"], 1),
+                "safe hours": _round(s["hours"], 1),
+                "expected cost": _round(e["money"], 0),
+                "safe cost": _round(s["money"], 0),
+                "P(reach with whole corpus)": round(a.p_reach_corpus, 2),
+                "score with whole corpus (points)": round(100 * a.score_at_corpus, 2),
+            }
+        )
     table = pd.DataFrame(rows)
     best_e, best_s = rec.best_expected, rec.best_safe
     amount = f"{_ceil(best_e['amount']):,} {unit}" if best_e["amount"] is not None else "no amount"
@@ -137,10 +162,12 @@ def plan_target(source: str, results: str | None, language: str, target_points: 
         extra.append(f"{best_e['hours']:,.1f} h")
     if best_e.get("money") is not None:
         extra.append(f"cost {best_e['money']:,.0f}")
-    summary = (f"### {language}: {rec.status}\n"
-               f"Target SLU-F1 **{100 * rec.target:.1f}** points. Scheme to train: **{rec.best_scheme or '-'}**. "
-               f"Expected amount: **{amount}**{' (' + ', '.join(extra) + ')' if extra else ''}; safe amount "
-               f"(missed with probability about {risk:.0%}): **{safe}**.")
+    summary = (
+        f"### {language}: {rec.status}\n"
+        f"Target SLU-F1 **{100 * rec.target:.1f}** points. Scheme to train: **{rec.best_scheme or '-'}**. "
+        f"Expected amount: **{amount}**{' (' + ', '.join(extra) + ')' if extra else ''}; safe amount "
+        f"(missed with probability about {risk:.0%}): **{safe}**."
+    )
     if rec.notes:
         summary += "\n\n" + "\n".join(f"- {n}" for n in rec.notes)
     summary += f"\n\n_Calibrated by {rec.calibrated_by}._"
@@ -153,8 +180,16 @@ def plan_target(source: str, results: str | None, language: str, target_points: 
     return summary, table, fig, _write_csv(table, f"plan-{language}")
 
 
-def plan_budget(source: str, results: str | None, langs: list[str] | str, budget: float, unit: str,
-                avg_seconds: float, cost_per_hour: float, objective: str):
+def plan_budget(
+    source: str,
+    results: str | None,
+    langs: list[str] | str,
+    budget: float,
+    unit: str,
+    avg_seconds: float,
+    cost_per_hour: float,
+    objective: str,
+):
     """(summary markdown, table, figure, CSV path) for "split this budget over these languages"."""
     import pandas as pd
 
@@ -182,24 +217,33 @@ def plan_budget(source: str, results: str | None, langs: list[str] | str, budget
     lib = _library(curves)
     fits = {lang: [lib.fit(c) for c in _select(curves, lang)] for lang in langs}
     try:
-        alloc = allocate(fits, budget, budget_unit=unit, avg_seconds=avg or None, cost_per_hour=cost or None,
-                         objective=objective)
+        alloc = allocate(
+            fits, budget, budget_unit=unit, avg_seconds=avg or None, cost_per_hour=cost or None, objective=objective
+        )
     except PlannerError as err:
         raise AppError(_planner_message(err)) from None
     rows = []
     for r in alloc.choice:
         utt = r["amount"] if r["unit"] == "utterances" else None
         hours = utt * avg / 3600 if utt is not None and avg else (r["amount"] if r["unit"] == "hours" else None)
-        rows.append({
-            "language": r["language"], "speech to collect": _ceil(r["amount"]), "unit": r["unit"],
-            "hours": _round(hours, 1), "cost": _round(hours * cost, 0) if hours is not None and cost else None,
-            f"budget used ({unit})": _round(r["cost"], 1 if unit == "hours" else 0),
-            "predicted SLU-F1 (points)": round(100 * r["predicted_score"], 2), "scheme to train": r["scheme"],
-        })
+        rows.append(
+            {
+                "language": r["language"],
+                "speech to collect": _ceil(r["amount"]),
+                "unit": r["unit"],
+                "hours": _round(hours, 1),
+                "cost": _round(hours * cost, 0) if hours is not None and cost else None,
+                f"budget used ({unit})": _round(r["cost"], 1 if unit == "hours" else 0),
+                "predicted SLU-F1 (points)": round(100 * r["predicted_score"], 2),
+                "scheme to train": r["scheme"],
+            }
+        )
     table = pd.DataFrame(rows)
-    summary = (f"### Budget {budget:,g} {unit}, objective: {objective}\n"
-               f"Spent **{alloc.spent:,.1f} {unit}**; predicted SLU-F1 mean **{100 * alloc.mean_score:.1f}**, "
-               f"worst language **{100 * alloc.worst_score:.1f}** points.")
+    summary = (
+        f"### Budget {budget:,g} {unit}, objective: {objective}\n"
+        f"Spent **{alloc.spent:,.1f} {unit}**; predicted SLU-F1 mean **{100 * alloc.mean_score:.1f}**, "
+        f"worst language **{100 * alloc.worst_score:.1f}** points."
+    )
     if alloc.notes:
         summary += "\n\n" + "\n".join(f"- {n}" for n in alloc.notes)
     fig = plot_allocation(alloc)

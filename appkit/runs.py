@@ -40,16 +40,18 @@ def config_summary(ckpt: Checkpoint) -> dict[str, Any]:
     corpus = _find(cfg, "corpus")
     data = cfg.get("data", cfg) if isinstance(cfg, dict) else {}  # nested layout, or the flat one of older runs
     path = _find(data.get("corpus_args", {}) if isinstance(data, dict) else {}, "path")
-    row.update({
-        "scheme": _find(cfg, "scheme") or "-",
-        "speech %": _find(cfg, "speech_percent") if _find(cfg, "speech_percent") is not None else "-",
-        "speech items": meta.get("n_speech_used", "-"),
-        "seed": _find(cfg, "seed") if _find(cfg, "seed") is not None else "-",
-        "corpus": (f"{corpus} ({Path(str(path)).name})" if path else corpus) or "-",
-        "language": meta.get("language") or _find(cfg, "language") or "-",
-        "base model": _find(cfg, "model") or ("tiny twin, untrained" if ckpt.is_demo else ckpt.load),
-        "epochs": _find(cfg, "epochs") or "-",
-    })
+    row.update(
+        {
+            "scheme": _find(cfg, "scheme") or "-",
+            "speech %": _find(cfg, "speech_percent") if _find(cfg, "speech_percent") is not None else "-",
+            "speech items": meta.get("n_speech_used", "-"),
+            "seed": _find(cfg, "seed") if _find(cfg, "seed") is not None else "-",
+            "corpus": (f"{corpus} ({Path(str(path)).name})" if path else corpus) or "-",
+            "language": meta.get("language") or _find(cfg, "language") or "-",
+            "base model": _find(cfg, "model") or ("tiny twin, untrained" if ckpt.is_demo else ckpt.load),
+            "epochs": _find(cfg, "epochs") or "-",
+        }
+    )
     return row
 
 
@@ -79,8 +81,9 @@ def curves_figure(ckpts: list[Checkpoint], metric: str = "slu_f1"):
 
     from training.run_folder import read_curves
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"dev {METRIC_NAMES.get(metric, metric)} (points)",
-                                                        "training loss"))
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=(f"dev {METRIC_NAMES.get(metric, metric)} (points)", "training loss")
+    )
     drawn = 0
     for ckpt in ckpts:
         if ckpt.run_dir is None:
@@ -89,10 +92,31 @@ def curves_figure(ckpts: list[Checkpoint], metric: str = "slu_f1"):
         evals = [r for r in rows if r.get("kind") == "eval" and r.get(metric) is not None]
         losses = [r for r in rows if r.get("kind") == "train" and r.get("loss") is not None]
         group, line = ckpt.label, {"color": COLORS[drawn % len(COLORS)]}
-        fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[100 * r[metric] for r in evals], line=line,
-                                 mode="lines+markers", name=group, legendgroup=group), row=1, col=1)
-        fig.add_trace(go.Scatter(x=[r["step"] for r in losses], y=[r["loss"] for r in losses], mode="lines",
-                                 line=line, name=group, legendgroup=group, showlegend=False), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=[r["step"] for r in evals],
+                y=[100 * r[metric] for r in evals],
+                line=line,
+                mode="lines+markers",
+                name=group,
+                legendgroup=group,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r["step"] for r in losses],
+                y=[r["loss"] for r in losses],
+                mode="lines",
+                line=line,
+                name=group,
+                legendgroup=group,
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
         drawn += 1
     fig.update_xaxes(title_text="optimizer step")
     title = "score curves of the run folders" if drawn else "no run folders chosen: no curves (demo and hub models)"

@@ -26,8 +26,16 @@ from appkit.runs import config_summary, curves_figure, test_metrics
 
 log = logging.getLogger("lalm_slu.app")
 
-SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial",
-                "sans-serif"]
+SYSTEM_FONTS = [
+    "ui-sans-serif",
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Roboto",
+    "Helvetica Neue",
+    "Arial",
+    "sans-serif",
+]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace"]
 MAX_UPLOAD = "30mb"  # a 30 s clip is at most ~11 MB even as stereo float32 at 48 kHz
 CSS = """
@@ -66,8 +74,11 @@ def user_errors(fn):
             raise gr.Error(esc(err), duration=None, print_exception=False) from None
         except Exception as err:  # noqa: BLE001 - the page gets one line; the log keeps the traceback
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(esc(f"unexpected error ({type(err).__name__}: {err}); the server log has the details"),
-                           duration=None, print_exception=False) from None
+            raise gr.Error(
+                esc(f"unexpected error ({type(err).__name__}: {err}); the server log has the details"),
+                duration=None,
+                print_exception=False,
+            ) from None
 
     return wrapper
 
@@ -114,8 +125,14 @@ class AppState:
     @user_errors
     def parse(self, checkpoint: str, audio: str | None, transcript: str, progress=gr.Progress()):
         ckpt = self.catalog.resolve(checkpoint)
-        out = parse(self.pool, ckpt, audio_path=audio or None, transcript=transcript or "", num_beams=self.num_beams,
-                    progress=_progress(progress))
+        out = parse(
+            self.pool,
+            ckpt,
+            audio_path=audio or None,
+            transcript=transcript or "",
+            num_beams=self.num_beams,
+            progress=_progress(progress),
+        )
         gold = self.example_for(audio)
         shown = out.frame
         text = transcript if out.input == "transcript" else (out.heard or (gold.transcript if gold else ""))
@@ -126,19 +143,24 @@ class AppState:
         result = out.to_dict()
         if gold is not None:
             result["gold"] = {"intent": gold.frame.intent, "frame": gold.frame.to_dict(), "transcript": gold.transcript}
-        timing = f"{out.latency_s:.2f} s decoding" + (f" + {out.load_s:.1f} s loading (first use)" if out.load_s > 0.5
-                                                       else "")
-        source = (f"speech, {out.duration_s:.1f} s clip" if out.input == "speech" else "typed transcript (text path)")
-        card = (f"<div class='card'><div class='muted'>intent</div><div class='intent'>{esc(shown.intent)}</div>"
-                f"<div>scenario <b>{esc(shown.scenario)}</b> · action <b>{esc(shown.action)}</b></div>"
-                f"<div style='margin-top:6px'><span class='pill {esc(out.status)}'>output {esc(out.status)}</span>"
-                f"<span class='muted'>{esc(source)} · {esc(timing)} · {esc(ckpt.label)}</span></div>")
+        timing = f"{out.latency_s:.2f} s decoding" + (
+            f" + {out.load_s:.1f} s loading (first use)" if out.load_s > 0.5 else ""
+        )
+        source = f"speech, {out.duration_s:.1f} s clip" if out.input == "speech" else "typed transcript (text path)"
+        card = (
+            f"<div class='card'><div class='muted'>intent</div><div class='intent'>{esc(shown.intent)}</div>"
+            f"<div>scenario <b>{esc(shown.scenario)}</b> · action <b>{esc(shown.action)}</b></div>"
+            f"<div style='margin-top:6px'><span class='pill {esc(out.status)}'>output {esc(out.status)}</span>"
+            f"<span class='muted'>{esc(source)} · {esc(timing)} · {esc(ckpt.label)}</span></div>"
+        )
         if out.heard and out.input == "speech":
             card += f"<div style='margin-top:6px'>heard: “{esc(out.heard)}”</div>"
         if gold is not None:
             verdict = "matches" if gold.frame.intent == shown.intent else "differs from"
-            card += (f"<div class='muted' style='margin-top:6px'>example clip: gold intent "
-                     f"<b>{esc(gold.frame.intent)}</b> ({verdict} the answer); said: “{esc(gold.transcript)}”</div>")
+            card += (
+                f"<div class='muted' style='margin-top:6px'>example clip: gold intent "
+                f"<b>{esc(gold.frame.intent)}</b> ({verdict} the answer); said: “{esc(gold.transcript)}”</div>"
+            )
         card += "</div>"
         entities = [[t, f] for t, f in out.entities]
         return result, card, entities, marked, out.raw
@@ -168,12 +190,25 @@ class AppState:
         gold = self.example_for(audio)
         rows = []
         if gold is not None:
-            rows.append({"checkpoint": "gold (example clip)", "intent": gold.frame.intent,
-                         "entities": _entities_text([[e.type, e.filler] for e in gold.frame.entities]),
-                         "output": "-", "latency (s)": None})
+            rows.append(
+                {
+                    "checkpoint": "gold (example clip)",
+                    "intent": gold.frame.intent,
+                    "entities": _entities_text([[e.type, e.filler] for e in gold.frame.entities]),
+                    "output": "-",
+                    "latency (s)": None,
+                }
+            )
         for ckpt, a in zip(ckpts, answers):
-            rows.append({"checkpoint": ckpt.label, "intent": a.intent, "entities": _entities_text(a.entities),
-                         "output": a.status, "latency (s)": round(a.latency_s, 2)})
+            rows.append(
+                {
+                    "checkpoint": ckpt.label,
+                    "intent": a.intent,
+                    "entities": _entities_text(a.entities),
+                    "output": a.status,
+                    "latency (s)": round(a.latency_s, 2),
+                }
+            )
         table = pd.DataFrame(rows)
         ref = 0  # the gold row, or the first checkpoint
 
@@ -183,31 +218,54 @@ class AppState:
                 for i in df.index:
                     if i != ref:
                         same = df.at[i, col] == df.at[ref, col]
-                        styles.at[i, col] = ("background-color: #dcfce7" if same else
-                                             "background-color: #fee2e2; font-weight: 600")
+                        styles.at[i, col] = (
+                            "background-color: #dcfce7" if same else "background-color: #fee2e2; font-weight: 600"
+                        )
             return styles
 
         styled = table.style.apply(colour, axis=None)
-        against = "the gold frame of the example clip" if gold is not None else f"the first checkpoint ({ckpts[0].label})"
-        note = (f"Differences from {esc(against)} are red, agreements green. Input: "
-                + (f"a {answers[0].duration_s:.1f} s clip" if wave is not None else "the typed transcript (text path)")
-                + ".")
+        against = (
+            "the gold frame of the example clip" if gold is not None else f"the first checkpoint ({ckpts[0].label})"
+        )
+        note = (
+            f"Differences from {esc(against)} are red, agreements green. Input: "
+            + (f"a {answers[0].duration_s:.1f} s clip" if wave is not None else "the typed transcript (text path)")
+            + "."
+        )
         metrics = pd.DataFrame([test_metrics(c) for c in ckpts])
         configs = pd.DataFrame([config_summary(c) for c in ckpts])
         return styled, note, curves_figure(ckpts), metrics, configs
 
     # ------------------------------------------------------------------------------------------------- Planner
     @user_errors
-    def plan(self, source: str, language: str, target: float, share: bool, risk: float, avg_seconds: float,
-             cost_per_hour: float):
-        return planning.plan_target(source, self._results(), (language or "").strip(), target, bool(share), risk,
-                                    avg_seconds, cost_per_hour)
+    def plan(
+        self,
+        source: str,
+        language: str,
+        target: float,
+        share: bool,
+        risk: float,
+        avg_seconds: float,
+        cost_per_hour: float,
+    ):
+        return planning.plan_target(
+            source, self._results(), (language or "").strip(), target, bool(share), risk, avg_seconds, cost_per_hour
+        )
 
     @user_errors
-    def allocate(self, source: str, languages: list[str] | str, budget: float, unit: str, avg_seconds: float,
-                 cost_per_hour: float, objective: str):
-        return planning.plan_budget(source, self._results(), languages, budget, unit, avg_seconds, cost_per_hour,
-                                    objective)
+    def allocate(
+        self,
+        source: str,
+        languages: list[str] | str,
+        budget: float,
+        unit: str,
+        avg_seconds: float,
+        cost_per_hour: float,
+        objective: str,
+    ):
+        return planning.plan_budget(
+            source, self._results(), languages, budget, unit, avg_seconds, cost_per_hour, objective
+        )
 
     def _results(self) -> str | None:
         return str(self.results) if self.results else None
@@ -231,65 +289,128 @@ def _live_tab(state: AppState, choices):
     with gr.Tab("Live", id="live"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                ckpt = gr.Dropdown(choices, value=choices[0][1], label="checkpoint", elem_id="live-checkpoint",
-                                   allow_custom_value=True)  # the catalog, not the widget, decides what is served
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)", buttons=["download"],
-                                 elem_id="live-audio")
+                ckpt = gr.Dropdown(
+                    choices, value=choices[0][1], label="checkpoint", elem_id="live-checkpoint", allow_custom_value=True
+                )  # the catalog, not the widget, decides what is served
+                audio = gr.Audio(
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label="speech (up to 30 s)",
+                    buttons=["download"],
+                    elem_id="live-audio",
+                )
                 if state.examples:
-                    gr.Examples([[e.path] for e in state.examples], inputs=[audio], label="example clips",
-                                example_labels=[f"{e.language}: {e.transcript}" for e in state.examples])
-                text = gr.Textbox(label="or type a transcript (the text path; used when there is no clip)",
-                                  placeholder="wake me up at seven am", elem_id="live-text")
+                    gr.Examples(
+                        [[e.path] for e in state.examples],
+                        inputs=[audio],
+                        label="example clips",
+                        example_labels=[f"{e.language}: {e.transcript}" for e in state.examples],
+                    )
+                text = gr.Textbox(
+                    label="or type a transcript (the text path; used when there is no clip)",
+                    placeholder="wake me up at seven am",
+                    elem_id="live-text",
+                )
                 with gr.Row():
                     clear = gr.Button("Clear", variant="secondary")
                     go = gr.Button("Parse", variant="primary", elem_id="live-parse")
             with gr.Column(scale=6):
-                card = gr.HTML("<div class='card muted'>The answer appears here: scenario, action, entities.</div>",
-                               elem_id="live-result")
-                marked = gr.HighlightedText(label="entities in the transcript", combine_adjacent=False,
-                                            show_legend=True, elem_id="live-highlight")
-                entities = gr.Dataframe(headers=["type", "filler"], datatype=["str", "str"], label="entities",
-                                        interactive=False, elem_id="live-entities")
+                card = gr.HTML(
+                    "<div class='card muted'>The answer appears here: scenario, action, entities.</div>",
+                    elem_id="live-result",
+                )
+                marked = gr.HighlightedText(
+                    label="entities in the transcript",
+                    combine_adjacent=False,
+                    show_legend=True,
+                    elem_id="live-highlight",
+                )
+                entities = gr.Dataframe(
+                    headers=["type", "filler"],
+                    datatype=["str", "str"],
+                    label="entities",
+                    interactive=False,
+                    elem_id="live-entities",
+                )
                 with gr.Accordion("raw model output and full result", open=False):
                     raw = gr.Textbox(label="raw model output", lines=2, elem_id="live-raw")
                     result = gr.JSON(label="result (what the API returns)")
         outputs = [result, card, entities, marked, raw]
         go.click(state.parse, [ckpt, audio, text], outputs, api_name="parse", show_progress="full").failure(
-            lambda: (None, FAILED, None, None, ""), None, outputs, api_visibility="private", queue=False)
+            lambda: (None, FAILED, None, None, ""), None, outputs, api_visibility="private", queue=False
+        )
         return ckpt
-        clear.click(lambda: (None, "", None, "<div class='card muted'>Cleared.</div>", None, None, ""), None,
-                    [audio, text, result, card, entities, marked, raw], api_visibility="private", queue=False)
+        clear.click(
+            lambda: (None, "", None, "<div class='card muted'>Cleared.</div>", None, None, ""),
+            None,
+            [audio, text, result, card, entities, marked, raw],
+            api_visibility="private",
+            queue=False,
+        )
 
 
 def _compare_tab(state: AppState, choices):
     with gr.Tab("Compare", id="compare"):
-        gr.Markdown("One clip through two to four checkpoints or run folders, side by side; beside them each run's "
-                    "dev score curves, test metrics and settings.")
+        gr.Markdown(
+            "One clip through two to four checkpoints or run folders, side by side; beside them each run's "
+            "dev score curves, test metrics and settings."
+        )
         with gr.Row(equal_height=False):
             with gr.Column(scale=5):
-                pick = gr.Dropdown(choices, value=[c[1] for c in choices[:2]], multiselect=True, max_choices=4,
-                                   label="checkpoints (2 to 4)", elem_id="compare-checkpoints",
-                                   allow_custom_value=True)
-                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="speech (up to 30 s)", buttons=["download"],
-                                 elem_id="compare-audio")
+                pick = gr.Dropdown(
+                    choices,
+                    value=[c[1] for c in choices[:2]],
+                    multiselect=True,
+                    max_choices=4,
+                    label="checkpoints (2 to 4)",
+                    elem_id="compare-checkpoints",
+                    allow_custom_value=True,
+                )
+                audio = gr.Audio(
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    label="speech (up to 30 s)",
+                    buttons=["download"],
+                    elem_id="compare-audio",
+                )
                 if state.examples:
-                    gr.Examples([[e.path] for e in state.examples], inputs=[audio], label="example clips",
-                                example_labels=[f"{e.language}: {e.transcript}" for e in state.examples])
+                    gr.Examples(
+                        [[e.path] for e in state.examples],
+                        inputs=[audio],
+                        label="example clips",
+                        example_labels=[f"{e.language}: {e.transcript}" for e in state.examples],
+                    )
                 text = gr.Textbox(label="or type a transcript (text path)", elem_id="compare-text")
                 go = gr.Button("Compare", variant="primary", elem_id="compare-run")
             with gr.Column(scale=7):
                 note = gr.Markdown(elem_id="compare-note")
-                table = gr.Dataframe(headers=["checkpoint", "intent", "entities", "output", "latency (s)"],
-                                     label="answers", interactive=False, wrap=True, elem_id="compare-table")
-                metrics = gr.Dataframe(headers=["checkpoint", "split", "intent acc.", "entity F1", "SLU-F1", "items"],
-                                       label="test metrics (points)", interactive=False)
-                configs = gr.Dataframe(headers=["checkpoint", "scheme", "speech %", "seed", "corpus", "language"],
-                                       label="run settings", interactive=False, wrap=True)
+                table = gr.Dataframe(
+                    headers=["checkpoint", "intent", "entities", "output", "latency (s)"],
+                    label="answers",
+                    interactive=False,
+                    wrap=True,
+                    elem_id="compare-table",
+                )
+                metrics = gr.Dataframe(
+                    headers=["checkpoint", "split", "intent acc.", "entity F1", "SLU-F1", "items"],
+                    label="test metrics (points)",
+                    interactive=False,
+                )
+                configs = gr.Dataframe(
+                    headers=["checkpoint", "scheme", "speech %", "seed", "corpus", "language"],
+                    label="run settings",
+                    interactive=False,
+                    wrap=True,
+                )
         plot = gr.Plot(label="dev score curves", elem_id="compare-plot")
         outputs = [table, note, plot, metrics, configs]
         go.click(state.compare, [pick, audio, text], outputs, api_name="compare").failure(
-            lambda: (None, "**Not compared**: the red message says why.", None, None, None), None, outputs,
-            api_visibility="private", queue=False)
+            lambda: (None, "**Not compared**: the red message says why.", None, None, None),
+            None,
+            outputs,
+            api_visibility="private",
+            queue=False,
+        )
         return pick
 
 
@@ -300,17 +421,24 @@ def _planner_tab(state: AppState):
     langs = state.planner_languages(planning.PAPER)
     budget_langs = state.planner_languages(planning.PAPER, budget=True)
     with gr.Tab("Planner", id="planner"):
-        gr.Markdown("How much paired speech to collect for a target score (target mode), or how to split a speech "
-                    "budget over languages (budget mode). Scores are SLU-F1 in points (0-100).")
+        gr.Markdown(
+            "How much paired speech to collect for a target score (target mode), or how to split a speech "
+            "budget over languages (budget mode). Scores are SLU-F1 in points (0-100)."
+        )
         source = gr.Radio(sources, value=planning.PAPER, label="curves to plan on", elem_id="planner-source")
         with gr.Tabs():
             with gr.Tab("Target mode", id="target"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4):
-                        language = gr.Dropdown(langs, value="en" if "en" in langs else (langs or [None])[0],
-                                               label="language", allow_custom_value=False)
-                        target = gr.Number(value=75, label="target SLU-F1 (points) or share of the best (%)",
-                                           minimum=0, maximum=100)
+                        language = gr.Dropdown(
+                            langs,
+                            value="en" if "en" in langs else (langs or [None])[0],
+                            label="language",
+                            allow_custom_value=False,
+                        )
+                        target = gr.Number(
+                            value=75, label="target SLU-F1 (points) or share of the best (%)", minimum=0, maximum=100
+                        )
                         share = gr.Checkbox(value=False, label="target is a share (%) of the best full-corpus score")
                         risk = gr.Slider(0.01, 0.49, value=0.1, step=0.01, label="accepted risk of missing the target")
                         seconds = gr.Number(value=3.0, label="average utterance length (s)", minimum=0)
@@ -319,33 +447,43 @@ def _planner_tab(state: AppState):
                     with gr.Column(scale=8):
                         first = _first(state.plan, planning.PAPER, "en", 75, False, 0.1, 3.0, 60)
                         summary = gr.Markdown(first[0], elem_id="planner-summary")
-                        table = gr.Dataframe(first[1], label="per scheme", interactive=False, wrap=True,
-                                             elem_id="planner-table")
+                        table = gr.Dataframe(
+                            first[1], label="per scheme", interactive=False, wrap=True, elem_id="planner-table"
+                        )
                         download = gr.File(first[3], label="table as CSV", height=70)
                 plot = gr.Plot(first[2], label="curves, 80% bands and the recommendation")
-                go.click(state.plan, [source, language, target, share, risk, seconds, cost],
-                         [summary, table, plot, download], api_name="plan")
+                go.click(
+                    state.plan,
+                    [source, language, target, share, risk, seconds, cost],
+                    [summary, table, plot, download],
+                    api_name="plan",
+                )
             with gr.Tab("Budget mode", id="budget"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4):
-                        blangs = gr.Dropdown(budget_langs, value=budget_langs[:3], multiselect=True,
-                                             label="languages")
+                        blangs = gr.Dropdown(budget_langs, value=budget_langs[:3], multiselect=True, label="languages")
                         budget = gr.Number(value=10, label="budget", minimum=0)
                         unit = gr.Radio(list(planning.UNITS), value="hours", label="budget unit")
                         bseconds = gr.Number(value=3.0, label="average utterance length (s)", minimum=0)
                         bcost = gr.Number(value=60, label="cost per hour of recorded, annotated speech", minimum=0)
-                        objective = gr.Radio([("mean score", "mean"), ("worst language", "worst")], value="mean",
-                                             label="maximise")
+                        objective = gr.Radio(
+                            [("mean score", "mean"), ("worst language", "worst")], value="mean", label="maximise"
+                        )
                         bgo = gr.Button("Split the budget", variant="primary", elem_id="planner-allocate")
                     with gr.Column(scale=8):
                         first = _first(state.allocate, planning.PAPER, budget_langs[:3], 10, "hours", 3.0, 60, "mean")
                         bsummary = gr.Markdown(first[0], elem_id="budget-summary")
-                        btable = gr.Dataframe(first[1], label="per language", interactive=False, wrap=True,
-                                              elem_id="budget-table")
+                        btable = gr.Dataframe(
+                            first[1], label="per language", interactive=False, wrap=True, elem_id="budget-table"
+                        )
                         bdownload = gr.File(first[3], label="table as CSV", height=70)
                 bplot = gr.Plot(first[2], label="the split")
-                bgo.click(state.allocate, [source, blangs, budget, unit, bseconds, bcost, objective],
-                          [bsummary, btable, bplot, bdownload], api_name="allocate")
+                bgo.click(
+                    state.allocate,
+                    [source, blangs, budget, unit, bseconds, bcost, objective],
+                    [bsummary, btable, bplot, bdownload],
+                    api_name="allocate",
+                )
 
         def on_source(src):
             a, b = state.planner_languages(src), state.planner_languages(src, budget=True)
@@ -365,11 +503,14 @@ def _first(handler, *args):
 def _results_tab(state: AppState):
     with gr.Tab("Results", id="results"):
         where = esc(state.results) if state.results else "(no runs folder)"
-        gr.Markdown(f"The Table-2-style report of `{where}`: mean ± 95% CI over seeds; † marks a scheme whose "
-                    "interval lies above the other scheme's at the same speech level.")
+        gr.Markdown(
+            f"The Table-2-style report of `{where}`: mean ± 95% CI over seeds; † marks a scheme whose "
+            "interval lies above the other scheme's at the same speech level."
+        )
         with gr.Row():
-            split = gr.Dropdown([("test (or the only split)", ""), ("test", "test"), ("dev", "dev")], value="",
-                                label="split", scale=3)
+            split = gr.Dropdown(
+                [("test (or the only split)", ""), ("test", "test"), ("dev", "dev")], value="", label="split", scale=3
+            )
             refresh = gr.Button("Refresh", variant="primary", scale=1, elem_id="results-refresh")
         try:
             md, fig = reporting.report(state.results)
@@ -383,18 +524,24 @@ def _results_tab(state: AppState):
 def build_demo(state: AppState):
     choices = state.catalog.choices()
     with gr.Blocks(title="LALM-SLU", analytics_enabled=False) as demo:
-        gr.Markdown("# LALM-SLU\nSpoken language understanding with a large audio language model: scenario, action "
-                    "and entities straight from speech. Compare checkpoints, plan how much speech to collect, read "
-                    "the results.")
+        gr.Markdown(
+            "# LALM-SLU\nSpoken language understanding with a large audio language model: scenario, action "
+            "and entities straight from speech. Compare checkpoints, plan how much speech to collect, read "
+            "the results."
+        )
         if any(c.is_demo for c in state.catalog.all()):
-            gr.HTML("<div class='banner'><b>demo</b> is the untrained tiny twin of Qwen2-Audio (0.5M parameters, "
-                    "random weights): every step runs offline, but its answers are noise. Start the app with "
-                    "<code>--checkpoints RUN</code> or <code>--runs-dir RUNS</code> for trained models.</div>")
+            gr.HTML(
+                "<div class='banner'><b>demo</b> is the untrained tiny twin of Qwen2-Audio (0.5M parameters, "
+                "random weights): every step runs offline, but its answers are noise. Start the app with "
+                "<code>--checkpoints RUN</code> or <code>--runs-dir RUNS</code> for trained models.</div>"
+            )
         if any(c.run_dir is not None and DEMO_RUNS_DIR in c.run_dir.parents for c in state.catalog.all()):
-            gr.HTML("<div class='banner'>The <b>demo/</b> checkpoints are the Mini-LALM (4M parameters) trained on "
-                    "this project's synthetic voices; on voices it never heard it gets about one intent in three "
-                    "right (demo/SCORES.md), and a real microphone will do worse. Serve your own runs with "
-                    "<code>--checkpoints</code> or <code>--runs-dir</code>.</div>")
+            gr.HTML(
+                "<div class='banner'>The <b>demo/</b> checkpoints are the Mini-LALM (4M parameters) trained on "
+                "this project's synthetic voices; on voices it never heard it gets about one intent in three "
+                "right (demo/SCORES.md), and a real microphone will do worse. Serve your own runs with "
+                "<code>--checkpoints</code> or <code>--runs-dir</code>.</div>"
+            )
         with gr.Tabs():
             live = _live_tab(state, choices)
             pick = _compare_tab(state, choices)
@@ -409,19 +556,44 @@ def build_demo(state: AppState):
     return demo
 
 
-def make_state(checkpoints: list[str], runs_dir: str | None, results: str | None, num_beams: int = 3,
-               max_models: int = 3, examples: list[Example] | None = None) -> AppState:
+def make_state(
+    checkpoints: list[str],
+    runs_dir: str | None,
+    results: str | None,
+    num_beams: int = 3,
+    max_models: int = 3,
+    examples: list[Example] | None = None,
+) -> AppState:
     catalog = Catalog(checkpoints, runs_dir)
-    return AppState(catalog, ModelPool(max_models), reporting.results_path(results, runs_dir), num_beams,
-                    example_clips() if examples is None else examples)
+    return AppState(
+        catalog,
+        ModelPool(max_models),
+        reporting.results_path(results, runs_dir),
+        num_beams,
+        example_clips() if examples is None else examples,
+    )
 
 
-def launch(demo, *, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2, block: bool = True,
-           quiet: bool = False):
+def launch(
+    demo, *, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 2, block: bool = True, quiet: bool = False
+):
     """Serve on ``host`` only: queue with a concurrency limit, no share link, no analytics, system fonts, and no
     files served beyond the app's own uploads and outputs (allowed_paths stays empty)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     demo.queue(default_concurrency_limit=concurrency, max_size=64)
-    return demo.launch(server_name=host, server_port=port, share=False, allowed_paths=[], max_file_size=MAX_UPLOAD,
-                       ssr_mode=False, theme=theme(), css=CSS, footer_links=["api", "settings"], quiet=quiet,
-                       prevent_thread_lock=not block, show_error=False, pwa=False, mcp_server=False)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        allowed_paths=[],
+        max_file_size=MAX_UPLOAD,
+        ssr_mode=False,
+        theme=theme(),
+        css=CSS,
+        footer_links=["api", "settings"],
+        quiet=quiet,
+        prevent_thread_lock=not block,
+        show_error=False,
+        pwa=False,
+        mcp_server=False,
+    )

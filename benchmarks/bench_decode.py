@@ -44,18 +44,40 @@ def run(args) -> dict:
 
     def decode(batch_size, trim=True, limit=None):
         chunk = items[:limit] if limit else items
-        generate_frames(model, processor, chunk[: min(len(chunk), batch_size)], batch_size=batch_size,
-                        num_beams=3, max_new_tokens=args.max_new_tokens, progress=False, encoder_trim=trim)  # warm-up
+        generate_frames(
+            model,
+            processor,
+            chunk[: min(len(chunk), batch_size)],
+            batch_size=batch_size,
+            num_beams=3,
+            max_new_tokens=args.max_new_tokens,
+            progress=False,
+            encoder_trim=trim,
+        )  # warm-up
         sync()
         t = time.perf_counter()
-        preds = generate_frames(model, processor, chunk, batch_size=batch_size, num_beams=3,
-                                max_new_tokens=args.max_new_tokens, progress=False, encoder_trim=trim)
+        preds = generate_frames(
+            model,
+            processor,
+            chunk,
+            batch_size=batch_size,
+            num_beams=3,
+            max_new_tokens=args.max_new_tokens,
+            progress=False,
+            encoder_trim=trim,
+        )
         sync()
         return len(chunk) / (time.perf_counter() - t), [p.text for p in preds]
 
     encoder_trim.install()
-    out: dict = {"arch": args.model or args.arch, "device": args.device, "n": args.n, "num_beams": 3,
-                 "max_new_tokens": args.max_new_tokens, "machine": machine()}
+    out: dict = {
+        "arch": args.model or args.arch,
+        "device": args.device,
+        "n": args.n,
+        "num_beams": 3,
+        "max_new_tokens": args.max_new_tokens,
+        "machine": machine(),
+    }
     texts = {}
     for bs in (1, 8, 32):
         out[f"utt_per_s_batch{bs}"], texts[bs] = decode(bs)
@@ -63,8 +85,9 @@ def run(args) -> dict:
     out["batched_decode_speedup"] = out["utt_per_s_batch32"] / out["utt_per_s_batch1"]
     out["speedup_vs_stock_generate"] = out["utt_per_s_batch32"] / out["stock_generate_utt_per_s_batch32"]
     out["outputs_identical"] = texts[1] == texts[8] == texts[32] == stock_texts
-    out["n_differing"] = sum(len({texts[1][i], texts[8][i], texts[32][i], stock_texts[i]}) > 1
-                             for i in range(len(items)))
+    out["n_differing"] = sum(
+        len({texts[1][i], texts[8][i], texts[32][i], stock_texts[i]}) > 1 for i in range(len(items))
+    )
     return out
 
 
@@ -78,7 +101,9 @@ class DecodeBench:
     max_new_tokens: int = field(default=48, metadata={"help": "generation cap"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = default)"})
     n_layers: int | None = field(default=None, metadata={"help": "full arch: fewer layers, same widths"})
-    quick: bool = field(default=False, metadata={"help": "tiny model, 32 utterances, 48 new tokens (a two-entity frame)"})
+    quick: bool = field(
+        default=False, metadata={"help": "tiny model, 32 utterances, 48 new tokens (a two-entity frame)"}
+    )
     json: bool = field(default=False, metadata={"help": "print one JSON object"})
 
     def __post_init__(self) -> None:
@@ -87,13 +112,19 @@ class DecodeBench:
 
 
 def parse(argv=None) -> DecodeBench:
-    return parse_config(DecodeBench, argv, prog="python -m benchmarks.bench_decode",
-                        description=__doc__.splitlines()[0])
+    return parse_config(
+        DecodeBench, argv, prog="python -m benchmarks.bench_decode", description=__doc__.splitlines()[0]
+    )
 
 
 def main(argv=None) -> int:
-    return run_cli(lambda args: print_result(run(args), args.json), DecodeBench, argv=argv,
-                   prog="python -m benchmarks.bench_decode", description=__doc__.splitlines()[0])
+    return run_cli(
+        lambda args: print_result(run(args), args.json),
+        DecodeBench,
+        argv=argv,
+        prog="python -m benchmarks.bench_decode",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

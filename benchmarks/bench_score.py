@@ -91,7 +91,9 @@ def main(repeats: int = 5) -> dict[str, float]:
                 repeats,
                 lambda: subprocess.run(
                     [sys.executable, "-m", "evaluation.score", "--gold", str(gold_path), "--pred", str(pred_path)],
-                    cwd=ROOT, check=True, capture_output=True,
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
                 ),  # fmt: skip
             ),
         }
@@ -107,8 +109,13 @@ class ScoreBench:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_cli(lambda args: main(args.repeats) and None, ScoreBench, argv=argv,
-                   prog="python -m benchmarks.bench_score", description=__doc__.splitlines()[0])
+    return run_cli(
+        lambda args: main(args.repeats) and None,
+        ScoreBench,
+        argv=argv,
+        prog="python -m benchmarks.bench_score",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

@@ -63,28 +63,41 @@ def run(args) -> dict:
         t = timed(_step_fn(model, dev(batch), optimizer), args.repeats, sync=sync)
         return t, n_tokens
 
-    out: dict = {"arch": args.arch, "device": args.device, "dtype": args.dtype, "batch": B,
-                 "clip_seconds_mean": round(sum(seconds[:B]) / B, 2), "machine": machine()}
+    out: dict = {
+        "arch": args.arch,
+        "device": args.device,
+        "dtype": args.dtype,
+        "batch": B,
+        "clip_seconds_mean": round(sum(seconds[:B]) / B, 2),
+        "machine": machine(),
+    }
     speech = [(e, True) for e in examples(seconds[:B])]
     text = [(e, False) for e in examples([None] * B)]
-    mixed = [(e, True) for e in examples(seconds[B:B + B // 2])] + [(e, False) for e in examples([None] * (B - B // 2))]
+    mixed = [(e, True) for e in examples(seconds[B : B + B // 2])] + [
+        (e, False) for e in examples([None] * (B - B // 2))
+    ]
     t_trim, n_trim = measure(trim(speech))
     t_stock, _ = measure(stock(speech))
     t_text, n_text = measure(trim(text))
     t_mixed, n_mixed = measure(trim(mixed))
-    out.update({
-        "speech_trimmed_examples_per_s": B / t_trim, "speech_trimmed_tokens_per_s": n_trim / t_trim,
-        "speech_stock_examples_per_s": B / t_stock,
-        "text_examples_per_s": B / t_text, "text_tokens_per_s": n_text / t_text,
-        "mixed_examples_per_s": B / t_mixed, "mixed_tokens_per_s": n_mixed / t_mixed,
-        "encoder_trim_step_speedup": t_stock / t_trim,
-    })
+    out.update(
+        {
+            "speech_trimmed_examples_per_s": B / t_trim,
+            "speech_trimmed_tokens_per_s": n_trim / t_trim,
+            "speech_stock_examples_per_s": B / t_stock,
+            "text_examples_per_s": B / t_text,
+            "text_tokens_per_s": n_text / t_text,
+            "mixed_examples_per_s": B / t_mixed,
+            "mixed_tokens_per_s": n_mixed / t_mixed,
+            "encoder_trim_step_speedup": t_stock / t_trim,
+        }
+    )
     # An epoch of 4 batches, half speech: random order vs grouped by modality and length.
     pool = [(e, True) for e in examples(seconds[: 2 * B], seed=2)] + [(e, False) for e in examples([None] * 2 * B)]
     random.Random(0).shuffle(pool)
-    plain = [pool[i:i + B] for i in range(0, len(pool), B)]
+    plain = [pool[i : i + B] for i in range(0, len(pool), B)]
     ordered = group_by_length(pool, B, seed=0, epoch=0)
-    grouped = [ordered[i:i + B] for i in range(0, len(ordered), B)]
+    grouped = [ordered[i : i + B] for i in range(0, len(ordered), B)]
     plain_batches = [dev(trim(b)) for b in plain]
     grouped_batches = [dev(trim(b)) for b in grouped]
 
@@ -119,13 +132,19 @@ class TrainStepBench:
 
 
 def parse(argv=None) -> TrainStepBench:
-    return parse_config(TrainStepBench, argv, prog="python -m benchmarks.bench_train_step",
-                        description=__doc__.splitlines()[0])
+    return parse_config(
+        TrainStepBench, argv, prog="python -m benchmarks.bench_train_step", description=__doc__.splitlines()[0]
+    )
 
 
 def main(argv=None) -> int:
-    return run_cli(lambda args: print_result(run(args), args.json), TrainStepBench, argv=argv,
-                   prog="python -m benchmarks.bench_train_step", description=__doc__.splitlines()[0])
+    return run_cli(
+        lambda args: print_result(run(args), args.json),
+        TrainStepBench,
+        argv=argv,
+        prog="python -m benchmarks.bench_train_step",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

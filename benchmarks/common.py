@@ -17,11 +17,25 @@ import time
 from typing import Any
 
 # Qwen2-Audio-7B-Instruct's config.json (audio_config / text_config), the fields that set the compute.
-FULL_AUDIO = dict(num_mel_bins=128, d_model=1280, encoder_layers=32, encoder_attention_heads=20,
-                  encoder_ffn_dim=5120, max_source_positions=1500)
-FULL_TEXT = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                 num_key_value_heads=32, vocab_size=156032, max_position_embeddings=8192, rope_theta=10000.0,
-                 rms_norm_eps=1e-5)
+FULL_AUDIO = dict(
+    num_mel_bins=128,
+    d_model=1280,
+    encoder_layers=32,
+    encoder_attention_heads=20,
+    encoder_ffn_dim=5120,
+    max_source_positions=1500,
+)
+FULL_TEXT = dict(
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    vocab_size=156032,
+    max_position_embeddings=8192,
+    rope_theta=10000.0,
+    rms_norm_eps=1e-5,
+)
 
 
 def slurp_like_seconds(n: int, seed: int = 0) -> list[float]:
@@ -62,8 +76,9 @@ def build_arch(arch: str, device: str = "cpu", dtype: str = "float32", n_layers:
         audio["encoder_layers"] = text["num_hidden_layers"] = n_layers
     config = Qwen2AudioConfig(
         audio_config=Qwen2AudioEncoderConfig(**audio),
-        text_config=Qwen2Config(**text, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
-                                pad_token_id=tok.pad_token_id),
+        text_config=Qwen2Config(
+            **text, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id
+        ),
         audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
     )
     config._attn_implementation = "sdpa"
@@ -86,11 +101,16 @@ def examples(seconds: list[float | None], seed: int = 0):
 
     phrases = [
         ("wake me up at five am tomorrow", SLUFrame("alarm", "set", (("time", "five am"), ("date", "tomorrow")))),
-        ("what's the weather like in paris this weekend",
-         SLUFrame("weather", "query", (("place_name", "paris"), ("date", "this weekend")))),
+        (
+            "what's the weather like in paris this weekend",
+            SLUFrame("weather", "query", (("place_name", "paris"), ("date", "this weekend"))),
+        ),
         ("turn off the lights in the kitchen", SLUFrame("iot", "hue_lightoff", (("house_place", "kitchen"),))),
         ("play some jazz", SLUFrame("play", "music", (("music_genre", "jazz"),))),
-        ("email anna about the meeting", SLUFrame("email", "sendemail", (("person", "anna"), ("event_name", "meeting")))),
+        (
+            "email anna about the meeting",
+            SLUFrame("email", "sendemail", (("person", "anna"), ("event_name", "meeting"))),
+        ),
         ("tell me a joke", SLUFrame("general", "joke", ())),
     ]
     rng = np.random.default_rng(seed)
@@ -101,8 +121,11 @@ def examples(seconds: list[float | None], seed: int = 0):
         if s:
             wave = (0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32)
             audio = AudioRef(data=to_wav_bytes(wave), duration_s=s)
-        out.append(SLUExample(id=f"b{i}", corpus="bench", language="en-US", split="train", transcript=text,
-                              frame=frame, audio=audio))
+        out.append(
+            SLUExample(
+                id=f"b{i}", corpus="bench", language="en-US", split="train", transcript=text, frame=frame, audio=audio
+            )
+        )
     return out
 
 
@@ -129,8 +152,12 @@ def machine() -> dict[str, Any]:
 
     import torch
 
-    info = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "platform": platform.platform()}
+    info = {
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -29,10 +29,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PAPER_LR = 5e-6
-FULL = dict(text_dim=4096, text_ffn=11008, text_heads=32, text_kv=32, vocab=156032, audio_dim=1280, audio_heads=20,
-            audio_ffn=5120, text_layers=32, audio_layers=32)
-TINY = dict(text_dim=64, text_ffn=256, text_heads=4, text_kv=2, vocab=1024, audio_dim=64, audio_heads=4,
-            audio_ffn=256)
+FULL = dict(
+    text_dim=4096,
+    text_ffn=11008,
+    text_heads=32,
+    text_kv=32,
+    vocab=156032,
+    audio_dim=1280,
+    audio_heads=20,
+    audio_ffn=5120,
+    text_layers=32,
+    audio_layers=32,
+)
+TINY = dict(text_dim=64, text_ffn=256, text_heads=4, text_kv=2, vocab=1024, audio_dim=64, audio_heads=4, audio_ffn=256)
 AUDIO_TOKEN_ID = 151646  # Qwen2-Audio's <|AUDIO|>; the tiny config puts it at the end of its small vocabulary
 AUDIO_TOKENS_PER_CLIP = 750  # 3000 mel frames -> conv stride 2 -> avg-pool 2
 
@@ -42,13 +51,24 @@ def qwen2_audio_config(dims: dict, text_layers: int, audio_layers: int):
 
     audio_token = AUDIO_TOKEN_ID if dims["vocab"] > AUDIO_TOKEN_ID else dims["vocab"] - 1
     return Qwen2AudioConfig(
-        audio_config=Qwen2AudioEncoderConfig(num_mel_bins=128, d_model=dims["audio_dim"], encoder_layers=audio_layers,
-                                             encoder_attention_heads=dims["audio_heads"],
-                                             encoder_ffn_dim=dims["audio_ffn"], max_source_positions=1500),
-        text_config=Qwen2Config(hidden_size=dims["text_dim"], intermediate_size=dims["text_ffn"],
-                                num_hidden_layers=text_layers, num_attention_heads=dims["text_heads"],
-                                num_key_value_heads=dims["text_kv"], vocab_size=dims["vocab"],
-                                max_position_embeddings=8192, tie_word_embeddings=False),
+        audio_config=Qwen2AudioEncoderConfig(
+            num_mel_bins=128,
+            d_model=dims["audio_dim"],
+            encoder_layers=audio_layers,
+            encoder_attention_heads=dims["audio_heads"],
+            encoder_ffn_dim=dims["audio_ffn"],
+            max_source_positions=1500,
+        ),
+        text_config=Qwen2Config(
+            hidden_size=dims["text_dim"],
+            intermediate_size=dims["text_ffn"],
+            num_hidden_layers=text_layers,
+            num_attention_heads=dims["text_heads"],
+            num_key_value_heads=dims["text_kv"],
+            vocab_size=dims["vocab"],
+            max_position_embeddings=8192,
+            tie_word_embeddings=False,
+        ),
         audio_token_id=audio_token,
     )
 
@@ -67,13 +87,23 @@ def random_batches(config, *, n: int, batch: int, text_len: int, device, seed: i
             audio = torch.full((batch, AUDIO_TOKENS_PER_CLIP), audio_id)
             ids = torch.cat([ids[:, : text_len // 2], audio, ids[:, text_len // 2 :]], dim=1)
             labels = ids.masked_fill(ids == audio_id, -100)
-            out.append({"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
-                        "labels": labels.to(device),
-                        "input_features": torch.randn(batch, 128, 3000, generator=gen).to(device),
-                        "feature_attention_mask": torch.ones(batch, 3000, dtype=torch.long).to(device)})
+            out.append(
+                {
+                    "input_ids": ids.to(device),
+                    "attention_mask": torch.ones_like(ids).to(device),
+                    "labels": labels.to(device),
+                    "input_features": torch.randn(batch, 128, 3000, generator=gen).to(device),
+                    "feature_attention_mask": torch.ones(batch, 3000, dtype=torch.long).to(device),
+                }
+            )
         else:
-            out.append({"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
-                        "labels": ids.clone().to(device)})
+            out.append(
+                {
+                    "input_ids": ids.to(device),
+                    "attention_mask": torch.ones_like(ids).to(device),
+                    "labels": ids.clone().to(device),
+                }
+            )
     return out
 
 
@@ -104,11 +134,19 @@ def precision_check(*, tiny: bool, text_layers: int, audio_layers: int, steps: i
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"params": n_params, "text_layers": text_layers, "audio_layers": audio_layers, "steps": steps,
-            "lr": PAPER_LR, "fraction_moved_fp32_master_bf16_compute": round(master, 6),
-            "fraction_moved_pure_bf16_control": round(pure, 6), "ok": master > 0.99 and pure < 0.5,
-            "seconds_fp32_master": round(t_master, 2), "seconds_pure_bf16": round(t_pure, 2),
-            "peak_gib_fp32_master": round(peak, 2) if peak is not None else None}
+    return {
+        "params": n_params,
+        "text_layers": text_layers,
+        "audio_layers": audio_layers,
+        "steps": steps,
+        "lr": PAPER_LR,
+        "fraction_moved_fp32_master_bf16_compute": round(master, 6),
+        "fraction_moved_pure_bf16_control": round(pure, 6),
+        "ok": master > 0.99 and pure < 0.5,
+        "seconds_fp32_master": round(t_master, 2),
+        "seconds_pure_bf16": round(t_pure, 2),
+        "peak_gib_fp32_master": round(peak, 2) if peak is not None else None,
+    }
 
 
 def full_size_footprint() -> dict:
@@ -120,16 +158,24 @@ def full_size_footprint() -> dict:
         model = Qwen2AudioForConditionalGeneration(qwen2_audio_config(FULL, FULL["text_layers"], FULL["audio_layers"]))
     n = sum(p.numel() for p in model.parameters())
     gb = 1e9
-    return {"params": n, "bf16_weights_gb": round(2 * n / gb, 1), "fp32_master_gb": round(4 * n / gb, 1),
-            "adam_states_gb": round(8 * n / gb, 1), "resumable_checkpoint_gb": round(12 * n / gb, 1),
-            "training_state_bytes_per_param": 16}
+    return {
+        "params": n,
+        "bf16_weights_gb": round(2 * n / gb, 1),
+        "fp32_master_gb": round(4 * n / gb, 1),
+        "adam_states_gb": round(8 * n / gb, 1),
+        "resumable_checkpoint_gb": round(12 * n / gb, 1),
+        "training_state_bytes_per_param": 16,
+    }
 
 
 def gpu_tests(timeout_s: int) -> dict:
     # Only the files that hold GPU-marked tests: collecting the whole suite would import the app's and the
     # cluster's packages (gradio, submitit), which a bare GPU image may lack.
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
-                   if "mark.gpu" in p.read_text(encoding="utf-8"))
+    files = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").glob("test_*.py")
+        if "mark.gpu" in p.read_text(encoding="utf-8")
+    )
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files]
     t0 = time.perf_counter()
     try:
@@ -138,8 +184,13 @@ def gpu_tests(timeout_s: int) -> dict:
         return {"command": " ".join(cmd[1:]), "timed_out": True, "seconds": timeout_s}
     tail = (done.stdout + done.stderr)[-2500:]
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", tail)}
-    return {"command": "python " + " ".join(cmd[1:]), "returncode": done.returncode, **counts,
-            "seconds": round(time.perf_counter() - t0, 1), "tail": tail[-1200:]}
+    return {
+        "command": "python " + " ".join(cmd[1:]),
+        "returncode": done.returncode,
+        **counts,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "tail": tail[-1200:],
+    }
 
 
 @dataclass
@@ -156,8 +207,9 @@ class GpuChecks:
 def main(argv: list[str] | None = None) -> int:
     from data.cli import run_cli
 
-    return run_cli(_checks, GpuChecks, argv=argv, prog="python benchmarks/gpu_7b_checks.py",
-                   description=__doc__.split("\n\n")[0])
+    return run_cli(
+        _checks, GpuChecks, argv=argv, prog="python benchmarks/gpu_7b_checks.py", description=__doc__.split("\n\n")[0]
+    )
 
 
 def _checks(args: GpuChecks) -> int:
@@ -174,8 +226,13 @@ def _checks(args: GpuChecks) -> int:
     result["transformers"] = transformers.__version__
     t0 = time.perf_counter()
     try:
-        result["precision"] = precision_check(tiny=args.tiny, text_layers=args.text_layers,
-                                              audio_layers=args.audio_layers, steps=args.steps, device=device)
+        result["precision"] = precision_check(
+            tiny=args.tiny,
+            text_layers=args.text_layers,
+            audio_layers=args.audio_layers,
+            steps=args.steps,
+            device=device,
+        )
     except Exception as exc:  # noqa: BLE001 - report, then still run the tests
         result["precision"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
     result["full_size_7b"] = full_size_footprint()

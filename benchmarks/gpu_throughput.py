@@ -34,9 +34,18 @@ H200_BF16_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on the H200 the figures 
 
 def _dims(model) -> dict:
     ac, tc = model.config.audio_config, model.config.text_config
-    return {"enc_d": ac.d_model, "enc_layers": ac.encoder_layers, "enc_ffn": ac.encoder_ffn_dim, "mels": ac.num_mel_bins,
-            "d": tc.hidden_size, "layers": tc.num_hidden_layers, "ffn": tc.intermediate_size, "vocab": tc.vocab_size,
-            "kv": tc.num_key_value_heads, "heads": tc.num_attention_heads}
+    return {
+        "enc_d": ac.d_model,
+        "enc_layers": ac.encoder_layers,
+        "enc_ffn": ac.encoder_ffn_dim,
+        "mels": ac.num_mel_bins,
+        "d": tc.hidden_size,
+        "layers": tc.num_hidden_layers,
+        "ffn": tc.intermediate_size,
+        "vocab": tc.vocab_size,
+        "kv": tc.num_key_value_heads,
+        "heads": tc.num_attention_heads,
+    }
 
 
 def forward_flops(dims: dict, token_counts: list[int], clip_frames: list[int]) -> float:
@@ -61,20 +70,32 @@ def estimate_trim_speedup(batch: int = 8, seed: int = 1) -> dict:
     """Full-architecture FLOPs of a speech training step, stock (30 s) vs trimmed encoder, SLURP-like clips."""
     from models.encoder_trim import trimmed_samples
 
-    dims = {"enc_d": FULL_AUDIO["d_model"], "enc_layers": FULL_AUDIO["encoder_layers"],
-            "enc_ffn": FULL_AUDIO["encoder_ffn_dim"], "mels": 128, "d": FULL_TEXT["hidden_size"],
-            "layers": FULL_TEXT["num_hidden_layers"], "ffn": FULL_TEXT["intermediate_size"],
-            "vocab": FULL_TEXT["vocab_size"], "kv": FULL_TEXT["num_key_value_heads"],
-            "heads": FULL_TEXT["num_attention_heads"]}
+    dims = {
+        "enc_d": FULL_AUDIO["d_model"],
+        "enc_layers": FULL_AUDIO["encoder_layers"],
+        "enc_ffn": FULL_AUDIO["encoder_ffn_dim"],
+        "mels": 128,
+        "d": FULL_TEXT["hidden_size"],
+        "layers": FULL_TEXT["num_hidden_layers"],
+        "ffn": FULL_TEXT["intermediate_size"],
+        "vocab": FULL_TEXT["vocab_size"],
+        "kv": FULL_TEXT["num_key_value_heads"],
+        "heads": FULL_TEXT["num_attention_heads"],
+    }
     secs = slurp_like_seconds(batch, seed=seed)
     tokens = [int(s * 25) + 110 + 35 for s in secs]  # audio tokens (25/s) + prompt (~110) + target (~35)
     trimmed = trimmed_samples(int(max(secs) * 16000)) // 160
     stock = forward_flops(dims, tokens, [3000] * batch)
     trim = forward_flops(dims, tokens, [trimmed] * batch)
     text_only = forward_flops(dims, tokens, [])
-    return {"batch": batch, "clip_seconds": [round(s, 2) for s in secs], "trimmed_frames": trimmed,
-            "encoder_share_stock": (stock - text_only) / stock, "encoder_share_trimmed": (trim - text_only) / trim,
-            "flop_speedup_trimmed_vs_stock": stock / trim}
+    return {
+        "batch": batch,
+        "clip_seconds": [round(s, 2) for s in secs],
+        "trimmed_frames": trimmed,
+        "encoder_share_stock": (stock - text_only) / stock,
+        "encoder_share_trimmed": (trim - text_only) / trim,
+        "flop_speedup_trimmed_vs_stock": stock / trim,
+    }
 
 
 def run(args) -> dict:
@@ -89,8 +110,14 @@ def run(args) -> dict:
     encoder_trim.install()
     model, processor = build_arch(args.arch, args.device, args.dtype, n_layers=args.n_layers)
     dims = _dims(model)
-    out: dict = {"arch": args.arch, "dtype": args.dtype, "peak_tflops": args.peak_tflops, "machine": machine(),
-                 "parameters_b": sum(p.numel() for p in model.parameters()) / 1e9, "settings": []}
+    out: dict = {
+        "arch": args.arch,
+        "dtype": args.dtype,
+        "peak_tflops": args.peak_tflops,
+        "machine": machine(),
+        "parameters_b": sum(p.numel() for p in model.parameters()) / 1e9,
+        "settings": [],
+    }
     trim, stock = SLUCollator(processor), SLUCollator(processor, encoder_trim=False)
 
     def bench(mode: str, kind: str, mb: int, path: str) -> dict:
@@ -111,9 +138,16 @@ def run(args) -> dict:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         t = timed(step, args.repeats, sync=sync)
-        res = {"mode": mode, "batch_kind": kind, "micro_batch": mb, "encoder": path, "step_s": t,
-               "examples_per_s": mb / t, "tokens_per_s": sum(tokens) / t,
-               "mfu": flops / t / (args.peak_tflops * 1e12)}
+        res = {
+            "mode": mode,
+            "batch_kind": kind,
+            "micro_batch": mb,
+            "encoder": path,
+            "step_s": t,
+            "examples_per_s": mb / t,
+            "tokens_per_s": sum(tokens) / t,
+            "mfu": flops / t / (args.peak_tflops * 1e12),
+        }
         if cuda:
             res["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         return res
@@ -136,31 +170,52 @@ def run(args) -> dict:
                         torch.cuda.empty_cache()
                 out["settings"].append(res)
                 print(json.dumps(res), file=sys.stderr, flush=True)
-    sp = {(r["mode"], r["micro_batch"]): r for r in out["settings"] if r.get("encoder") == "trimmed"
-          and r.get("batch_kind") == "speech" and not r.get("oom")}
+    sp = {
+        (r["mode"], r["micro_batch"]): r
+        for r in out["settings"]
+        if r.get("encoder") == "trimmed" and r.get("batch_kind") == "speech" and not r.get("oom")
+    }
     st = {(r["mode"], r["micro_batch"]): r for r in out["settings"] if r.get("encoder") == "stock" and not r.get("oom")}
-    out["encoder_trim_step_speedup"] = {f"{m}-mb{b}": st[(m, b)]["step_s"] / sp[(m, b)]["step_s"]
-                                        for (m, b) in sp if (m, b) in st}
+    out["encoder_trim_step_speedup"] = {
+        f"{m}-mb{b}": st[(m, b)]["step_s"] / sp[(m, b)]["step_s"] for (m, b) in sp if (m, b) in st
+    }
     ok = [r for r in out["settings"] if not r.get("oom") and r.get("encoder") == "trimmed"]
     for mode in args.modes.split(","):
         for kind in ("speech", "text"):
             rows = [r for r in ok if r["mode"] == mode and r["batch_kind"] == kind]
             if rows:
                 best = max(rows, key=lambda r: r["examples_per_s"])
-                out[f"best_{mode}_{kind}"] = {k: best[k] for k in ("micro_batch", "examples_per_s", "tokens_per_s",
-                                                                    "mfu") if k in best}
+                out[f"best_{mode}_{kind}"] = {
+                    k: best[k] for k in ("micro_batch", "examples_per_s", "tokens_per_s", "mfu") if k in best
+                }
     if args.decode:
         model.gradient_checkpointing_disable()
         model.config.use_cache = True
         model.eval()
         items = [(e, True) for e in examples(slurp_like_seconds(args.decode, seed=7), seed=7)]
         for path in ("trimmed", "stock"):
-            generate_frames(model, processor, items[:4], batch_size=4, num_beams=3, max_new_tokens=8,
-                            progress=False, encoder_trim=path == "trimmed")
+            generate_frames(
+                model,
+                processor,
+                items[:4],
+                batch_size=4,
+                num_beams=3,
+                max_new_tokens=8,
+                progress=False,
+                encoder_trim=path == "trimmed",
+            )
 
             def dec(path=path):
-                generate_frames(model, processor, items, batch_size=args.decode, num_beams=3,
-                                max_new_tokens=args.max_new_tokens, progress=False, encoder_trim=path == "trimmed")
+                generate_frames(
+                    model,
+                    processor,
+                    items,
+                    batch_size=args.decode,
+                    num_beams=3,
+                    max_new_tokens=args.max_new_tokens,
+                    progress=False,
+                    encoder_trim=path == "trimmed",
+                )
 
             t = timed(dec, 1, warmup=0, sync=sync)
             out[f"decode_{path}_utt_per_s"] = len(items) / t
@@ -189,8 +244,13 @@ def main(argv=None) -> int:
         res = estimate_trim_speedup() if args.estimate else run(args)
         print(json.dumps(res) if args.json else json.dumps(res, indent=2))
 
-    return run_cli(bench, ThroughputBench, argv=argv, prog="python -m benchmarks.gpu_throughput",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        bench,
+        ThroughputBench,
+        argv=argv,
+        prog="python -m benchmarks.gpu_throughput",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

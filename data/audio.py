@@ -81,16 +81,20 @@ def _open(source: Any) -> tuple[Any, str]:
             raise AudioError(f"{name}: empty audio (0 bytes); provide a non-empty recording")
         return io.BytesIO(bytes(source)), name
     if not isinstance(source, (str, os.PathLike)):
-        raise AudioError(f"cannot read audio from {type(source).__name__} {str(source)[:60]!r}; pass a file path, "
-                         f"encoded bytes, an AudioRef or a (sample_rate_hz, samples) pair")
+        raise AudioError(
+            f"cannot read audio from {type(source).__name__} {str(source)[:60]!r}; pass a file path, "
+            f"encoded bytes, an AudioRef or a (sample_rate_hz, samples) pair"
+        )
     text = os.fspath(source)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
     if not text.strip():
         raise AudioError("empty audio path; pass the recording's file path")
     if "\x00" in text or len(text) > MAX_PATH_CHARS:
-        raise AudioError(f"{text[:60]!r}...: not a usable file path ({len(text)} characters"
-                         f"{', with a NUL character' if chr(0) in text else ''}); pass the recording's file path")
+        raise AudioError(
+            f"{text[:60]!r}...: not a usable file path ({len(text)} characters"
+            f"{', with a NUL character' if chr(0) in text else ''}); pass the recording's file path"
+        )
     path = Path(text)
     try:
         exists, size = path.is_file(), (path.stat().st_size if path.is_file() else -1)
@@ -99,8 +103,9 @@ def _open(source: Any) -> tuple[Any, str]:
     if not exists and path.is_dir():
         raise AudioError(f"{name}: is a folder, not an audio file; pass the recording's file path")
     if not exists:
-        raise AudioMissingError(f"{name}: audio file not found; check the path (relative paths are resolved from "
-                                f"the manifest's folder)")
+        raise AudioMissingError(
+            f"{name}: audio file not found; check the path (relative paths are resolved from the manifest's folder)"
+        )
     if size == 0:
         raise AudioError(f"{name}: empty audio file (0 bytes); re-export the recording")
     return str(path), name
@@ -193,27 +198,36 @@ def load_audio(
         raise AudioError(f"{name}: empty audio (no samples); provide a non-empty recording")
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
-        raise AudioError(f"{name}: {bad} NaN/inf samples; the file is damaged or was written from a broken "
-                         f"computation; re-export it")
+        raise AudioError(
+            f"{name}: {bad} NaN/inf samples; the file is damaged or was written from a broken computation; re-export it"
+        )
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
 
     duration_s = mono.shape[0] / sr
     if max_seconds is not None and duration_s > max_seconds:
         if on_long == "refuse":
-            raise AudioError(f"{name}: {duration_s:.1f} s is longer than the encoder's {max_seconds:g} s window; "
-                             f"cut it into shorter utterances (or load with on_long='trim')")
-        warnings.warn(f"{name}: {duration_s:.1f} s trimmed to the encoder's {max_seconds:g} s window",
-                      AudioTrimWarning, stacklevel=2)
+            raise AudioError(
+                f"{name}: {duration_s:.1f} s is longer than the encoder's {max_seconds:g} s window; "
+                f"cut it into shorter utterances (or load with on_long='trim')"
+            )
+        warnings.warn(
+            f"{name}: {duration_s:.1f} s trimmed to the encoder's {max_seconds:g} s window",
+            AudioTrimWarning,
+            stacklevel=2,
+        )
         mono = mono[: int(math.floor(max_seconds * sr))]
 
     if np.abs(mono).max() <= SILENCE_PEAK:
-        raise AudioError(f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); check the microphone "
-                         f"or the recording's gain")
+        raise AudioError(
+            f"{name}: the audio is silent (peak below {SILENCE_PEAK:g}); check the microphone or the recording's gain"
+        )
 
     out = resample(np.ascontiguousarray(mono, dtype=np.float32), sr, target_sr)
     if out.shape[0] < min_seconds * target_sr:
-        raise AudioError(f"{name}: {out.shape[0] / target_sr:.3f} s is shorter than the {min_seconds:g} s minimum "
-                         f"the model needs; record a longer utterance")
+        raise AudioError(
+            f"{name}: {out.shape[0] / target_sr:.3f} s is shorter than the {min_seconds:g} s minimum "
+            f"the model needs; record a longer utterance"
+        )
     # Resampling can overshoot [-1, 1] slightly on clipped input; the feature extractor does not care, but keep it sane.
     return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
 

@@ -74,8 +74,9 @@ def _frame(row: dict[str, Any], gold: SLUExample, intent_names: list[str] | None
     return frame
 
 
-def _examples(row: dict[str, Any], n: int, split: str, gold: SLUExample, frame,
-              rep: dict[str, Any]) -> tuple[SLUExample, SLUExample | None]:
+def _examples(
+    row: dict[str, Any], n: int, split: str, gold: SLUExample, frame, rep: dict[str, Any]
+) -> tuple[SLUExample, SLUExample | None]:
     """The text item of a matched row, and its speech item when the row carries audio bytes."""
     utt = row.get("utt") or ""
     text_id = str(row.get("id") if row.get("id") is not None else gold.id)
@@ -107,9 +108,20 @@ def load_italic(
     index = _MassiveIndex(massive_path)
     texts: list[SLUExample] = []
     speech: list[SLUExample] = []
-    rep: dict[str, Any] = {"corpus": "italic", "root": str(root), "config": config, "rows": 0, "matched": 0,
-                           "matched_by_id": 0, "missed": 0, "miss_examples": [], "ambiguous": 0,
-                           "intent_disagreements": 0, "same_partition": 0, "unreadable_audio_header": 0}
+    rep: dict[str, Any] = {
+        "corpus": "italic",
+        "root": str(root),
+        "config": config,
+        "rows": 0,
+        "matched": 0,
+        "matched_by_id": 0,
+        "missed": 0,
+        "miss_examples": [],
+        "ambiguous": 0,
+        "intent_disagreements": 0,
+        "same_partition": 0,
+        "unreadable_audio_header": 0,
+    }
     for shard in shards:
         split = shard_split(shard)
         intent_names = class_names(shard, "intent")
@@ -128,8 +140,10 @@ def load_italic(
             if rec is not None:
                 speech.append(rec)
     if rep["missed"]:
-        msg = (f"ITALIC: {rep['missed']} of {rep['rows']} rows have no MASSIVE it-IT match "
-               f"(e.g. {rep['miss_examples'][0]})")
+        msg = (
+            f"ITALIC: {rep['missed']} of {rep['rows']} rows have no MASSIVE it-IT match "
+            f"(e.g. {rep['miss_examples'][0]})"
+        )
         if on_miss == "error":
             raise CorpusError(msg + "; check massive_path points at MASSIVE it-IT, or load with on_miss='drop'")
         warnings.warn(msg + "; dropped", stacklevel=2)

@@ -30,8 +30,22 @@ from data.example import AudioRef, SLUExample
 from data.textio import read_text
 from data.frames import Entity, SLUFrame, normalize_text, parse_annotation, split_intent, strip_annotation
 
-FIELDS = ("id", "text_id", "transcript", "audio", "split", "language", "scenario", "action", "intent", "entities",
-          "annotation", "speaker", "duration_s", "corpus")
+FIELDS = (
+    "id",
+    "text_id",
+    "transcript",
+    "audio",
+    "split",
+    "language",
+    "scenario",
+    "action",
+    "intent",
+    "entities",
+    "annotation",
+    "speaker",
+    "duration_s",
+    "corpus",
+)
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -71,9 +85,9 @@ def _entities(value: Any, where: str) -> tuple[Entity, ...]:
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):
-            raise CorpusError(f"{where}: entities must be a JSON list of {{\"type\", \"filler\"}} objects") from None
+            raise CorpusError(f'{where}: entities must be a JSON list of {{"type", "filler"}} objects') from None
     if not isinstance(value, list):
-        raise CorpusError(f"{where}: entities must be a list of {{\"type\", \"filler\"}} objects")
+        raise CorpusError(f'{where}: entities must be a list of {{"type", "filler"}} objects')
     out = []
     for ent in value:
         if isinstance(ent, dict) and "type" in ent and "filler" in ent:
@@ -81,7 +95,7 @@ def _entities(value: Any, where: str) -> tuple[Entity, ...]:
         elif isinstance(ent, (list, tuple)) and len(ent) == 2:
             etype, filler = ent
         else:
-            raise CorpusError(f"{where}: bad entity {ent!r}; use {{\"type\": ..., \"filler\": ...}}")
+            raise CorpusError(f'{where}: bad entity {ent!r}; use {{"type": ..., "filler": ...}}')
         etype, filler = normalize_text(str(etype)), normalize_text(str(filler))
         if not etype or not filler:
             raise CorpusError(f"{where}: entity {ent!r} has an empty type or filler")
@@ -93,8 +107,10 @@ def _audio_path(audio: str, base: Path, where: str) -> tuple[Path, bool]:
     """The audio column as a path (absolute as given, else relative to ``base``) and whether a relative path climbs
     out of the manifest's folder (``../../etc/x.wav``), which the loader reports by name."""
     if "\x00" in audio or len(audio) > 4096:
-        raise CorpusError(f"{where}: the audio column is not a usable path ({len(audio)} characters"
-                          f"{', with a NUL character' if chr(0) in audio else ''}); give the recording's file path")
+        raise CorpusError(
+            f"{where}: the audio column is not a usable path ({len(audio)} characters"
+            f"{', with a NUL character' if chr(0) in audio else ''}); give the recording's file path"
+        )
     path = Path(audio)
     if path.is_absolute():
         return path, False
@@ -161,9 +177,15 @@ def load_manifest(
     base = path.parent
     texts: dict[tuple[str, str, str], SLUExample] = {}
     speech: list[SLUExample] = []
-    report: dict[str, Any] = {"corpus": corpus, "manifest": str(path), "rows": 0, "audio_missing": 0,
-                              "missing_examples": [], "unknown_columns": [],
-                              "audio_outside_folder": []}
+    report: dict[str, Any] = {
+        "corpus": corpus,
+        "manifest": str(path),
+        "rows": 0,
+        "audio_missing": 0,
+        "missing_examples": [],
+        "unknown_columns": [],
+        "audio_outside_folder": [],
+    }
     unknown: set[str] = set()
     for lineno, row in _rows(path):
         where = f"{path}, line {lineno}"
@@ -188,8 +210,10 @@ def load_manifest(
         text = SLUExample(text_id, name, language, split, transcript, frame, None, text_id)
         if key in texts:
             if texts[key].frame != frame:
-                raise CorpusError(f"{where}: text_id {text_id!r} was labelled differently on an earlier row; rows "
-                                  f"sharing a text_id must share their labels")
+                raise CorpusError(
+                    f"{where}: text_id {text_id!r} was labelled differently on an earlier row; rows "
+                    f"sharing a text_id must share their labels"
+                )
         else:
             texts[key] = text
         audio = _text(row, "audio", where)
@@ -203,22 +227,39 @@ def load_manifest(
             if len(report["missing_examples"]) < 5:
                 report["missing_examples"].append(str(audio_path))
             if missing_audio == "error":
-                raise CorpusError(f"{where}: audio file not found: {audio_path} (paths are relative to the "
-                                  f"manifest's folder)")
+                raise CorpusError(
+                    f"{where}: audio file not found: {audio_path} (paths are relative to the manifest's folder)"
+                )
             if missing_audio == "drop":
                 continue
         duration = _duration(_text(row, "duration_s", where), where)
-        speech.append(SLUExample(item_id, name, language, split, transcript, frame,
-                                 AudioRef(path=str(audio_path), duration_s=duration), text_id, speaker))
+        speech.append(
+            SLUExample(
+                item_id,
+                name,
+                language,
+                split,
+                transcript,
+                frame,
+                AudioRef(path=str(audio_path), duration_s=duration),
+                text_id,
+                speaker,
+            )
+        )
     if report["rows"] == 0:
         raise CorpusError(f"{path}: the manifest has no rows")
     report["unknown_columns"] = sorted(unknown)
     if report["audio_outside_folder"]:
         first = report["audio_outside_folder"][0]
-        warnings.warn(f"{path}: {len(report['audio_outside_folder'])} audio path(s) leave the manifest's folder "
-                      f"(e.g. {first['id']}: {first['audio']}); check they point where you mean", stacklevel=2)
+        warnings.warn(
+            f"{path}: {len(report['audio_outside_folder'])} audio path(s) leave the manifest's folder "
+            f"(e.g. {first['id']}: {first['audio']}); check they point where you mean",
+            stacklevel=2,
+        )
     if report["audio_missing"]:
-        warnings.warn(f"{path}: {report['audio_missing']} audio file(s) not found (e.g. "
-                      f"{report['missing_examples'][0]}); {'dropped' if missing_audio == 'drop' else 'kept'}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path}: {report['audio_missing']} audio file(s) not found (e.g. "
+            f"{report['missing_examples'][0]}); {'dropped' if missing_audio == 'drop' else 'kept'}",
+            stacklevel=2,
+        )
     return Corpus(list(texts.values()), speech, report)

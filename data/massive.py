@@ -22,16 +22,19 @@ def _label(value: Any, names: list[str] | None, what: str, where: str) -> str:
     name = label_name(value, names)
     if name is not None:
         return name
-    raise CorpusError(f"{where}: {what}={value!r} is an integer label without class names in the parquet "
-                      f"metadata; export MASSIVE with string labels or use the raw jsonl release")
+    raise CorpusError(
+        f"{where}: {what}={value!r} is an integer label without class names in the parquet "
+        f"metadata; export MASSIVE with string labels or use the raw jsonl release"
+    )
 
 
 def _example(row: dict[str, Any], split: str, scenario: str, intent: str) -> SLUExample:
     annot = row.get("annot_utt") or row.get("utt") or ""
     utt = row.get("utt") or strip_annotation(annot)
     text_id = str(row["id"])
-    return SLUExample(text_id, "massive", row["locale"], split, utt, massive_frame(scenario, intent, annot),
-                      None, text_id)
+    return SLUExample(
+        text_id, "massive", row["locale"], split, utt, massive_frame(scenario, intent, annot), None, text_id
+    )
 
 
 CORPUS_LOADER = "load_massive"  # registers this module as corpus "massive" (data.corpus.discover_corpora)
@@ -72,11 +75,19 @@ def load_massive(
             for row in iter_rows(shard, ["id", "locale", "partition", "scenario", "intent", "utt", "annot_utt"]):
                 row.setdefault("locale", shard.parent.name)
                 row["locale"] = row["locale"] or shard.parent.name
-                texts.append(_example(row, split, _label(row["scenario"], scen_names, "scenario", str(shard)),
-                                      _label(row["intent"], int_names, "intent", str(shard))))
+                texts.append(
+                    _example(
+                        row,
+                        split,
+                        _label(row["scenario"], scen_names, "scenario", str(shard)),
+                        _label(row["intent"], int_names, "intent", str(shard)),
+                    )
+                )
     else:
-        raise CorpusError(f"MASSIVE path not found: {root}; pass the release's data/ folder, one <locale>.jsonl, "
-                          f"or a folder of the hub's parquet files")
+        raise CorpusError(
+            f"MASSIVE path not found: {root}; pass the release's data/ folder, one <locale>.jsonl, "
+            f"or a folder of the hub's parquet files"
+        )
     if not texts:
         raise CorpusError(f"{root}: no MASSIVE rows for locales={sorted(locales or [])} splits={sorted(wanted or [])}")
     return Corpus(texts, [], report)

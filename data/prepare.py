@@ -26,8 +26,10 @@ from data.prepared import problems_line, write_prepared
 
 @dataclass
 class PrepareConfig:
-    corpus: str = field(default="manifest", metadata={"help": "slurp, speech_massive, italic, massive or manifest",
-                                                      "positional": True, "required": True})
+    corpus: str = field(
+        default="manifest",
+        metadata={"help": "slurp, speech_massive, italic, massive or manifest", "positional": True, "required": True},
+    )
     out: str = field(default="", metadata={"help": "output folder"})
     path: str = field(default="", metadata={"help": "corpus location (folder or file; see the README)"})
     audio_dir: str = field(default="", metadata={"help": "SLURP: the slurp_real audio folder"})
@@ -39,8 +41,9 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         if self.corpus not in CORPORA or self.corpus == "prepared":
-            raise CorpusError(f"unknown corpus {self.corpus!r}; choose one of "
-                              f"{', '.join(c for c in CORPORA if c != 'prepared')}")
+            raise CorpusError(
+                f"unknown corpus {self.corpus!r}; choose one of {', '.join(c for c in CORPORA if c != 'prepared')}"
+            )
         if not self.out:
             raise CorpusError("--out is required: the folder to write the prepared corpus to")
         if not self.path and self.corpus not in ("speech_massive",):
@@ -78,23 +81,35 @@ def main(cfg: PrepareConfig) -> dict[str, Any]:
     if cfg.splits:
         absent = sorted({normalize_split(s) for s in cfg.splits.split(",") if s.strip()} - set(corpus.splits))
         if absent:
-            raise CorpusError(f"--splits: no items in split(s) {', '.join(map(repr, absent))}; the corpus has "
-                              f"{', '.join(corpus.splits) or 'no items'} (known names: train, dev, test, train_115)")
-    result = write_prepared(corpus, cfg.out, meta={"corpus": cfg.corpus, "config": asdict(cfg)},
-                            audio_check=cfg.check_audio)
+            raise CorpusError(
+                f"--splits: no items in split(s) {', '.join(map(repr, absent))}; the corpus has "
+                f"{', '.join(corpus.splits) or 'no items'} (known names: train, dev, test, train_115)"
+            )
+    result = write_prepared(
+        corpus, cfg.out, meta={"corpus": cfg.corpus, "config": asdict(cfg)}, audio_check=cfg.check_audio
+    )
     summary, validation = result["summary"], result["validation"]
     print(json.dumps({k: summary[k] for k in ("items", "texts", "speech", "speech_hours")}, indent=2))
     details = problems_line(validation)
-    print(f"wrote {cfg.out}: validation {'ok' if validation['ok'] else 'found problems'}"
-          f"{': ' + details if details else ''} (details in validation.json)", file=sys.stderr)
+    print(
+        f"wrote {cfg.out}: validation {'ok' if validation['ok'] else 'found problems'}"
+        f"{': ' + details if details else ''} (details in validation.json)",
+        file=sys.stderr,
+    )
     if cfg.strict and not validation["ok"]:
         raise SystemExit(1)
     return result
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_cli(main, PrepareConfig, (CorpusError, AudioError, OSError), argv=argv, prog="python -m data.prepare",
-                   description=__doc__)
+    return run_cli(
+        main,
+        PrepareConfig,
+        (CorpusError, AudioError, OSError),
+        argv=argv,
+        prog="python -m data.prepare",
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,15 @@ from typing import Any, Callable, Iterable
 from tqdm import tqdm
 
 from data.audio import AudioError, AudioMissingError, audio_duration, load_audio
-from data.corpus import SPLIT_ALIASES, Corpus, CorpusError, duplicate_ids, example_from_dict, example_to_dict, iter_jsonl
+from data.corpus import (
+    SPLIT_ALIASES,
+    Corpus,
+    CorpusError,
+    duplicate_ids,
+    example_from_dict,
+    example_to_dict,
+    iter_jsonl,
+)
 from data.example import AudioRef, SLUExample
 from data.labels import ENTITY_TYPE_SET, INTENT_SET, SCENARIO_SET
 from data.textio import read_text
@@ -65,8 +73,9 @@ def materialise_audio(speech: list[SLUExample], out_dir: Path) -> list[SLUExampl
     return out
 
 
-def check_audio(speech: list[SLUExample], mode: str = "header",
-                missing: list[dict[str, str]] | None = None) -> tuple[list[SLUExample], list[dict[str, str]]]:
+def check_audio(
+    speech: list[SLUExample], mode: str = "header", missing: list[dict[str, str]] | None = None
+) -> tuple[list[SLUExample], list[dict[str, str]]]:
     """Fill in durations and list unreadable recordings. ``mode``: header (fast), decode (thorough), none.
 
     Files that are not there are listed in ``missing`` (when given) instead of among the unreadable ones: a missing
@@ -88,8 +97,9 @@ def check_audio(speech: list[SLUExample], mode: str = "header",
                 duration = audio_duration(x.audio.data if x.audio.data is not None else x.audio.path)
                 x = replace(x, audio=replace(x.audio, duration_s=duration))
         except AudioMissingError:
-            (missing if missing is not None else bad).append({**entry, "audio": str(x.audio.path),
-                                                              "problem": "audio file not found"})
+            (missing if missing is not None else bad).append(
+                {**entry, "audio": str(x.audio.path), "problem": "audio file not found"}
+            )
         except AudioError as exc:
             bad.append({**entry, "problem": str(exc)})
         checked.append(x)
@@ -116,8 +126,16 @@ def fillers_not_in_transcript(items: Iterable[SLUExample]) -> list[dict[str, str
         said = _squash(x.transcript)
         for e in x.frame.entities:
             if _squash(e.filler) not in said:
-                out.append({"id": x.id, "language": x.language, "split": x.split, "type": e.type,
-                            "filler": e.filler, "transcript": x.transcript})
+                out.append(
+                    {
+                        "id": x.id,
+                        "language": x.language,
+                        "split": x.split,
+                        "type": e.type,
+                        "filler": e.filler,
+                        "transcript": x.transcript,
+                    }
+                )
     return out
 
 
@@ -147,15 +165,17 @@ def summarize(corpus: Corpus) -> dict[str, Any]:
 KNOWN_SPLITS = frozenset(SPLIT_ALIASES.values())
 
 
-def validate(corpus: Corpus, unreadable: list[dict[str, str]],
-             missing: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def validate(
+    corpus: Corpus, unreadable: list[dict[str, str]], missing: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """The validation report: every problem by name (ids, paths), and ``ok`` when none makes the corpus unfit."""
     everything = corpus.texts + corpus.speech
     unknown = {
         "scenarios": dict(Counter(x.frame.scenario for x in everything if x.frame.scenario not in SCENARIO_SET)),
         "intents": dict(Counter(x.frame.intent for x in everything if x.frame.intent not in INTENT_SET)),
-        "entity_types": dict(Counter(e.type for x in everything for e in x.frame.entities
-                                     if e.type not in ENTITY_TYPE_SET)),
+        "entity_types": dict(
+            Counter(e.type for x in everything for e in x.frame.entities if e.type not in ENTITY_TYPE_SET)
+        ),
     }
     report = {
         "unreadable_audio": unreadable,
@@ -165,15 +185,22 @@ def validate(corpus: Corpus, unreadable: list[dict[str, str]],
         "unknown_splits": dict(Counter(x.split for x in everything if x.split not in KNOWN_SPLITS)),
         "fillers_not_in_transcript": fillers_not_in_transcript(corpus.texts),
         "audio_outside_folder": list(corpus.report.get("audio_outside_folder") or []),
-        "duplicate_ids": {"texts": [list(k) for k in duplicate_ids(corpus.texts)],
-                          "speech": [list(k) for k in duplicate_ids(corpus.speech)]},
+        "duplicate_ids": {
+            "texts": [list(k) for k in duplicate_ids(corpus.texts)],
+            "speech": [list(k) for k in duplicate_ids(corpus.speech)],
+        },
     }
     # Reported but not failed: unknown labels (a user's own label set), an audio path outside the manifest's folder
     # (a shared audio folder may be meant) and fillers not in the transcript (the official SLURP devel split has two,
     # e.g. "rihana" in "tell me about rihanna", and is scored as it is). Everything else makes the corpus unfit.
-    report["ok"] = not (report["unreadable_audio"] or report["missing_audio"] or report["empty_transcripts"]
-                        or report["unknown_splits"]
-                        or report["duplicate_ids"]["texts"] or report["duplicate_ids"]["speech"])
+    report["ok"] = not (
+        report["unreadable_audio"]
+        or report["missing_audio"]
+        or report["empty_transcripts"]
+        or report["unknown_splits"]
+        or report["duplicate_ids"]["texts"]
+        or report["duplicate_ids"]["speech"]
+    )
     return report
 
 
@@ -189,22 +216,32 @@ def problems_line(validation: dict[str, Any]) -> str:
     add(validation.get("missing_audio"), "missing audio file(s)", lambda m: f"{m['id']}: {m.get('audio', '')}")
     add(validation.get("unreadable_audio"), "unreadable/corrupt audio file(s)", lambda m: m["problem"][:120])
     add(validation.get("empty_transcripts"), "empty transcript(s)", str)
-    add(validation.get("unknown_splits"), "unknown split name(s)",
-        lambda kv: f"{kv[0]!r} on {kv[1]} item(s); known: {', '.join(sorted(KNOWN_SPLITS))}")
-    add(validation.get("fillers_not_in_transcript"), "entity filler(s) not in the transcript (warning)",
-        lambda m: f"{m['id']}: {m['type']} {m['filler']!r} in {m['transcript'][:60]!r}")
+    add(
+        validation.get("unknown_splits"),
+        "unknown split name(s)",
+        lambda kv: f"{kv[0]!r} on {kv[1]} item(s); known: {', '.join(sorted(KNOWN_SPLITS))}",
+    )
+    add(
+        validation.get("fillers_not_in_transcript"),
+        "entity filler(s) not in the transcript (warning)",
+        lambda m: f"{m['id']}: {m['type']} {m['filler']!r} in {m['transcript'][:60]!r}",
+    )
     dup = validation.get("duplicate_ids") or {}
     add((dup.get("texts") or []) + (dup.get("speech") or []), "duplicate id(s)", lambda k: "/".join(map(str, k)))
-    add(validation.get("audio_outside_folder"), "audio path(s) outside the manifest's folder (warning)",
-        lambda m: f"{m['id']}: {m['audio']}")
+    add(
+        validation.get("audio_outside_folder"),
+        "audio path(s) outside the manifest's folder (warning)",
+        lambda m: f"{m['id']}: {m['audio']}",
+    )
     unknown = {k: len(v) for k, v in (validation.get("unknown_labels") or {}).items() if v}
     if unknown:
         parts.append("unknown labels (allowed) " + ", ".join(f"{n} {k}" for k, n in unknown.items()))
     return "; ".join(parts)
 
 
-def write_prepared(corpus: Corpus, out_dir: str | Path, *, meta: dict[str, Any] | None = None,
-                   audio_check: str = "header") -> dict[str, Any]:
+def write_prepared(
+    corpus: Corpus, out_dir: str | Path, *, meta: dict[str, Any] | None = None, audio_check: str = "header"
+) -> dict[str, Any]:
     """Write ``corpus`` as a prepared folder; returns ``{"summary", "validation"}``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -225,8 +262,10 @@ def write_prepared(corpus: Corpus, out_dir: str | Path, *, meta: dict[str, Any] 
     atomic_write_text(out / "validation.json", json.dumps(validation, indent=2, ensure_ascii=False))
     atomic_write_text(out / "report.json", json.dumps(corpus.report, indent=2, ensure_ascii=False, default=str))
     names = sorted({x.corpus for x in corpus.texts} | {x.corpus for x in corpus.speech})
-    atomic_write_text(out / "prepared.json", json.dumps({"format_version": FORMAT_VERSION, **(meta or {}),
-                                                         "corpus_names": names}, indent=2, default=str))
+    atomic_write_text(
+        out / "prepared.json",
+        json.dumps({"format_version": FORMAT_VERSION, **(meta or {}), "corpus_names": names}, indent=2, default=str),
+    )
     return {"summary": summary, "validation": validation}
 
 
@@ -243,16 +282,19 @@ def _read_jsonl(file: Path, resolve: Callable[[str], str]) -> list[SLUExample]:
 def _read_meta(root: Path) -> dict[str, Any]:
     meta_file = root / "prepared.json"
     if not meta_file.is_file():
-        raise CorpusError(f"{root}: not a prepared corpus folder (no prepared.json); make one with "
-                          f"`python -m data.prepare CORPUS --path ... --out {root}`")
+        raise CorpusError(
+            f"{root}: not a prepared corpus folder (no prepared.json); make one with "
+            f"`python -m data.prepare CORPUS --path ... --out {root}`"
+        )
     try:
         meta = json.loads(read_text(meta_file, CorpusError))
     except (ValueError, RecursionError) as exc:
         raise CorpusError(f"{meta_file}: not valid JSON ({exc}); prepare the folder again") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         version = meta.get("format_version") if isinstance(meta, dict) else None
-        raise CorpusError(f"{root}: prepared format {version} is not {FORMAT_VERSION}; "
-                          f"prepare it again with this version")
+        raise CorpusError(
+            f"{root}: prepared format {version} is not {FORMAT_VERSION}; prepare it again with this version"
+        )
     return meta
 
 
@@ -282,5 +324,8 @@ def load_prepared(path: str | Path) -> Corpus:
         report = json.loads(read_text(report_file, CorpusError)) if report_file.is_file() else {}
     except (ValueError, RecursionError) as exc:
         raise CorpusError(f"{report_file}: not valid JSON ({exc}); prepare the folder again") from None
-    return Corpus(_read_jsonl(root / "texts.jsonl", resolve), _read_jsonl(root / "speech.jsonl", resolve),
-                  {"prepared": meta, "loader": report})
+    return Corpus(
+        _read_jsonl(root / "texts.jsonl", resolve),
+        _read_jsonl(root / "speech.jsonl", resolve),
+        {"prepared": meta, "loader": report},
+    )

@@ -35,8 +35,11 @@ def slurp_frame(row: dict[str, Any]) -> SLUFrame:
 
 
 def _default_audio_dir(jsonl_dir: Path) -> Path | None:
-    for candidate in (jsonl_dir.parent.parent / "audio" / "slurp_real", jsonl_dir / "slurp_real",
-                      jsonl_dir / "audio" / "slurp_real"):
+    for candidate in (
+        jsonl_dir.parent.parent / "audio" / "slurp_real",
+        jsonl_dir / "slurp_real",
+        jsonl_dir / "audio" / "slurp_real",
+    ):
         if candidate.is_dir():
             return candidate
     return None
@@ -52,8 +55,10 @@ def _split_files(path: Path, splits: Iterable[str]) -> list[tuple[str, Path]]:
         raise CorpusError(f"SLURP path not found: {path}; pass the release's dataset/slurp folder or one jsonl file")
     found = [(s, path / SPLIT_FILES[s]) for s in splits if (path / SPLIT_FILES[s]).is_file()]
     if not found:
-        raise CorpusError(f"{path}: none of {', '.join(SPLIT_FILES[s] for s in splits)} found; pass the SLURP "
-                          f"release's dataset/slurp folder")
+        raise CorpusError(
+            f"{path}: none of {', '.join(SPLIT_FILES[s] for s in splits)} found; pass the SLURP "
+            f"release's dataset/slurp folder"
+        )
     return found
 
 
@@ -79,8 +84,10 @@ def load_slurp(
     if audio_dir is not None:
         audio_root: Path | None = Path(audio_dir)
         if not audio_root.is_dir():
-            raise CorpusError(f"SLURP audio folder not found: {audio_root}; download slurp_real with the "
-                              f"release's scripts/download_audio.sh, or omit audio_dir for text only")
+            raise CorpusError(
+                f"SLURP audio folder not found: {audio_root}; download slurp_real with the "
+                f"release's scripts/download_audio.sh, or omit audio_dir for text only"
+            )
     else:
         audio_root = _default_audio_dir(jsonl_dir)
     present = {p.name for p in audio_root.iterdir()} if audio_root is not None else set()
@@ -110,8 +117,9 @@ def load_slurp(
                     if missing_audio == "drop":
                         continue
                 where = str(audio_root / name) if audio_root is not None else name
-                speech.append(SLUExample(name, "slurp", LANGUAGE, split, transcript, frame,
-                                         AudioRef(path=where), text_id))
+                speech.append(
+                    SLUExample(name, "slurp", LANGUAGE, split, transcript, frame, AudioRef(path=where), text_id)
+                )
         report["splits"][split] = {
             "texts": sum(1 for t in texts if t.split == split),
             "recordings": n_rec,
@@ -124,10 +132,13 @@ def load_slurp(
     report["audio_missing"] = total_missing
     if total_missing:
         where = f"in {audio_root}" if audio_root is not None else "(no slurp_real folder found)"
-        msg = (f"SLURP: {total_missing} of {sum(s['recordings'] for s in report['splits'].values())} recordings "
-               f"have no audio file {where}")
+        msg = (
+            f"SLURP: {total_missing} of {sum(s['recordings'] for s in report['splits'].values())} recordings "
+            f"have no audio file {where}"
+        )
         if missing_audio == "error":
             raise CorpusError(msg + "; pass audio_dir=<.../audio/slurp_real> or missing_audio='keep'/'drop'")
-        warnings.warn(f"{msg}; {'dropped' if missing_audio == 'drop' else 'kept without a readable file'}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{msg}; {'dropped' if missing_audio == 'drop' else 'kept without a readable file'}", stacklevel=2
+        )
     return Corpus(texts, speech, report)

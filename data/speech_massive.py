@@ -24,8 +24,19 @@ from data.hub import class_names, fetch_from_hub, label_name, find_shards, inlin
 HUB_ID = "FBK-MT/Speech-MASSIVE"
 HUB_TEST_ID = "FBK-MT/Speech-MASSIVE-test"
 LOCALES = ("ar-SA", "de-DE", "es-ES", "fr-FR", "hu-HU", "ko-KR", "nl-NL", "pl-PL", "pt-PT", "ru-RU", "tr-TR", "vi-VN")
-COLUMNS = ["id", "locale", "scenario", "scenario_str", "intent_idx", "intent_str", "utt", "annot_utt", "audio",
-           "path", "speaker_id"]
+COLUMNS = [
+    "id",
+    "locale",
+    "scenario",
+    "scenario_str",
+    "intent_idx",
+    "intent_str",
+    "utt",
+    "annot_utt",
+    "audio",
+    "path",
+    "speaker_id",
+]
 
 
 def _label(row: dict[str, Any], str_col: str, int_col: str, names: list[str] | None) -> str:
@@ -35,14 +46,16 @@ def _label(row: dict[str, Any], str_col: str, int_col: str, names: list[str] | N
     name = label_name(row.get(int_col), names)
     if name is not None:
         return name
-    raise CorpusError(f"row {row.get('id')!r}: no {str_col} column and no class names for {int_col}; the parquet "
-                      f"does not look like Speech-MASSIVE")
+    raise CorpusError(
+        f"row {row.get('id')!r}: no {str_col} column and no class names for {int_col}; the parquet "
+        f"does not look like Speech-MASSIVE"
+    )
 
 
 def massive_frame(scenario: str, intent: str, annot_utt: str) -> SLUFrame:
     """Frame of a MASSIVE-family row: action = intent minus the ``scenario_`` prefix, entities from brackets."""
     prefix = scenario + "_"
-    action = intent[len(prefix):] if intent.startswith(prefix) else intent.partition("_")[2]
+    action = intent[len(prefix) :] if intent.startswith(prefix) else intent.partition("_")[2]
     return SLUFrame(scenario, action or "none", parse_annotation(annot_utt))
 
 
@@ -64,18 +77,27 @@ def load_speech_massive(
     else:
         root = Path(path)
         if not root.is_dir():
-            raise CorpusError(f"Speech-MASSIVE folder not found: {root}; pass the folder holding the hub's "
-                              f"<locale>/*.parquet files")
+            raise CorpusError(
+                f"Speech-MASSIVE folder not found: {root}; pass the folder holding the hub's <locale>/*.parquet files"
+            )
     shards = [p for p in find_shards(root, None) if not locales or p.parent.name in locales]
     shards = [p for p in shards if wanted is None or shard_split(p) in wanted]
     if not shards:
-        raise CorpusError(f"{root}: no parquet shards for locales={locales or 'any'} splits={sorted(wanted or [])}"
-                          f"; expected <locale>/<split>-NNNNN-of-NNNNN.parquet")
+        raise CorpusError(
+            f"{root}: no parquet shards for locales={locales or 'any'} splits={sorted(wanted or [])}"
+            f"; expected <locale>/<split>-NNNNN-of-NNNNN.parquet"
+        )
 
     texts: list[SLUExample] = []
     speech: list[SLUExample] = []
-    report: dict[str, Any] = {"corpus": "speech_massive", "root": str(root), "shards": len(shards),
-                              "annotation_mismatch": 0, "unreadable_audio_header": 0, "rows_without_audio": 0}
+    report: dict[str, Any] = {
+        "corpus": "speech_massive",
+        "root": str(root),
+        "shards": len(shards),
+        "annotation_mismatch": 0,
+        "unreadable_audio_header": 0,
+        "rows_without_audio": 0,
+    }
     for shard in shards:
         split = shard_split(shard)
         names_scen = class_names(shard, "scenario")
@@ -91,8 +113,19 @@ def load_speech_massive(
             frame = massive_frame(scenario, intent, annot)
             text_id = str(row["id"])
             speaker = row.get("speaker_id")
-            texts.append(SLUExample(text_id, "speech_massive", locale, split, utt, frame, None, text_id,
-                                    str(speaker) if speaker is not None else None))
+            texts.append(
+                SLUExample(
+                    text_id,
+                    "speech_massive",
+                    locale,
+                    split,
+                    utt,
+                    frame,
+                    None,
+                    text_id,
+                    str(speaker) if speaker is not None else None,
+                )
+            )
             audio = row.get("audio") or {}
             data = audio.get("bytes") if isinstance(audio, dict) else None
             if not data:
@@ -100,6 +133,17 @@ def load_speech_massive(
                 continue
             rec_path = row.get("path") or (audio.get("path") if isinstance(audio, dict) else None)
             rec_id = Path(rec_path).name if rec_path else text_id
-            speech.append(SLUExample(rec_id, "speech_massive", locale, split, utt, frame, inline_audio(data, report),
-                                     text_id, str(speaker) if speaker is not None else None))
+            speech.append(
+                SLUExample(
+                    rec_id,
+                    "speech_massive",
+                    locale,
+                    split,
+                    utt,
+                    frame,
+                    inline_audio(data, report),
+                    text_id,
+                    str(speaker) if speaker is not None else None,
+                )
+            )
     return Corpus(texts, speech, report)

@@ -27,8 +27,9 @@ FRACTIONS = (0.02, 0.05, 0.10, 0.25, 0.50, 1.0)  # the paper's speech amounts (T
 
 
 def _rank_key(seed: int, x: SLUExample) -> tuple[bytes, str]:
-    digest = hashlib.blake2b(f"{x.language}\x00{x.split}\x00{x.id}".encode(), digest_size=16,
-                             key=str(seed).encode()).digest()
+    digest = hashlib.blake2b(
+        f"{x.language}\x00{x.split}\x00{x.id}".encode(), digest_size=16, key=str(seed).encode()
+    ).digest()
     return digest, x.id  # the id breaks (astronomically unlikely) ties deterministically
 
 
@@ -117,15 +118,17 @@ def cross_lingual_mix(
         source_speech = select_speech(source.speech, fraction=spec.source_speech_fraction, seed=spec.seed)
         texts += source.texts
         speech += source_speech
-        composition.update(source_texts=len(source.texts), source_speech=len(source_speech),
-                           source_speech_total=len(source.speech))
+        composition.update(
+            source_texts=len(source.texts), source_speech=len(source_speech), source_speech_total=len(source.speech)
+        )
     texts += target.texts
     composition["target_texts"] = len(target.texts)
     if with_speech:
         target_speech = list(target.speech)
         if spec.target_speech_count is not None:
-            target_speech = select_speech(target_speech, count=spec.target_speech_count, seed=spec.seed,
-                                          per_language=True)
+            target_speech = select_speech(
+                target_speech, count=spec.target_speech_count, seed=spec.seed, per_language=True
+            )
         speech += target_speech
         composition["target_speech"] = len(target_speech)
     if with_massive:

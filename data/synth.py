@@ -56,14 +56,26 @@ class SynthConfig:
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same corpus)"})
     workers: int = field(default=0, metadata={"help": "parallel synthesis workers (0 = number of CPUs)"})
     espeak: str = field(default="espeak-ng", metadata={"help": "espeak-ng executable"})
-    preset: str = field(default="", metadata={"help": "'demo': the English demo corpus (56 intents, two engines, "
-                                                      "held-out voices, augmentation; data/synth_demo.py); "
-                                                      "'' = the multilingual per-intent corpus"})
-    scale: float = field(default=1.0, metadata={"help": "demo preset: corpus size factor (1.0 = ~4,000 train "
-                                                        "recordings; 0.05 = seconds)"})
+    preset: str = field(
+        default="",
+        metadata={
+            "help": "'demo': the English demo corpus (56 intents, two engines, "
+            "held-out voices, augmentation; data/synth_demo.py); "
+            "'' = the multilingual per-intent corpus"
+        },
+    )
+    scale: float = field(
+        default=1.0,
+        metadata={"help": "demo preset: corpus size factor (1.0 = ~4,000 train recordings; 0.05 = seconds)"},
+    )
     flite: str = field(default="flite", metadata={"help": "flite executable (demo preset)"})
-    slurp: str = field(default="", metadata={"help": "demo preset: SLURP devel.jsonl for extra phrasing "
-                                                     "('' = the shipped fixture, 'none' = templates only)"})
+    slurp: str = field(
+        default="",
+        metadata={
+            "help": "demo preset: SLURP devel.jsonl for extra phrasing "
+            "('' = the shipped fixture, 'none' = templates only)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.preset not in ("", "demo"):
@@ -147,8 +159,15 @@ def plan(cfg: SynthConfig) -> list[Utterance]:
                 seen.add(text)
                 voice = rng.choice(voices) + rng.choice(VARIANTS)
                 scenario, action = split_intent(intent)
-                items.append((f"synth-{lang}-{intent}-{k:04d}", text, SLUFrame(scenario, action, entities),
-                              voice, rng.choice(SPEEDS_WPM)))
+                items.append(
+                    (
+                        f"synth-{lang}-{intent}-{k:04d}",
+                        text,
+                        SLUFrame(scenario, action, entities),
+                        voice,
+                        rng.choice(SPEEDS_WPM),
+                    )
+                )
         # Identical sentences (same template and fillers, other voices) are recordings of one text: they share a
         # text_id and always land in the same split, so no test sentence is seen in training.
         text_ids: dict[str, str] = {}
@@ -171,8 +190,10 @@ def plan(cfg: SynthConfig) -> list[Utterance]:
 def check_espeak(executable: str = "espeak-ng") -> str:
     path = shutil.which(executable)
     if path is None:
-        raise SynthError(f"{executable} not found. Install it: `sudo apt-get install espeak-ng` (Debian/Ubuntu), "
-                         f"`sudo dnf install espeak-ng` (Fedora) or `brew install espeak-ng` (macOS)")
+        raise SynthError(
+            f"{executable} not found. Install it: `sudo apt-get install espeak-ng` (Debian/Ubuntu), "
+            f"`sudo dnf install espeak-ng` (Fedora) or `brew install espeak-ng` (macOS)"
+        )
     return path
 
 
@@ -181,11 +202,17 @@ def speak(utt: Utterance, out_file: Path, espeak: str = "espeak-ng") -> float:
     with tempfile.NamedTemporaryFile(suffix=".wav", dir=out_file.parent, delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        proc = subprocess.run([espeak, "-v", utt.voice, "-s", str(utt.speed_wpm), "-w", str(tmp_path), utt.transcript],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [espeak, "-v", utt.voice, "-s", str(utt.speed_wpm), "-w", str(tmp_path), utt.transcript],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if proc.returncode != 0 or tmp_path.stat().st_size == 0:
-            raise SynthError(f"espeak-ng failed for voice {utt.voice!r} ({proc.stderr.strip() or 'no output'}); "
-                             f"check `espeak-ng --voices` lists it")
+            raise SynthError(
+                f"espeak-ng failed for voice {utt.voice!r} ({proc.stderr.strip() or 'no output'}); "
+                f"check `espeak-ng --voices` lists it"
+            )
         samples, sr = sf.read(tmp_path, dtype="float32", always_2d=True)
         audio = resample(samples.mean(axis=1), sr, SAMPLE_RATE)
         sf.write(out_file, np.clip(audio, -1, 1), SAMPLE_RATE, subtype="PCM_16")
@@ -218,8 +245,15 @@ def main(cfg: SynthConfig) -> Path:
         from data.synth_demo import SLURP_DEVEL, build
 
         slurp = None if cfg.slurp == "none" else Path(cfg.slurp) if cfg.slurp else SLURP_DEVEL
-        build(cfg.out, seed=cfg.seed, scale=cfg.scale, workers=cfg.workers or min(2, os.cpu_count() or 1),
-              slurp=slurp, espeak=cfg.espeak, flite=cfg.flite)
+        build(
+            cfg.out,
+            seed=cfg.seed,
+            scale=cfg.scale,
+            workers=cfg.workers or min(2, os.cpu_count() or 1),
+            slurp=slurp,
+            espeak=cfg.espeak,
+            flite=cfg.flite,
+        )
         manifest = Path(cfg.out) / "manifest.jsonl"
         print(manifest)
         return manifest
@@ -232,8 +266,14 @@ def cli(argv: list[str] | None = None) -> int:
     from data.synth_demo import DemoError
     from data.synth_voices import VoiceError
 
-    return run_cli(main, SynthConfig, (SynthError, DemoError, VoiceError, OSError), argv=argv,
-                   prog="python -m data.synth", description=__doc__)
+    return run_cli(
+        main,
+        SynthConfig,
+        (SynthError, DemoError, VoiceError, OSError),
+        argv=argv,
+        prog="python -m data.synth",
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":

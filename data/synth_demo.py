@@ -41,8 +41,18 @@ from data.corpus import iter_jsonl
 from data.frames import Entity, SLUFrame, normalize_text, split_intent
 from data.slurp import slurp_frame
 from data.synth_templates import DEMO_FILLERS, DEMO_TEMPLATES, NOVEL_FILLERS, NOVEL_TEMPLATES
-from data.synth_voices import (ESPEAK_PITCHES, ESPEAK_RATES, FLITE_F0, FLITE_STRETCH, Voice, check_engines,
-                               held_out_voices, speaker_label, synthesize_raw, train_voices)
+from data.synth_voices import (
+    ESPEAK_PITCHES,
+    ESPEAK_RATES,
+    FLITE_F0,
+    FLITE_STRETCH,
+    Voice,
+    check_engines,
+    held_out_voices,
+    speaker_label,
+    synthesize_raw,
+    train_voices,
+)
 from data.textio import atomic_write_text
 
 SLURP_DEVEL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "slurp" / "devel.jsonl"
@@ -95,13 +105,24 @@ class Recording:
 
     def row(self, duration: float, noisy: bool = False) -> dict[str, Any]:
         t = self.text
-        return {"id": self.id + ("-noisy" if noisy else ""), "text_id": t.text_id, "transcript": t.transcript,
-                "audio": self.noisy_audio if noisy else self.audio, "split": t.split, "language": LOCALE,
-                "scenario": t.frame.scenario, "action": t.frame.action,
-                "entities": [e.to_dict() for e in t.frame.entities],
-                "speaker": speaker_label(self.voice, self.rate, self.pitch), "duration_s": round(duration, 4),
-                "engine": "espeak-ng" if self.voice.engine == "espeak" else "flite", "voice": self.voice.key,
-                "source": t.source, "augment": self.noisy_augment if noisy else self.augment, "corpus": CORPUS}
+        return {
+            "id": self.id + ("-noisy" if noisy else ""),
+            "text_id": t.text_id,
+            "transcript": t.transcript,
+            "audio": self.noisy_audio if noisy else self.audio,
+            "split": t.split,
+            "language": LOCALE,
+            "scenario": t.frame.scenario,
+            "action": t.frame.action,
+            "entities": [e.to_dict() for e in t.frame.entities],
+            "speaker": speaker_label(self.voice, self.rate, self.pitch),
+            "duration_s": round(duration, 4),
+            "engine": "espeak-ng" if self.voice.engine == "espeak" else "flite",
+            "voice": self.voice.key,
+            "source": t.source,
+            "augment": self.noisy_augment if noisy else self.augment,
+            "corpus": CORPUS,
+        }
 
 
 @dataclass
@@ -132,20 +153,26 @@ def fill(template: str, fillers: dict[str, list[str]], rng: random.Random) -> tu
 def slurp_texts(path: Path, intents: set[str]) -> list[tuple[str, SLUFrame]]:
     """SLURP sentences whose intent is in ``intents`` (short ones, every filler spelled out in the sentence)."""
     if not path.is_file():
-        raise DemoError(f"SLURP devel texts not found at {path}; pass --slurp PATH (SLURP's dataset/slurp/devel.jsonl) "
-                        f"or --slurp none")
+        raise DemoError(
+            f"SLURP devel texts not found at {path}; pass --slurp PATH (SLURP's dataset/slurp/devel.jsonl) "
+            f"or --slurp none"
+        )
     out = []
     for _, row in iter_jsonl(path):
         frame = slurp_frame(row)
         text = normalize_text(row["sentence"])
-        if frame.intent in intents and len(text.split()) <= SLURP_MAX_WORDS and \
-                all(e.filler in text for e in frame.entities):
+        if (
+            frame.intent in intents
+            and len(text.split()) <= SLURP_MAX_WORDS
+            and all(e.filler in text for e in frame.entities)
+        ):
             out.append((text, frame))
     return out
 
 
-def plan_texts(seed: int, scale: float, slurp: Path | None,
-               intents: Sequence[str] | None = None) -> tuple[list[Text], list[Text]]:
+def plan_texts(
+    seed: int, scale: float, slurp: Path | None, intents: Sequence[str] | None = None
+) -> tuple[list[Text], list[Text]]:
     """Train/dev/test texts and the novel texts (``intents``: a subset of DEMO_TEMPLATES, default all)."""
     intents = sorted(intents or DEMO_TEMPLATES)
     unknown = sorted(set(intents) - set(DEMO_TEMPLATES))
@@ -181,7 +208,7 @@ def plan_texts(seed: int, scale: float, slurp: Path | None,
             by_split[split].append((text, frame, "template"))
     slurp_pool = [x for x in slurp_pool if x[0] not in seen]
     _rng(seed, "slurp").shuffle(slurp_pool)
-    by_split["train"] += [(t, f, "slurp") for t, f in slurp_pool[:round(N_TRAIN_SLURP * scale)]]
+    by_split["train"] += [(t, f, "slurp") for t, f in slurp_pool[: round(N_TRAIN_SLURP * scale)]]
     texts: list[Text] = []
     for split in ("train", "dev", "test"):
         items = by_split[split]
@@ -195,9 +222,14 @@ def plan_novel(seed: int, scale: float, texts: list[Text], intents: Sequence[str
     """Sentences from the novel phrasings whose fillers occur nowhere in ``texts`` (as a filler or as words)."""
     used_fillers = {e.filler for t in texts for e in t.frame.entities}
     padded = [f" {t.transcript} " for t in texts]
-    fillers = {k: [v for v in vs if v.rpartition("|")[2] not in used_fillers
-                   and not any(f" {v.rpartition('|')[2]} " in t for t in padded)]
-               for k, vs in NOVEL_FILLERS.items()}
+    fillers = {
+        k: [
+            v
+            for v in vs
+            if v.rpartition("|")[2] not in used_fillers and not any(f" {v.rpartition('|')[2]} " in t for t in padded)
+        ]
+        for k, vs in NOVEL_FILLERS.items()
+    }
     known = {t.transcript for t in texts}
     want = max(10, round(N_NOVEL * scale))
     intents = sorted(set(NOVEL_TEMPLATES) & set(intents))
@@ -237,8 +269,9 @@ def _pick_train_voice(pool_espeak: list[Voice], pool_flite: list[Voice], rng: ra
     return rng.choice(pool_flite) if rng.random() < 0.25 else rng.choice(pool_espeak)
 
 
-def plan(seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL,
-         intents: Sequence[str] | None = None) -> DemoPlan:
+def plan(
+    seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL, intents: Sequence[str] | None = None
+) -> DemoPlan:
     """Every text and recording (voice, rate, pitch, augmentation) without running any engine."""
     if not scale > 0:
         raise DemoError(f"--scale must be positive, got {scale}")
@@ -285,8 +318,9 @@ def plan(seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL,
             if t.split == "test":
                 noisy = f"audio/test_noisy/{uid}.wav"
                 noisy_aug = f"noise={rng.choice(NOISES)}@{rng.choice(SNRS_DB[1:])}dB"
-            recordings.append(Recording(uid, t, v, rate, pitch, f"audio/{t.split}/{uid}.wav", augment, noisy,
-                                        noisy_aug))
+            recordings.append(
+                Recording(uid, t, v, rate, pitch, f"audio/{t.split}/{uid}.wav", augment, noisy, noisy_aug)
+            )
     novel_recs = []
     for k, t in enumerate(novel):
         rng = _rng(seed, "speech", t.text_id)
@@ -297,6 +331,7 @@ def plan(seed: int = 0, scale: float = 1.0, slurp: Path | None = SLURP_DEVEL,
 
 
 # ------------------------------------------------------------------------------------------------- augmentation
+
 
 def colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
     """White, pink (1/f power) or brown (1/f^2 power) noise of unit RMS, shaped in the frequency domain."""
@@ -338,6 +373,7 @@ def augment(audio: np.ndarray, spec: str, seed: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ synthesis
 
+
 def _write_wav(path: Path, audio: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".wav", dir=path.parent)
@@ -377,9 +413,17 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def build(out: str | Path, seed: int = 0, scale: float = 1.0, workers: int = 2, slurp: Path | None = SLURP_DEVEL,
-          espeak: str = "espeak-ng", flite: str = "flite", progress: bool = True,
-          intents: Sequence[str] | None = None) -> dict[str, Any]:
+def build(
+    out: str | Path,
+    seed: int = 0,
+    scale: float = 1.0,
+    workers: int = 2,
+    slurp: Path | None = SLURP_DEVEL,
+    espeak: str = "espeak-ng",
+    flite: str = "flite",
+    progress: bool = True,
+    intents: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Make the demo corpus in ``out``; returns the summary (also written to out/summary.json)."""
     start = time.monotonic()
     p = plan(seed, scale, slurp, intents)
@@ -389,8 +433,11 @@ def build(out: str | Path, seed: int = 0, scale: float = 1.0, workers: int = 2, 
     root.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers)
     estimate = len(every) * SEC_PER_RECORDING / workers
-    print(f"demo corpus: {len(p.texts)} texts + {len(p.novel)} novel, {len(every)} recordings on {workers} "
-          f"worker(s); estimated {estimate / 60:.1f} min", flush=True)
+    print(
+        f"demo corpus: {len(p.texts)} texts + {len(p.novel)} novel, {len(every)} recordings on {workers} "
+        f"worker(s); estimated {estimate / 60:.1f} min",
+        flush=True,
+    )
     jobs = [(r, str(root), seed, espeak, flite) for r in every]
     bar = tqdm(total=len(jobs), desc="synthesis", unit="rec", disable=not progress, mininterval=2.0)
     if workers == 1:
@@ -419,8 +466,11 @@ def build(out: str | Path, seed: int = 0, scale: float = 1.0, workers: int = 2, 
     summary = summarize(main_rows, novel_rows, noisy_rows)
     summary.update(seed=seed, scale=scale, workers=workers, seconds=round(time.monotonic() - start, 1))
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
-    print(f"done in {summary['seconds'] / 60:.1f} min: {summary['recordings']} recordings, "
-          f"{summary['hours']:.2f} h of audio -> {root / 'manifest.jsonl'}", flush=True)
+    print(
+        f"done in {summary['seconds'] / 60:.1f} min: {summary['recordings']} recordings, "
+        f"{summary['hours']:.2f} h of audio -> {root / 'manifest.jsonl'}",
+        flush=True,
+    )
     return summary
 
 
@@ -428,23 +478,32 @@ def summarize(main_rows: list[dict], novel_rows: list[dict], noisy_rows: list[di
     every = main_rows + novel_rows + noisy_rows
     held = set(h for h in (v.key for v in held_out_voices()))
     per_split: dict[str, Any] = {}
-    for name, rows in (("train", [r for r in main_rows if r["split"] == "train"]),
-                       ("dev", [r for r in main_rows if r["split"] == "dev"]),
-                       ("test", [r for r in main_rows if r["split"] == "test"]),
-                       ("test_noisy", noisy_rows), ("novel", novel_rows)):
-        per_split[name] = {"texts": len({r["text_id"] for r in rows}), "recordings": len(rows),
-                           "hours": round(sum(r["duration_s"] for r in rows) / 3600, 3),
-                           "voices": len({r["voice"] for r in rows}),
-                           "slurp_texts": len({r["text_id"] for r in rows if r["source"] == "slurp"})}
+    for name, rows in (
+        ("train", [r for r in main_rows if r["split"] == "train"]),
+        ("dev", [r for r in main_rows if r["split"] == "dev"]),
+        ("test", [r for r in main_rows if r["split"] == "test"]),
+        ("test_noisy", noisy_rows),
+        ("novel", novel_rows),
+    ):
+        per_split[name] = {
+            "texts": len({r["text_id"] for r in rows}),
+            "recordings": len(rows),
+            "hours": round(sum(r["duration_s"] for r in rows) / 3600, 3),
+            "voices": len({r["voice"] for r in rows}),
+            "slurp_texts": len({r["text_id"] for r in rows if r["source"] == "slurp"}),
+        }
     return {
-        "recordings": len(every), "hours": round(sum(r["duration_s"] for r in every) / 3600, 3),
+        "recordings": len(every),
+        "hours": round(sum(r["duration_s"] for r in every) / 3600, 3),
         "splits": per_split,
         "intents": len({(r["scenario"], r["action"]) for r in main_rows}),
         "scenarios": len({r["scenario"] for r in main_rows}),
         "train_voices": len({r["voice"] for r in main_rows if r["voice"] not in held}),
         "held_out_recordings": dict(Counter(r["voice"] for r in main_rows + novel_rows if r["voice"] in held)),
         "engines": dict(Counter(r["engine"] for r in every)),
-        "duration_s": {"min": round(min(r["duration_s"] for r in every), 2),
-                       "mean": round(sum(r["duration_s"] for r in every) / len(every), 2),
-                       "max": round(max(r["duration_s"] for r in every), 2)},
+        "duration_s": {
+            "min": round(min(r["duration_s"] for r in every), 2),
+            "mean": round(sum(r["duration_s"] for r in every) / len(every), 2),
+            "max": round(max(r["duration_s"] for r in every), 2),
+        },
     }

@@ -26,11 +26,33 @@ ESPEAK = "espeak-ng"
 FLITE = "flite"
 
 ESPEAK_TRAIN_LANGS = ("en-us", "en-gb", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan")
-ESPEAK_TRAIN_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f5", "Andy", "Alex", "Mike",
-                         "steph", "robert")
+ESPEAK_TRAIN_VARIANTS = (
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f5",
+    "Andy",
+    "Alex",
+    "Mike",
+    "steph",
+    "robert",
+)
 FLITE_TRAIN = ("kal", "awb", "rms")
-HELD_OUT = ("espeak:en-gb-scotland+f4", "espeak:en-029+m6", "espeak:en-us+klatt", "espeak:en-gb-x-gbcwmd+Annie",
-            "flite:slt", "flite:kal16")
+HELD_OUT = (
+    "espeak:en-gb-scotland+f4",
+    "espeak:en-029+m6",
+    "espeak:en-us+klatt",
+    "espeak:en-gb-x-gbcwmd+Annie",
+    "flite:slt",
+    "flite:kal16",
+)
 
 ESPEAK_RATES = tuple(range(140, 191, 10))
 ESPEAK_PITCHES = tuple(range(30, 71, 5))
@@ -59,8 +81,7 @@ class Voice:
 
 
 def train_voices() -> list[Voice]:
-    out = [Voice("espeak", lang + (f"+{v}" if v else "")) for lang in ESPEAK_TRAIN_LANGS
-           for v in ESPEAK_TRAIN_VARIANTS]
+    out = [Voice("espeak", lang + (f"+{v}" if v else "")) for lang in ESPEAK_TRAIN_LANGS for v in ESPEAK_TRAIN_VARIANTS]
     return out + [Voice("flite", v) for v in FLITE_TRAIN]
 
 
@@ -90,12 +111,15 @@ def check_engines(voices: list[Voice], espeak: str = ESPEAK, flite: str = FLITE)
         listed = subprocess.run([flite, "-lv"], capture_output=True, text=True, timeout=30).stdout.split()
         missing = sorted({v.name for v in voices if v.engine == "flite"} - set(listed))
         if missing:
-            raise VoiceError(f"flite has no voice(s) {', '.join(missing)} (`{flite} -lv` lists {' '.join(listed[2:])}); "
-                             f"install Debian's full flite package")
+            raise VoiceError(
+                f"flite has no voice(s) {', '.join(missing)} (`{flite} -lv` lists {' '.join(listed[2:])}); "
+                f"install Debian's full flite package"
+            )
 
 
-def synthesize_raw(text: str, voice: Voice, rate: float, pitch: int, tmp_dir: Path, espeak: str = ESPEAK,
-                   flite: str = FLITE) -> np.ndarray:
+def synthesize_raw(
+    text: str, voice: Voice, rate: float, pitch: int, tmp_dir: Path, espeak: str = ESPEAK, flite: str = FLITE
+) -> np.ndarray:
     """One utterance as float32 mono at 16 kHz."""
     import tempfile
 
@@ -106,14 +130,26 @@ def synthesize_raw(text: str, voice: Voice, rate: float, pitch: int, tmp_dir: Pa
             cmd = [espeak, "-v", voice.name, "-s", str(int(rate)), "-p", str(pitch), "-w", str(tmp_path), text]
         elif voice.engine == "flite":
             f0 = FLITE_BASE_F0.get(voice.name, 110) + pitch
-            cmd = [flite, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / rate:.3f}", "--setf",
-                   f"int_f0_target_mean={f0}", "-t", text, "-o", str(tmp_path)]
+            cmd = [
+                flite,
+                "-voice",
+                voice.name,
+                "--setf",
+                f"duration_stretch={1.0 / rate:.3f}",
+                "--setf",
+                f"int_f0_target_mean={f0}",
+                "-t",
+                text,
+                "-o",
+                str(tmp_path),
+            ]
         else:
             raise VoiceError(f"unknown engine {voice.engine!r}")
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0 or not tmp_path.exists() or tmp_path.stat().st_size <= 44:
-            raise VoiceError(f"{cmd[0]} failed for voice {voice.key!r} on {text!r}: "
-                             f"{proc.stderr.strip() or 'no output'}")
+            raise VoiceError(
+                f"{cmd[0]} failed for voice {voice.key!r} on {text!r}: {proc.stderr.strip() or 'no output'}"
+            )
         samples, sr = sf.read(tmp_path, dtype="float32", always_2d=True)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -37,8 +37,9 @@ def read_text(path: str | os.PathLike, error: type[Exception] = ValueError, *, w
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 1].hex()
-        raise error(f"{path}, line {line}: byte 0x{bad} is not UTF-8 (the {what} is in another encoding or is "
-                    f"binary); {_FIX}") from None
+        raise error(
+            f"{path}, line {line}: byte 0x{bad} is not UTF-8 (the {what} is in another encoding or is binary); {_FIX}"
+        ) from None
 
 
 def text_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -63,8 +64,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def iter_json_objects(path: str | os.PathLike, error: type[Exception] = ValueError, *,
-                      compact: bool = False) -> Iterator[tuple[int, dict]]:
+def iter_json_objects(
+    path: str | os.PathLike, error: type[Exception] = ValueError, *, compact: bool = False
+) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSON-lines file, read through ``read_text``; a line that
     is not JSON, or not an object, is one ``error`` naming the file and the line (``path, line N``, or the
     compiler-style ``path:N`` the scorer prints with ``compact``)."""

@@ -330,7 +330,9 @@ def score_keyed(
 
 
 def _json_lines(path: str | os.PathLike) -> Iterable[tuple[int, dict[str, Any]]]:
-    return iter_json_objects(path, MetricsInputError, compact=True)  # one UTF-8, one JSON-lines reader for every input file
+    return iter_json_objects(
+        path, MetricsInputError, compact=True
+    )  # one UTF-8, one JSON-lines reader for every input file
 
 
 def gold_frame_from_release(example: Mapping[str, Any]) -> SLUFrame:
@@ -338,8 +340,7 @@ def gold_frame_from_release(example: Mapping[str, Any]) -> SLUFrame:
     one space; the intent comes from ``scenario`` and ``action`` (never from the inconsistent ``intent`` field)."""
     tokens = example["tokens"]
     entities = tuple(
-        Entity(ent["type"], " ".join(tokens[i]["surface"].lower() for i in ent["span"]))
-        for ent in example["entities"]
+        Entity(ent["type"], " ".join(tokens[i]["surface"].lower() for i in ent["span"])) for ent in example["entities"]
     )
     return SLUFrame(example["scenario"], example["action"], entities)
 
@@ -374,7 +375,9 @@ def _prediction_frame(obj: Mapping[str, Any], where: str) -> SLUFrame:
     entities = []
     for i, ent in enumerate(raw):
         if not isinstance(ent, dict) or not isinstance(ent.get("type"), str) or not isinstance(ent.get("filler"), str):
-            raise MetricsInputError(f"{where}: entities[{i}] must be an object with string type and filler, got {ent!r}")
+            raise MetricsInputError(
+                f"{where}: entities[{i}] must be an object with string type and filler, got {ent!r}"
+            )
         cls = Entity if len(ent) == 2 else ExtraKeyEntity
         entities.append(cls(ent["type"], ent["filler"]))
     return SLUFrame(obj["scenario"], obj["action"], tuple(entities))

@@ -52,7 +52,9 @@ ORACLE = "oracle"
 
 @dataclass
 class ReportConfig:
-    results: str = field(default="", metadata={"help": "results CSV (evaluation/results.py schema)", "positional": True})
+    results: str = field(
+        default="", metadata={"help": "results CSV (evaluation/results.py schema)", "positional": True}
+    )
     format: str = field(default="markdown", metadata={"help": "markdown table or tidy csv", "choices": FORMATS})
     split: str = field(default="", metadata={"help": "split to report; default: test if present, else the only one"})
     metrics: str = field(default=",".join(DEFAULT_METRICS), metadata={"help": "comma-separated metric columns"})
@@ -198,7 +200,9 @@ def to_markdown(table: ReportTable, digits: int = 4) -> str:
 def to_csv(table: ReportTable, digits: int = 4) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["corpus", "language", "speech_percent", "scheme", "metric", "mean", "ci95_halfwidth", "n_seeds", "dagger"])
+    writer.writerow(
+        ["corpus", "language", "speech_percent", "scheme", "metric", "mean", "ci95_halfwidth", "n_seeds", "dagger"]
+    )
     for row_key in table.rows:
         level, scheme = row_key
         for c in table.columns:
@@ -230,8 +234,14 @@ def main(cfg: ReportConfig) -> str:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    return run_cli(main, ReportConfig, ResultsError, argv=argv, prog="python -m evaluation.report",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        main,
+        ReportConfig,
+        ResultsError,
+        argv=argv,
+        prog="python -m evaluation.report",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

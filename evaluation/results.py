@@ -141,9 +141,11 @@ def merge_duplicates(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, 
         dirs = [g["run_dir"] or "?" for g in group]
         scores = {tuple(g[c] for c in RESULT_COLUMNS if c not in ROW_KEY) for g in group}
         if len(scores) > 1:
-            raise ResultsError(f"{len(group)} rows for the same experiment ({what}) with different scores "
-                               f"(run_dir {', '.join(dirs)}); one seed must count once: delete the extra rows, "
-                               f"or give the runs different seeds")
+            raise ResultsError(
+                f"{len(group)} rows for the same experiment ({what}) with different scores "
+                f"(run_dir {', '.join(dirs)}); one seed must count once: delete the extra rows, "
+                f"or give the runs different seeds"
+            )
         notes.append(f"merged {len(group)} identical rows for {what} (run_dir {', '.join(dirs)}): counted as one seed")
     return kept, notes
 

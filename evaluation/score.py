@@ -23,9 +23,13 @@ from evaluation.metrics import AVERAGES, MetricsInputError, SLUScores, load_slur
 class ScoreConfig:
     gold: str = field(default="", metadata={"help": "SLURP release jsonl (e.g. test.jsonl)"})
     pred: str = field(default="", metadata={"help": "prediction jsonl, one object per line"})
-    load_gold: bool = field(default=False, metadata={"help": "key by slurp_id (one item per text), not per recording file"})
+    load_gold: bool = field(
+        default=False, metadata={"help": "key by slurp_id (one item per text), not per recording file"}
+    )
     json: bool = field(default=False, metadata={"help": "print one JSON object instead of a table"})
-    strict: bool = field(default=False, metadata={"help": "count missing predictions as errors (none_none, no entities)"})
+    strict: bool = field(
+        default=False, metadata={"help": "count missing predictions as errors (none_none, no entities)"}
+    )
     average: str = field(
         default="micro", metadata={"help": "micro (official default, what papers report) or macro", "choices": AVERAGES}
     )
@@ -87,8 +91,14 @@ def main(cfg: ScoreConfig) -> dict[str, Any]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse argv, run, and turn input errors into one line on stderr and exit status 2."""
-    return run_cli(main, ScoreConfig, MetricsInputError, argv=argv, prog="python -m evaluation.score",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        main,
+        ScoreConfig,
+        MetricsInputError,
+        argv=argv,
+        prog="python -m evaluation.score",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

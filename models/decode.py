@@ -83,8 +83,13 @@ def generate_frames(
         )
     adapter = get_adapter(adapter)
     items = as_items(items)
-    collator = SLUCollator(processor, adapter=adapter, audio_loader=audio_loader, encoder_trim=encoder_trim,
-                           slu_target=slu_target_of(model))
+    collator = SLUCollator(
+        processor,
+        adapter=adapter,
+        audio_loader=audio_loader,
+        encoder_trim=encoder_trim,
+        slu_target=slu_target_of(model),
+    )
     stop = _stop_ids(processor, adapter)
     device = next(model.parameters()).device
     was_training = model.training
@@ -103,8 +108,9 @@ def generate_frames(
                 # Sharded models decode through generate's own synced loop; the prefill shortcut is for the rest.
                 shortcut = num_beams > 1 and prefill_once and not (generate_kwargs or {}).get("synced_gpus")
                 extra = _prefill_once(model, batch, num_beams) if shortcut else {}
-                inputs = batch if not extra else {"input_ids": batch["input_ids"],
-                                                  "attention_mask": batch["attention_mask"]}
+                inputs = (
+                    batch if not extra else {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+                )
                 out = model.generate(
                     **inputs,
                     **extra,
@@ -135,8 +141,9 @@ def _language_model(model: Any):
         lm = getattr(owner, "language_model", None) if owner is not None else None
         if lm is not None:
             return lm
-    raise DecodeError("cannot find the language model inside this audio LLM (expected .model.language_model or "
-                      ".language_model)")
+    raise DecodeError(
+        "cannot find the language model inside this audio LLM (expected .model.language_model or .language_model)"
+    )
 
 
 def _prefill_once(model: Any, batch: dict, num_beams: int) -> dict:
@@ -159,8 +166,9 @@ def _prefill_once(model: Any, batch: dict, num_beams: int) -> dict:
     mask = batch["attention_mask"]
     # generate's own convention for left-padded rows: positions count real tokens only.
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                use_cache=True)
+    out = model(
+        inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+    )
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return {}

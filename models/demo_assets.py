@@ -28,8 +28,10 @@ class DemoMissing(FileNotFoundError):
 def demo_run_dir(name: str = "best", root: Path | None = None) -> Path:
     path = (root or DEMO_DIR) / "runs" / name
     if not (path / "model" / "config.json").is_file():
-        raise DemoMissing(f"the demo checkpoint {name!r} is missing ({path / 'model'}); restore demo/ from git "
-                          "(`git checkout -- demo`) or rebuild it with `python -m training.demo`")
+        raise DemoMissing(
+            f"the demo checkpoint {name!r} is missing ({path / 'model'}); restore demo/ from git "
+            "(`git checkout -- demo`) or rebuild it with `python -m training.demo`"
+        )
     return path
 
 

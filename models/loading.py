@@ -69,9 +69,8 @@ def _load_error(name_or_path: str, adapter: ModelAdapter, err: Exception) -> Mod
             "(preprocessor_config.json, tokenizer files), as written by save_pretrained or models.loading.save_model"
         )
     elif _HUB_ID_RE.match(name_or_path):
-        where = (
-            f"hub id {name_or_path!r} (no local folder of that name; Hugging Face cache {_hf_cache_dir()}"
-            + (", offline mode: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set)" if offline else ")")
+        where = f"hub id {name_or_path!r} (no local folder of that name; Hugging Face cache {_hf_cache_dir()}" + (
+            ", offline mode: HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set)" if offline else ")"
         )
         fix = (
             f"download it once with `huggingface-cli download {name_or_path}` on a machine with network access "
@@ -133,12 +132,15 @@ def _weight_files(folder: Path) -> list[Path]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             names = sorted(set(weight_map.values()))
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-            raise ModelLoadError(f"{index}: damaged shard index (no weight_map); re-download or re-save the "
-                                 "checkpoint") from None
+            raise ModelLoadError(
+                f"{index}: damaged shard index (no weight_map); re-download or re-save the checkpoint"
+            ) from None
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
-            raise ModelLoadError(f"{folder / missing[0]}: weight shard listed in {index.name} is missing "
-                                 f"({len(missing)} of {len(names)} shards); finish the download or copy")
+            raise ModelLoadError(
+                f"{folder / missing[0]}: weight shard listed in {index.name} is missing "
+                f"({len(missing)} of {len(names)} shards); finish the download or copy"
+            )
         return [folder / n for n in names]
     return sorted(folder.glob("*.safetensors"))
 
@@ -169,57 +171,73 @@ def check_model_folder(folder: str | os.PathLike, adapter: str | ModelAdapter = 
     config_file = folder / "config.json"
     if not config_file.is_file():
         held = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
-        raise ModelLoadError(f"{folder}: no config.json, so this is not a model checkpoint folder (it holds: {held}); "
-                             f"pass a {adapter.name} folder written by save_pretrained or models.loading.save_model, "
-                             f"or the hub id {adapter.hub_id}")
+        raise ModelLoadError(
+            f"{folder}: no config.json, so this is not a model checkpoint folder (it holds: {held}); "
+            f"pass a {adapter.name} folder written by save_pretrained or models.loading.save_model, "
+            f"or the hub id {adapter.hub_id}"
+        )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{config_file}: not valid JSON ({exc}); re-download or re-save the checkpoint") from None
     if not isinstance(config, dict):
-        raise ModelLoadError(f"{config_file}: not a model config (a JSON object); re-download or re-save the checkpoint")
+        raise ModelLoadError(
+            f"{config_file}: not a model config (a JSON object); re-download or re-save the checkpoint"
+        )
     model_type = config.get("model_type")
     if model_type != expected_type:
         arch = ", ".join(config.get("architectures") or []) if isinstance(config.get("architectures"), list) else ""
-        raise ModelLoadError(f"{config_file}: describes a {model_type or 'untyped'!s} model"
-                             f"{f' ({arch})' if arch else ''}, not {expected_type} ({adapter.model_class}); pass a "
-                             f"{adapter.name} checkpoint (e.g. {adapter.hub_id}), or register an adapter for this model")
+        raise ModelLoadError(
+            f"{config_file}: describes a {model_type or 'untyped'!s} model"
+            f"{f' ({arch})' if arch else ''}, not {expected_type} ({adapter.model_class}); pass a "
+            f"{adapter.name} checkpoint (e.g. {adapter.hub_id}), or register an adapter for this model"
+        )
     files = _weight_files(folder)
     if not files:
         other = [p.name for p in folder.glob("*.bin")]
         if other:
             return  # legacy pytorch_model.bin checkpoints: transformers reads them; nothing cheap to check
-        raise ModelLoadError(f"{folder}: no weights (*.safetensors); the download or copy is incomplete, or the "
-                             "folder was saved without its model (use models.loading.save_model)")
+        raise ModelLoadError(
+            f"{folder}: no weights (*.safetensors); the download or copy is incomplete, or the "
+            "folder was saved without its model (use models.loading.save_model)"
+        )
     on_disk: dict[str, tuple[tuple[int, ...], Path]] = {}
     for file in files:
         header, want = _safetensors_header(file)
         have = file.stat().st_size
         if have != want:
-            raise ModelLoadError(f"{file}: truncated safetensors file ({have:,} of {want:,} bytes); re-download it "
-                                 "(or copy it again) or re-save the checkpoint")
+            raise ModelLoadError(
+                f"{file}: truncated safetensors file ({have:,} of {want:,} bytes); re-download it "
+                "(or copy it again) or re-save the checkpoint"
+            )
         for name, meta in header.items():
             if name != "__metadata__" and isinstance(meta, dict) and isinstance(meta.get("shape"), list):
                 on_disk[_shape_key(name)] = (tuple(meta["shape"]), file)
     groups = [g for g in _TOKENIZER_FILES if all((folder / n).is_file() for n in g)]
     if not groups:
-        raise ModelLoadError(f"{folder}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt); without "
-                             f"them the tokenizer would have a handful of tokens. Copy them from the base model "
-                             f"({adapter.hub_id}) or re-save the folder with models.loading.save_model")
+        raise ModelLoadError(
+            f"{folder}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt); without "
+            f"them the tokenizer would have a handful of tokens. Copy them from the base model "
+            f"({adapter.hub_id}) or re-save the folder with models.loading.save_model"
+        )
     try:
         model_config = transformers.AutoConfig.from_pretrained(str(folder))
         with torch.device("meta"):
             skeleton = cls._from_config(model_config)
     except Exception as exc:  # noqa: BLE001 - a config transformers cannot build is reported, not raised raw
         detail = " ".join(str(exc).split())[:200]
-        raise ModelLoadError(f"{config_file}: transformers cannot build a model from it ({type(exc).__name__}: "
-                             f"{detail}); re-download or re-save the checkpoint") from None
+        raise ModelLoadError(
+            f"{config_file}: transformers cannot build a model from it ({type(exc).__name__}: "
+            f"{detail}); re-download or re-save the checkpoint"
+        ) from None
     for name, tensor in skeleton.state_dict().items():
         found = on_disk.get(_shape_key(name))
         if found is not None and tuple(tensor.shape) != found[0]:
-            raise ModelLoadError(f"{found[1]}: tensor {name} has shape {list(found[0])} but config.json implies "
-                                 f"{list(tensor.shape)}; the weights and config.json come from different "
-                                 "checkpoints: re-download or re-save the folder")
+            raise ModelLoadError(
+                f"{found[1]}: tensor {name} has shape {list(found[0])} but config.json implies "
+                f"{list(tensor.shape)}; the weights and config.json come from different "
+                "checkpoints: re-download or re-save the folder"
+            )
 
 
 def _local_snapshot(name_or_path: str) -> Path | None:
@@ -258,10 +276,13 @@ def load_model(
         lora_dir = Path(name_or_path)
         try:
             base = json.loads((lora_dir / "adapter_config.json").read_text(encoding="utf-8")).get(
-                "base_model_name_or_path")
+                "base_model_name_or_path"
+            )
         except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-            raise ModelLoadError(f"{lora_dir / 'adapter_config.json'}: not a LoRA adapter config ({exc}); re-save it "
-                                 "with models.trainable.save_lora") from None
+            raise ModelLoadError(
+                f"{lora_dir / 'adapter_config.json'}: not a LoRA adapter config ({exc}); re-save it "
+                "with models.trainable.save_lora"
+            ) from None
         if not base:
             raise ModelLoadError(
                 f"LoRA folder {lora_dir} names no base model (base_model_name_or_path in adapter_config.json); "

@@ -40,8 +40,9 @@ class PromptError(ValueError):
 
 def check_slu_target(fmt: str) -> str:
     if fmt not in SLU_TARGETS:
-        raise PromptError(f"unknown SLU answer layout {fmt!r}: use one of {', '.join(SLU_TARGETS)} "
-                          "(model.config.slu_target)")
+        raise PromptError(
+            f"unknown SLU answer layout {fmt!r}: use one of {', '.join(SLU_TARGETS)} (model.config.slu_target)"
+        )
     return fmt
 
 
@@ -60,8 +61,13 @@ def chat_template(processor: Any, adapter: ModelAdapter) -> str:
     return getattr(processor, "chat_template", None) or adapter.chat_template
 
 
-def build_prompt(processor: Any, example: SLUExample, use_audio: bool, adapter: str | ModelAdapter = "qwen2-audio",
-                 instruction: str = INSTRUCTION):
+def build_prompt(
+    processor: Any,
+    example: SLUExample,
+    use_audio: bool,
+    adapter: str | ModelAdapter = "qwen2-audio",
+    instruction: str = INSTRUCTION,
+):
     """The rendered prompt text up to and including the assistant header (the generation prompt). ``instruction``
     defaults to the SLU instruction; the alignment stage (training/pretrain.py) asks for transcripts instead."""
     adapter = get_adapter(adapter)

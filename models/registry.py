@@ -140,11 +140,13 @@ QWEN2_AUDIO = ModelAdapter(
     fixed_parameters=("model.audio_tower.embed_positions",),
     language_model_module="model.language_model",
     # transformers 4.x: the three parts sit at the top level and the decoder is a causal LM (language_model.model).
-    other_layouts=({
-        "audio_modules": ("audio_tower", "multi_modal_projector"),
-        "fixed_parameters": ("audio_tower.embed_positions",),
-        "language_model_module": "language_model",
-    },),
+    other_layouts=(
+        {
+            "audio_modules": ("audio_tower", "multi_modal_projector"),
+            "fixed_parameters": ("audio_tower.embed_positions",),
+            "language_model_module": "language_model",
+        },
+    ),
     lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     processor_kwargs={"sampling_rate": SAMPLE_RATE_HZ},
 )
@@ -169,8 +171,10 @@ def check_transformers(version: str | None = None) -> str:
         major = -1
     low, high = TRANSFORMERS_SUPPORTED
     if not low <= major < high:
-        raise AdapterError(f"transformers {version} is installed; this project supports {low}.x "
-                           f"(pip install 'transformers>={low},<{high}')")
+        raise AdapterError(
+            f"transformers {version} is installed; this project supports {low}.x "
+            f"(pip install 'transformers>={low},<{high}')"
+        )
     return version
 
 

@@ -244,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             raise OSError(f"cannot write the tiny checkpoint to {args.out}: {err}") from None
 
-    return run_cli(write, TinyConfig, OSError, argv=argv, prog="python -m models.tiny",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        write, TinyConfig, OSError, argv=argv, prog="python -m models.tiny", description=__doc__.splitlines()[0]
+    )
 
 
 if __name__ == "__main__":

@@ -207,8 +207,11 @@ def save_lora(
     out.mkdir(parents=True, exist_ok=True)
     state = {_PEFT_PREFIX + k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
     _save_tensors(state, out / "adapter_model.safetensors")
-    full = {name: p.detach().contiguous().cpu() for name, p in model.named_parameters()
-            if any(name.startswith(m + ".") for m in full_modules) and "lora_" not in name}
+    full = {
+        name: p.detach().contiguous().cpu()
+        for name, p in model.named_parameters()
+        if any(name.startswith(m + ".") for m in full_modules) and "lora_" not in name
+    }
     if full_modules and not full:
         raise TrainableError(f"save_lora: no parameters under {list(full_modules)}; check the module names")
     if full:
@@ -240,8 +243,10 @@ def load_lora(model: Any, lora_dir: str | os.PathLike, adapter: str | ModelAdapt
         own = dict(model.named_parameters())
         alien = [k for k in full if k not in own or own[k].shape != full[k].shape]
         if alien:
-            raise TrainableError(f"{lora_dir / FULL_WEIGHTS} holds weights this model has no place for: {alien[:3]}; "
-                                 "was the adapter saved from another architecture or size?")
+            raise TrainableError(
+                f"{lora_dir / FULL_WEIGHTS} holds weights this model has no place for: {alien[:3]}; "
+                "was the adapter saved from another architecture or size?"
+            )
         import torch
 
         with torch.no_grad():

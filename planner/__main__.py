@@ -27,7 +27,13 @@ from data.cli import run_cli
 from planner.backtest import backtest
 from planner.budget import OBJECTIVES, allocate
 from planner.curves import (
-    Curve, PlannerError, curves_to_csv, read_curves_csv, read_results_curves, reference_curves, write_curves_csv,
+    Curve,
+    PlannerError,
+    curves_to_csv,
+    read_curves_csv,
+    read_results_curves,
+    reference_curves,
+    write_curves_csv,
 )
 from planner.cache import cached_library
 from planner.model import Library
@@ -153,8 +159,10 @@ def select(curves: list[Curve], language: str) -> list[Curve]:
         raise PlannerError(f"unknown language {language!r}; the curves have: {', '.join(known)}")
     fittable = [c for c in chosen if c.x.size >= 2 and np.any(c.x > 0)]
     if not fittable:
-        raise PlannerError(f"{language}: every curve has fewer than two levels ({[c.name for c in chosen]}); "
-                           "measure at least text-only and one speech level")
+        raise PlannerError(
+            f"{language}: every curve has fewer than two levels ({[c.name for c in chosen]}); "
+            "measure at least text-only and one speech level"
+        )
     return fittable
 
 
@@ -188,11 +196,22 @@ def main_recommend(cfg: RecommendConfig) -> dict:
     chosen = select(curves, cfg.language)
     lib = load_library(cfg, curves)
     fits = [lib.fit(c) for c in chosen]
-    rec = recommend(fits, target=cfg.target, share=cfg.share, risk=cfg.risk, avg_seconds=cfg.avg_seconds,
-                    cost_per_hour=cfg.cost_per_hour, language=cfg.language)
+    rec = recommend(
+        fits,
+        target=cfg.target,
+        share=cfg.share,
+        risk=cfg.risk,
+        avg_seconds=cfg.avg_seconds,
+        cost_per_hour=cfg.cost_per_hour,
+        language=cfg.language,
+    )
     out = rec.to_dict()
-    out["library"] = {"name": lib.describe(), "groups": list(lib.groups), "hyper": lib.hyper.to_dict(),
-                      "notes": list(lib.notes)}
+    out["library"] = {
+        "name": lib.describe(),
+        "groups": list(lib.groups),
+        "hyper": lib.hyper.to_dict(),
+        "notes": list(lib.notes),
+    }
     if cfg.plot:
         from planner.plots import plot_curves
 
@@ -200,17 +219,25 @@ def main_recommend(cfg: RecommendConfig) -> dict:
     if cfg.json:
         print(json.dumps(out, indent=2, default=float))
         return out
-    print(f"{cfg.language}: target SLU-F1 {100 * rec.target:.2f}  (safe = reached with probability ~{1 - rec.risk:.0%})")
-    head = f"{'curve':32} {'status':20} {'expected':>10} {'safe':>10} {'unit':>18} {'hours':>8} {'money':>10}" \
-           f" {'P(reach|corpus)':>16} {'score@corpus':>12}"
+    print(
+        f"{cfg.language}: target SLU-F1 {100 * rec.target:.2f}  (safe = reached with probability ~{1 - rec.risk:.0%})"
+    )
+    head = (
+        f"{'curve':32} {'status':20} {'expected':>10} {'safe':>10} {'unit':>18} {'hours':>8} {'money':>10}"
+        f" {'P(reach|corpus)':>16} {'score@corpus':>12}"
+    )
     print(head)
     for a in rec.answers:
-        print(f"{a.curve:32} {a.status:20} {_fmt(a.expected['amount']):>10} {_fmt(a.safe['amount']):>10} "
-              f"{a.expected['unit']:>18} {_fmt(a.expected['hours'], 1):>8} {_fmt(a.expected['money']):>10} "
-              f"{a.p_reach_corpus:>16.2f} {100 * a.score_at_corpus:>12.2f}")
-    print(f"recommended: {rec.status}; scheme {rec.best_scheme or '-'} (best at that amount: "
-          f"{rec.scheme_at_amount or '-'}); expected {_fmt(rec.best_expected['amount'])}, "
-          f"safe {_fmt(rec.best_safe['amount'])} {rec.best_expected['unit']}")
+        print(
+            f"{a.curve:32} {a.status:20} {_fmt(a.expected['amount']):>10} {_fmt(a.safe['amount']):>10} "
+            f"{a.expected['unit']:>18} {_fmt(a.expected['hours'], 1):>8} {_fmt(a.expected['money']):>10} "
+            f"{a.p_reach_corpus:>16.2f} {100 * a.score_at_corpus:>12.2f}"
+        )
+    print(
+        f"recommended: {rec.status}; scheme {rec.best_scheme or '-'} (best at that amount: "
+        f"{rec.scheme_at_amount or '-'}); expected {_fmt(rec.best_expected['amount'])}, "
+        f"safe {_fmt(rec.best_safe['amount'])} {rec.best_expected['unit']}"
+    )
     print(f"calibrated by: {rec.calibrated_by}")
     for warning in rec.out_of_range:
         print(f"warning: {warning}")
@@ -227,9 +254,14 @@ def main_allocate(cfg: AllocateConfig) -> dict:
     chosen = {lang: select(curves, lang) for lang in langs}
     lib = load_library(cfg, curves)
     fits = {lang: [lib.fit(c) for c in cs] for lang, cs in chosen.items()}
-    alloc = allocate(fits, cfg.budget, budget_unit=cfg.budget_unit,
-                     avg_seconds=_per_language(cfg.avg_seconds, "--avg-seconds"),
-                     cost_per_hour=_per_language(cfg.cost_per_hour, "--cost-per-hour"), objective=cfg.objective)
+    alloc = allocate(
+        fits,
+        cfg.budget,
+        budget_unit=cfg.budget_unit,
+        avg_seconds=_per_language(cfg.avg_seconds, "--avg-seconds"),
+        cost_per_hour=_per_language(cfg.cost_per_hour, "--cost-per-hour"),
+        objective=cfg.objective,
+    )
     out = alloc.to_dict()
     out["library"] = {"groups": list(lib.groups), "hyper": lib.hyper.to_dict(), "notes": list(lib.notes)}
     if cfg.plot:
@@ -239,27 +271,55 @@ def main_allocate(cfg: AllocateConfig) -> dict:
     if cfg.json:
         print(json.dumps(out, indent=2, default=float))
         return out
-    print(f"budget {cfg.budget:,g} {cfg.budget_unit}, objective {cfg.objective}: spent {alloc.spent:,.1f}; "
-          f"mean {100 * alloc.mean_score:.2f}, worst {100 * alloc.worst_score:.2f}")
+    print(
+        f"budget {cfg.budget:,g} {cfg.budget_unit}, objective {cfg.objective}: spent {alloc.spent:,.1f}; "
+        f"mean {100 * alloc.mean_score:.2f}, worst {100 * alloc.worst_score:.2f}"
+    )
     print(f"{'language':10} {'amount':>10} {'unit':>12} {'cost':>12} {'predicted':>10} {'scheme':>12}")
     for r in alloc.choice:
-        print(f"{r['language']:10} {r['amount']:>10,.0f} {r['unit']:>12} {r['cost']:>12,.4g} "
-              f"{100 * r['predicted_score']:>10.2f} {r['scheme']:>12}")
+        print(
+            f"{r['language']:10} {r['amount']:>10,.0f} {r['unit']:>12} {r['cost']:>12,.4g} "
+            f"{100 * r['predicted_score']:>10.2f} {r['scheme']:>12}"
+        )
     print("greedy marginal-gain path (gain per unit cost on each language's concave hull):")
     for i, s in enumerate(alloc.steps, 1):
-        print(f"  {i:2d}. {s['language']:8} {s['from_x']:>8,.0f} -> {s['to_x']:>8,.0f}  cost {s['cost']:>10,.4g}  "
-              f"gain {100 * s['gain']:+.2f} pts  ({100 * s['gain_per_cost']:.2e} pts/unit)  spent {s['spent']:,.1f}")
+        print(
+            f"  {i:2d}. {s['language']:8} {s['from_x']:>8,.0f} -> {s['to_x']:>8,.0f}  cost {s['cost']:>10,.4g}  "
+            f"gain {100 * s['gain']:+.2f} pts  ({100 * s['gain_per_cost']:.2e} pts/unit)  spent {s['spent']:,.1f}"
+        )
     for note in alloc.notes:
         print(f"note: {note}")
     return out
 
 
-BACKTEST_KEYS = ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "mae_at_full_25", "bias_10", "bias_25",
-                 "mae_interp_loo", "coverage80_10", "coverage80_25", "width80_10", "width80_25", "within2x_10",
-                 "safe_fail_rate_10", "safe_overcollect_median_10", "safe_answer_rate_10", "safe_unreachable_rate_10",
-                 "n_safe_claims_10", "safe_fail_rate_strict_10", "safe_overcollect_median_all_10",
-                 "safe_fail_rate_uncapped_10", "safe_overcollect_median_uncapped_10", "probe_safe_claim_rate_10",
-                 "p_reach_target_10", "p_reach_probe_10", "p_reach_brier_10", "allocation_regret")
+BACKTEST_KEYS = (
+    "mae_extrap_10",
+    "mae_extrap_25",
+    "mae_at_full_10",
+    "mae_at_full_25",
+    "bias_10",
+    "bias_25",
+    "mae_interp_loo",
+    "coverage80_10",
+    "coverage80_25",
+    "width80_10",
+    "width80_25",
+    "within2x_10",
+    "safe_fail_rate_10",
+    "safe_overcollect_median_10",
+    "safe_answer_rate_10",
+    "safe_unreachable_rate_10",
+    "n_safe_claims_10",
+    "safe_fail_rate_strict_10",
+    "safe_overcollect_median_all_10",
+    "safe_fail_rate_uncapped_10",
+    "safe_overcollect_median_uncapped_10",
+    "probe_safe_claim_rate_10",
+    "p_reach_target_10",
+    "p_reach_probe_10",
+    "p_reach_brier_10",
+    "allocation_regret",
+)
 
 
 def main_backtest(cfg: BacktestConfig) -> dict:
@@ -281,8 +341,10 @@ def main_backtest(cfg: BacktestConfig) -> dict:
     for t in ("10", "25"):
         if f"anchor_mae_extrap_{t}" in res:
             shown = ", ".join(f"{a} {v:.3f}" for a, v in res[f"anchor_mae_extrap_{t}"].items())
-            print(f"  anchors, extrapolation MAE <= {t}%: {shown} (fall-backs to last value: "
-                  f"{res[f'anchor_fallbacks_{t}']})")
+            print(
+                f"  anchors, extrapolation MAE <= {t}%: {shown} (fall-backs to last value: "
+                f"{res[f'anchor_fallbacks_{t}']})"
+            )
     if res["skipped_curves"]:
         print(f"  skipped (fewer than 3 levels): {', '.join(res['skipped_curves'])}")
     return res
@@ -303,8 +365,9 @@ def main_curves(cfg: CurvesConfig) -> str:
 def main_lcdb(cfg: LcdbConfig) -> list[Curve]:
     from planner.lcdb import read_lcdb, summary
 
-    curves = read_lcdb(cfg.lcdb_dir or None, metric=cfg.metric, split=cfg.split, max_curves=cfg.max_curves,
-                       seed=cfg.seed)
+    curves = read_lcdb(
+        cfg.lcdb_dir or None, metric=cfg.metric, split=cfg.split, max_curves=cfg.max_curves, seed=cfg.seed
+    )
     write_curves_csv(cfg.out, curves)
     print(f"wrote {cfg.out}: {summary(curves)}", file=sys.stderr)
     return curves
@@ -321,9 +384,12 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    return (__doc__.split("\n\n")[0] + "\n\ncommands:\n"
-            + "\n".join(f"  {name:<{width}}  {text}" for name, (_, _, text) in COMMANDS.items())
-            + "\n\n`python -m planner COMMAND --help` lists a command's options.")
+    return (
+        __doc__.split("\n\n")[0]
+        + "\n\ncommands:\n"
+        + "\n".join(f"  {name:<{width}}  {text}" for name, (_, _, text) in COMMANDS.items())
+        + "\n\n`python -m planner COMMAND --help` lists a command's options."
+    )
 
 
 def run(argv: list[str]) -> int:

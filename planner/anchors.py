@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import least_squares
 
+
 class Form:
     """One anchor form: its name, its parameter count, the function of (parameters, u), and the least-squares starting
     points with their bounds. A new form is a subclass and an entry in `FORMS`."""
@@ -56,9 +57,11 @@ class Pow4(Form):
     def starts(self, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
         top, low, u_mid = _shape(u, y)
         lo, hi = (-2.0, 1e-6, 1e-3, 1e-5), (3.0, 1e3, 5.0, 10.0)
-        return [(np.array([top + 0.02, max(top - low, 1e-3) * (u_mid ** 0.5), 0.5, u_mid * 0.1]), lo, hi),
-                (np.array([top + 0.1, 0.05, 0.3, 1e-3]), lo, hi),
-                (np.array([min(1.0, top + 0.01), 0.01, 1.0, u_mid]), lo, hi)]
+        return [
+            (np.array([top + 0.02, max(top - low, 1e-3) * (u_mid**0.5), 0.5, u_mid * 0.1]), lo, hi),
+            (np.array([top + 0.1, 0.05, 0.3, 1e-3]), lo, hi),
+            (np.array([min(1.0, top + 0.01), 0.01, 1.0, u_mid]), lo, hi),
+        ]
 
 
 class Mmf4(Form):
@@ -67,15 +70,17 @@ class Mmf4(Form):
 
     def __call__(self, p: np.ndarray, u: np.ndarray) -> np.ndarray:
         a, b, c, d = p
-        ud = u ** d
+        ud = u**d
         return (a * b + c * ud) / (b + ud)
 
     def starts(self, u: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, tuple, tuple]]:
         top, low, u_mid = _shape(u, y)
         lo, hi = (-2.0, 1e-8, -2.0, 1e-2), (3.0, 1e3, 3.0, 10.0)
-        return [(np.array([low, u_mid, min(1.0, top + 0.05), 1.0]), lo, hi),
-                (np.array([low, u_mid ** 0.5, top + 0.02, 0.5]), lo, hi),
-                (np.array([low, 0.1 * u_mid, top + 0.1, 2.0]), lo, hi)]
+        return [
+            (np.array([low, u_mid, min(1.0, top + 0.05), 1.0]), lo, hi),
+            (np.array([low, u_mid**0.5, top + 0.02, 0.5]), lo, hi),
+            (np.array([low, 0.1 * u_mid, top + 0.1, 2.0]), lo, hi),
+        ]
 
 
 FORMS: tuple[Form, ...] = (LastValue(), Pow4(), Mmf4())

@@ -51,7 +51,14 @@ from planner.anchors import ANCHORS, fit_anchor
 from planner.budget import Option, solve
 from planner.curves import Curve, PlannerError
 from planner.model import (
-    WINDOWS, Library, extrapolation_cases, fit_curve, group_folds, in_window, interp_residuals, learn_library,
+    WINDOWS,
+    Library,
+    extrapolation_cases,
+    fit_curve,
+    group_folds,
+    in_window,
+    interp_residuals,
+    learn_library,
 )
 from planner.target import SEARCH_LIMIT, expected_amount, safe_amount
 
@@ -71,17 +78,20 @@ class _Fold:
     curves: list[Curve]
 
 
-def _folds(curves: Sequence[Curve], library: Sequence[Curve] | None, progress: bool,
-           max_folds: int = 0) -> list[_Fold]:
+def _folds(curves: Sequence[Curve], library: Sequence[Curve] | None, progress: bool, max_folds: int = 0) -> list[_Fold]:
     if library is not None:
         return [_Fold(learn_library(library), list(curves))]
     groups = sorted({c.group for c in curves})
     if len(groups) < 2:
-        raise PlannerError(f"leave-one-group-out needs at least 2 groups, got {groups}; add curves from another "
-                           "corpus or language, or pass --library")
+        raise PlannerError(
+            f"leave-one-group-out needs at least 2 groups, got {groups}; add curves from another "
+            "corpus or language, or pass --library"
+        )
     folds = group_folds(groups, max_folds) if max_folds >= 2 else [(g,) for g in groups]
-    return [_Fold(learn_library([c for c in curves if c.group not in f]), [c for c in curves if c.group in f])
-            for f in tqdm(folds, desc="back-test folds", disable=not progress)]
+    return [
+        _Fold(learn_library([c for c in curves if c.group not in f]), [c for c in curves if c.group in f])
+        for f in tqdm(folds, desc="back-test folds", disable=not progress)
+    ]
 
 
 def _true_need(curve: Curve, target: float) -> float:
@@ -178,9 +188,19 @@ def _judge_case(c: Curve, case, fit, tally: _WindowTally, anchors: bool) -> tupl
         f, fitted = fit_anchor(name, case.u_fit, case.y_fit)
         tally.anchor_errors[name].extend((f(case.u_eval) - case.y_eval) * 100)
         tally.anchor_fallbacks[name] += not fitted
-    points = [{"curve": c.name, "group": c.group, "window": case.window, "u": float(u), "truth": float(y),
-               "pred": float(p), "lo80": float(a), "hi80": float(b)}
-              for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi)]
+    points = [
+        {
+            "curve": c.name,
+            "group": c.group,
+            "window": case.window,
+            "u": float(u),
+            "truth": float(y),
+            "pred": float(p),
+            "lo80": float(a),
+            "hi80": float(b),
+        }
+        for u, y, p, a, b in zip(case.u_eval, case.y_eval, pred, lo, hi)
+    ]
     return err, points
 
 
@@ -234,15 +254,16 @@ def _window_figures(t: str, tally: _WindowTally, anchors: bool) -> dict:
 def _target_figures(t: str, tally: _TargetTally) -> dict:
     g = tally
     n_claims = len(g.fails) + sum(g.probe_claims)
-    brier = [(1 - p) ** 2 for p in g.p_target] + [p ** 2 for p in g.p_probe]
+    brier = [(1 - p) ** 2 for p in g.p_target] + [p**2 for p in g.p_probe]
     return {
         f"within2x_{t}": float(np.mean(g.within)) if g.within else None,
         f"safe_fail_rate_{t}": (sum(g.fails) + sum(g.probe_claims)) / n_claims if n_claims else None,
         f"safe_overcollect_median_{t}": float(np.median(g.over)) if g.over else None,
         f"safe_answer_rate_{t}": float(np.mean(g.answered)) if g.answered else None,
         f"safe_unreachable_rate_{t}": 1 - float(np.mean(g.answered)) if g.answered else None,
-        f"safe_fail_rate_strict_{t}": ((sum(g.fails) + g.answered.count(False)) / len(g.answered)
-                                       if g.answered else None),
+        f"safe_fail_rate_strict_{t}": (
+            (sum(g.fails) + g.answered.count(False)) / len(g.answered) if g.answered else None
+        ),
         f"safe_overcollect_median_all_{t}": float(np.median(g.over_all)) if g.over_all else None,
         f"safe_fail_rate_uncapped_{t}": float(np.mean(g.fails_uncapped)) if g.fails_uncapped else None,
         f"safe_overcollect_median_uncapped_{t}": float(np.median(g.over_uncapped)) if g.over_uncapped else None,
@@ -258,8 +279,14 @@ def _target_figures(t: str, tally: _TargetTally) -> dict:
 
 
 def backtest(
-    curves: Sequence[Curve], library: Sequence[Curve] | None = None, *, windows: Sequence[float] = WINDOWS,
-    risk: float = RISK, progress: bool = False, anchors: bool = True, max_folds: int = 0,
+    curves: Sequence[Curve],
+    library: Sequence[Curve] | None = None,
+    *,
+    windows: Sequence[float] = WINDOWS,
+    risk: float = RISK,
+    progress: bool = False,
+    anchors: bool = True,
+    max_folds: int = 0,
 ) -> dict:
     """Run the back-test; returns the figures as a flat dict (errors in points), plus per-curve details."""
     usable = [c for c in curves if c.x.size >= 3 and np.any(c.x > 0)]
@@ -267,8 +294,12 @@ def backtest(
     if not usable:
         raise PlannerError("no curve has 3 or more levels with speech; nothing to back-test")
     folds = _folds(usable, library, progress, max_folds)
-    res: dict = {"n_curves": len(usable), "n_groups": len({c.group for c in usable}), "skipped_curves": skipped,
-                 "mode": "library" if library is not None else "leave-one-group-out"}
+    res: dict = {
+        "n_curves": len(usable),
+        "n_groups": len({c.group for c in usable}),
+        "skipped_curves": skipped,
+        "mode": "library" if library is not None else "leave-one-group-out",
+    }
     tallies = {w: _WindowTally() for w in windows}
     targets = _TargetTally()
     interp, points = [], []

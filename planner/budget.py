@@ -42,8 +42,7 @@ def candidate_options(
     xs.update(float(round(v)) for v in np.geomspace(size * 0.005, size, n_levels))
     opts = []
     for x in sorted(xs):
-        preds = {f.curve.scheme or f.curve.name: float(f.predict(x)[0]) for f in fits
-                 if x > 0 or f.curve.has_zero}
+        preds = {f.curve.scheme or f.curve.name: float(f.predict(x)[0]) for f in fits if x > 0 or f.curve.has_zero}
         if not preds:
             continue
         scheme = max(preds, key=preds.get)
@@ -55,8 +54,12 @@ def _mean_dp(options: Mapping[str, Sequence[Option]], budget: float) -> tuple[fl
     states: list[tuple[float, float, tuple[Option, ...]]] = [(0.0, 0.0, ())]
     tol = 1e-9 * max(1.0, budget)
     for lang in options:
-        grown = [(c + o.cost, v + o.score, ch + (o,)) for c, v, ch in states for o in options[lang]
-                 if c + o.cost <= budget + tol]
+        grown = [
+            (c + o.cost, v + o.score, ch + (o,))
+            for c, v, ch in states
+            for o in options[lang]
+            if c + o.cost <= budget + tol
+        ]
         grown.sort(key=lambda s: (s[0], -s[1]))
         states, best = [], -math.inf
         for s in grown:  # keep the Pareto frontier: more cost must buy more score
@@ -85,8 +88,10 @@ def solve(options: Mapping[str, Sequence[Option]], budget: float, objective: str
     found = _mean_dp(options, budget)
     if found is None:
         cheapest = {k: min(o.cost for o in v) for k, v in options.items() if v}
-        raise PlannerError(f"budget {budget:g} cannot cover even the cheapest level of every language "
-                           f"(cheapest costs: {cheapest}); raise the budget or drop a language")
+        raise PlannerError(
+            f"budget {budget:g} cannot cover even the cheapest level of every language "
+            f"(cheapest costs: {cheapest}); raise the budget or drop a language"
+        )
     return found[1]
 
 
@@ -185,8 +190,10 @@ def allocate(
     for lang, fits in fits_by_language.items():
         shared = [f for f in fits if not f.curve.allocatable]
         if shared:
-            raise PlannerError(f"{lang}: curve(s) {[f.curve.name for f in shared]} measure source-language speech "
-                               "(a shared axis), not speech in this language; they cannot be allocated")
+            raise PlannerError(
+                f"{lang}: curve(s) {[f.curve.name for f in shared]} measure source-language speech "
+                "(a shared axis), not speech in this language; they cannot be allocated"
+            )
         unit = fits[0].curve.unit
         sec, rate = per_lang(avg_seconds, lang), per_lang(cost_per_hour, lang)
         if budget_unit == unit:
@@ -198,25 +205,46 @@ def allocate(
         elif budget_unit == "money" and unit in ("utterances", "hours"):
             if rate is None or (unit == "utterances" and not sec):
                 raise PlannerError(f"a budget in money needs --cost-per-hour and --avg-seconds for {lang}")
-            cost_of = (lambda x, s=sec, r=rate: x * s / 3600 * r) if unit == "utterances" else (
-                lambda x, r=rate: x * r)
+            cost_of = (lambda x, s=sec, r=rate: x * s / 3600 * r) if unit == "utterances" else (lambda x, r=rate: x * r)
         else:
-            raise PlannerError(f"cannot convert {lang}'s unit {unit!r} into a budget in {budget_unit!r}; "
-                               "use --budget-unit utterances, hours or money")
+            raise PlannerError(
+                f"cannot convert {lang}'s unit {unit!r} into a budget in {budget_unit!r}; "
+                "use --budget-unit utterances, hours or money"
+            )
         options[lang] = candidate_options(lang, fits, cost_of)
     if budget == 0:
         notes.append("budget is zero: text-only (0% speech) everywhere")
     choice = solve(options, budget, objective)
     steps = greedy_steps(options, budget)
-    rows = [{"language": o.language, "amount": o.x, "unit": fits_by_language[o.language][0].curve.unit,
-             "cost": o.cost, "predicted_score": o.score, "scheme": o.scheme} for o in choice]
+    rows = [
+        {
+            "language": o.language,
+            "amount": o.x,
+            "unit": fits_by_language[o.language][0].curve.unit,
+            "cost": o.cost,
+            "predicted_score": o.score,
+            "scheme": o.scheme,
+        }
+        for o in choice
+    ]
     scores = [o.score for o in choice]
     greedy_value = _greedy_value(options, steps)
     if greedy_value is not None and sum(scores) - greedy_value > 1e-9:
-        notes.append(f"the exact split beats the greedy path by {100 * (sum(scores) - greedy_value) / len(scores):.2f}"
-                     " points of mean score")
-    return Allocation(budget, budget_unit, objective, rows, float(np.mean(scores)), float(min(scores)),
-                      float(sum(o.cost for o in choice)), [s.__dict__ for s in steps], notes)
+        notes.append(
+            f"the exact split beats the greedy path by {100 * (sum(scores) - greedy_value) / len(scores):.2f}"
+            " points of mean score"
+        )
+    return Allocation(
+        budget,
+        budget_unit,
+        objective,
+        rows,
+        float(np.mean(scores)),
+        float(min(scores)),
+        float(sum(o.cost for o in choice)),
+        [s.__dict__ for s in steps],
+        notes,
+    )
 
 
 def _greedy_value(options: Mapping[str, Sequence[Option]], steps: Sequence[Step]) -> float | None:

@@ -55,30 +55,45 @@ def library_to_dict(lib: Library) -> dict:
     cal = lib.calibration
     return {
         "hyper": lib.hyper.to_dict(),
-        "calibration": {"extrap": cal.extrap.tolist(), "interp": cal.interp.tolist(), "gamma": cal.gamma,
-                        "offset": cal.offset, "pools": [[w, r.tolist()] for w, r in cal.pools],
-                        "s0": cal.s0, "noise_single": cal.noise_single,
-                        "shift_ref": cal.shift_ref if math.isfinite(cal.shift_ref) else None,
-                        "stack": None if cal.stack is None else cal.stack.to_dict(),
-                        "slope_max": cal.slope_max if math.isfinite(cal.slope_max) else None,
-                        "evidence_ref": cal.evidence_ref if math.isfinite(cal.evidence_ref) else None, "claim_margin": cal.claim_margin,
-                        "extrap_stack": cal.extrap_stack.tolist(),
-                        "pools_stack": [[w, r.tolist()] for w, r in cal.pools_stack]},
-        "groups": list(lib.groups), "notes": list(lib.notes),
+        "calibration": {
+            "extrap": cal.extrap.tolist(),
+            "interp": cal.interp.tolist(),
+            "gamma": cal.gamma,
+            "offset": cal.offset,
+            "pools": [[w, r.tolist()] for w, r in cal.pools],
+            "s0": cal.s0,
+            "noise_single": cal.noise_single,
+            "shift_ref": cal.shift_ref if math.isfinite(cal.shift_ref) else None,
+            "stack": None if cal.stack is None else cal.stack.to_dict(),
+            "slope_max": cal.slope_max if math.isfinite(cal.slope_max) else None,
+            "evidence_ref": cal.evidence_ref if math.isfinite(cal.evidence_ref) else None,
+            "claim_margin": cal.claim_margin,
+            "extrap_stack": cal.extrap_stack.tolist(),
+            "pools_stack": [[w, r.tolist()] for w, r in cal.pools_stack],
+        },
+        "groups": list(lib.groups),
+        "notes": list(lib.notes),
     }
 
 
 def library_from_dict(d: dict) -> Library:
     c = d["calibration"]
-    cal = Calibration(np.asarray(c["extrap"], float), np.asarray(c["interp"], float), float(c["gamma"]),
-                      float(c["offset"]), tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]),
-                      float(c["s0"]), float(c["noise_single"]),
-                      math.inf if c.get("shift_ref") is None else float(c["shift_ref"]),
-                      None if c.get("stack") is None else StackParams.from_dict(c["stack"]),
-                      math.inf if c.get("slope_max") is None else float(c["slope_max"]),
-                      math.inf if c.get("evidence_ref") is None else float(c["evidence_ref"]), float(c.get("claim_margin", 1.0)),
-                      np.asarray(c.get("extrap_stack", []), float),
-                      tuple((float(w), np.asarray(r, float)) for w, r in c.get("pools_stack", [])))
+    cal = Calibration(
+        np.asarray(c["extrap"], float),
+        np.asarray(c["interp"], float),
+        float(c["gamma"]),
+        float(c["offset"]),
+        tuple((float(w), np.asarray(r, float)) for w, r in c["pools"]),
+        float(c["s0"]),
+        float(c["noise_single"]),
+        math.inf if c.get("shift_ref") is None else float(c["shift_ref"]),
+        None if c.get("stack") is None else StackParams.from_dict(c["stack"]),
+        math.inf if c.get("slope_max") is None else float(c["slope_max"]),
+        math.inf if c.get("evidence_ref") is None else float(c["evidence_ref"]),
+        float(c.get("claim_margin", 1.0)),
+        np.asarray(c.get("extrap_stack", []), float),
+        tuple((float(w), np.asarray(r, float)) for w, r in c.get("pools_stack", [])),
+    )
     return Library(HyperParams(**d["hyper"]), cal, tuple(d["groups"]), tuple(d["notes"]))
 
 

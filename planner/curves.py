@@ -89,8 +89,17 @@ class Curve:
 
     def subset(self, mask: np.ndarray) -> "Curve":
         return Curve(
-            self.group, self.name, self.x[mask], self.score[mask], self.ci95[mask], self.n_seeds[mask],
-            self.unit, self.corpus_size, self.language, self.scheme, self.warnings,
+            self.group,
+            self.name,
+            self.x[mask],
+            self.score[mask],
+            self.ci95[mask],
+            self.n_seeds[mask],
+            self.unit,
+            self.corpus_size,
+            self.language,
+            self.scheme,
+            self.warnings,
         )
 
 
@@ -191,28 +200,44 @@ def reference_curves(metric: str = "slu_f1") -> list[Curve]:
         text = [r for r in rows if r["scheme"] == "text"]
         for scheme in ("direct", "curriculum"):
             pts = text + [r for r in rows if r["scheme"] == scheme]
-            curves.append(make_curve(
-                group, f"{group}/{lang}/{scheme}",
-                [n_for_fraction(float(r["speech_percent"]) / 100, size) for r in pts],
-                [float(r["mean"]) for r in pts],
-                [float(r["ci95_halfwidth"]) for r in pts],
-                [5] * len(pts),  # Table 2: five seeds per cell
-                unit="utterances", corpus_size=size, language=lang, scheme=scheme,
-            ))
+            curves.append(
+                make_curve(
+                    group,
+                    f"{group}/{lang}/{scheme}",
+                    [n_for_fraction(float(r["speech_percent"]) / 100, size) for r in pts],
+                    [float(r["mean"]) for r in pts],
+                    [float(r["ci95_halfwidth"]) for r in pts],
+                    [5] * len(pts),  # Table 2: five seeds per cell
+                    unit="utterances",
+                    corpus_size=size,
+                    language=lang,
+                    scheme=scheme,
+                )
+            )
     if metric == "slu_f1":
         fr_size = sizes[("speech-massive", "fr")]
         table3 = _read_csv(REFERENCE_DIR / "paper_table3_fewshot.csv")
         for recipe in ("T", "T+S"):  # only these have the full source-speech sweep; +M rows have 0% and 100% only
             for lang in sorted({r["target_language"] for r in table3}):
-                pts = [r for r in table3 if r["target_data"] == recipe and r["target_language"] == lang
-                       and r["source_speech_percent"] != "none"]
-                curves.append(make_curve(
-                    lang, f"fr->{lang}/{recipe}",
-                    [n_for_fraction(float(r["source_speech_percent"]) / 100, fr_size) for r in pts],
-                    [float(r["slu_f1"]) for r in pts],
-                    unit="source_utterances", corpus_size=fr_size, language=lang,
-                    scheme=recipe,  # T: text-only target data; T+S: with target speech (curriculum)
-                ))
+                pts = [
+                    r
+                    for r in table3
+                    if r["target_data"] == recipe
+                    and r["target_language"] == lang
+                    and r["source_speech_percent"] != "none"
+                ]
+                curves.append(
+                    make_curve(
+                        lang,
+                        f"fr->{lang}/{recipe}",
+                        [n_for_fraction(float(r["source_speech_percent"]) / 100, fr_size) for r in pts],
+                        [float(r["slu_f1"]) for r in pts],
+                        unit="source_utterances",
+                        corpus_size=fr_size,
+                        language=lang,
+                        scheme=recipe,  # T: text-only target data; T+S: with target speech (curriculum)
+                    )
+                )
     return curves
 
 
@@ -235,7 +260,9 @@ def curves_from_results(
     rows = [r for r in rows if r.get(metric) is not None and r.get(metric) != ""]
     if not rows:
         raise PlannerError(f"no rows with {metric!r} on split {split!r}; splits present: {splits}")
-    buckets: dict[tuple, dict[str, dict[float, list[dict]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    buckets: dict[tuple, dict[str, dict[float, list[dict]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for r in rows:
         key = (r["corpus"], r["language"], r.get("recipe") or "mono", r.get("source_language") or "")
         pct = float(r["speech_percent"] or 0.0)
@@ -243,8 +270,11 @@ def curves_from_results(
     curves = []
     for (corpus, lang, recipe, source), schemes in sorted(buckets.items()):
         level_rows = [r for levels in schemes.values() for rs in levels.values() for r in rs]
-        ratios = [float(r["n_speech"]) / (float(r["speech_percent"]) / 100)
-                  for r in level_rows if r.get("n_speech") and float(r["speech_percent"] or 0) > 0]
+        ratios = [
+            float(r["n_speech"]) / (float(r["speech_percent"]) / 100)
+            for r in level_rows
+            if r.get("n_speech") and float(r["speech_percent"] or 0) > 0
+        ]
         size = float(np.median(ratios)) if ratios else 100.0
         unit = "utterances" if ratios else "percent"
         if source:
@@ -265,8 +295,20 @@ def curves_from_results(
                 cis.append(half)
                 ns.append(n)
             name = "/".join(p for p in (corpus, lang, recipe if recipe != "mono" else "", scheme) if p)
-            curves.append(make_curve(group, name, xs, ys, cis, ns, unit=unit, corpus_size=max(size, max(xs)),
-                                     language=lang, scheme=scheme))
+            curves.append(
+                make_curve(
+                    group,
+                    name,
+                    xs,
+                    ys,
+                    cis,
+                    ns,
+                    unit=unit,
+                    corpus_size=max(size, max(xs)),
+                    language=lang,
+                    scheme=scheme,
+                )
+            )
     return curves
 
 
@@ -311,14 +353,20 @@ def read_curves_csv(path: str | os.PathLike) -> list[Curve]:
             units = {r.get("unit") or "" for r in rs} - {""}
             if len(sizes) > 1 or len(units) > 1:
                 raise PlannerError(f"curve {name!r}: one corpus_size and one unit per curve, got {sizes} {units}")
-            curves.append(make_curve(
-                group, name, [_num(r["x"]) for r in rs], [_num(r["score"]) for r in rs],
-                [_num(r.get("ci95")) if _num(r.get("ci95")) is not None else np.nan for r in rs],
-                [_num(r.get("n_seeds")) or 0 for r in rs],
-                unit=units.pop() if units else "utterances",
-                corpus_size=sizes.pop() if sizes else None,
-                language=rs[0].get("language") or group, scheme=rs[0].get("scheme") or "",
-            ))
+            curves.append(
+                make_curve(
+                    group,
+                    name,
+                    [_num(r["x"]) for r in rs],
+                    [_num(r["score"]) for r in rs],
+                    [_num(r.get("ci95")) if _num(r.get("ci95")) is not None else np.nan for r in rs],
+                    [_num(r.get("n_seeds")) or 0 for r in rs],
+                    unit=units.pop() if units else "utterances",
+                    corpus_size=sizes.pop() if sizes else None,
+                    language=rs[0].get("language") or group,
+                    scheme=rs[0].get("scheme") or "",
+                )
+            )
         except PlannerError as exc:
             raise PlannerError(f"{path}: {exc}") from None
     if not curves:
@@ -334,8 +382,20 @@ def curves_to_csv(curves: Sequence[Curve]) -> str:
         for i in range(c.x.size):
             ci = "" if not np.isfinite(c.ci95[i]) else f"{c.ci95[i]:.6g}"
             ns = "" if c.n_seeds[i] <= 0 else str(int(c.n_seeds[i]))
-            w.writerow([c.group, c.name, f"{c.x[i]:g}", f"{c.score[i]:.6g}", ci, ns, c.unit,
-                        f"{c.corpus_size:g}", c.language, c.scheme])
+            w.writerow(
+                [
+                    c.group,
+                    c.name,
+                    f"{c.x[i]:g}",
+                    f"{c.score[i]:.6g}",
+                    ci,
+                    ns,
+                    c.unit,
+                    f"{c.corpus_size:g}",
+                    c.language,
+                    c.scheme,
+                ]
+            )
     return buf.getvalue()
 
 

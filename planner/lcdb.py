@@ -32,8 +32,10 @@ from planner.curves import Curve, PlannerError, make_curve
 METRICS = ("accuracy", "f1", "auc")  # scores in [0, 1]; LCDB's logloss is not a score the planner can plan on
 SPLITS = ("test", "valid", "train")
 NEEDED = ("openmlid", "learner", "size_train", "outer_seed", "inner_seed")
-INSTALL_HINT = ("pip install --no-deps lcdb (PyPI, 68 MB: the package ships the curves; --no-deps because only its "
-                "CSV files are read), or pass --lcdb-dir FOLDER holding database-<metric>.csv")
+INSTALL_HINT = (
+    "pip install --no-deps lcdb (PyPI, 68 MB: the package ships the curves; --no-deps because only its "
+    "CSV files are read), or pass --lcdb-dir FOLDER holding database-<metric>.csv"
+)
 
 
 def lcdb_folder() -> Path:
@@ -58,8 +60,10 @@ def _read(path: Path, columns: Sequence[str] | None = None):
         head = pd.read_csv(path, nrows=0, encoding="utf-8")
         missing = [c for c in (columns or ()) if c not in head.columns]
         if missing:
-            raise PlannerError(f"{path}: missing column(s) {missing}; an LCDB database file has "
-                               "openmlid, learner, size_train, outer_seed, inner_seed, score_<split>")
+            raise PlannerError(
+                f"{path}: missing column(s) {missing}; an LCDB database file has "
+                "openmlid, learner, size_train, outer_seed, inner_seed, score_<split>"
+            )
         return pd.read_csv(path, usecols=list(columns) if columns else None, encoding="utf-8")
     except PlannerError:
         raise
@@ -127,12 +131,20 @@ def read_lcdb(
         ci[ok] = stdtrit(n[ok] - 1, 0.975) * sd[ok] / np.sqrt(n[ok])
         name = names.get(int(oid), "")
         group = f"openml-{int(oid)}"
-        curves.append(make_curve(
-            group, f"lcdb/{group}/{short_learner(str(learner))}",
-            rows["size_train"].to_numpy(dtype=float), rows["mean"].to_numpy(dtype=float), ci, n,
-            unit="utterances", corpus_size=float(rows["size_train"].max()), language=name or group,
-            scheme=short_learner(str(learner)),
-        ))
+        curves.append(
+            make_curve(
+                group,
+                f"lcdb/{group}/{short_learner(str(learner))}",
+                rows["size_train"].to_numpy(dtype=float),
+                rows["mean"].to_numpy(dtype=float),
+                ci,
+                n,
+                unit="utterances",
+                corpus_size=float(rows["size_train"].max()),
+                language=name or group,
+                scheme=short_learner(str(learner)),
+            )
+        )
     if not curves:
         raise PlannerError(f"{folder}: no LCDB curve with {min_levels} or more sizes")
     return curves
@@ -141,7 +153,9 @@ def read_lcdb(
 def summary(curves: Sequence[Curve]) -> str:
     """One line: how many curves, data sets and learners, and the sizes' range."""
     levels = [c.x.size for c in curves]
-    return (f"{len(curves)} curves, {len({c.group for c in curves})} data sets, "
-            f"{len({c.scheme for c in curves})} learners, {min(levels)}-{max(levels)} sizes per curve, "
-            f"median {int(np.median(levels))}; seeds per size: median "
-            f"{int(np.median([np.median(c.n_seeds) for c in curves]))}")
+    return (
+        f"{len(curves)} curves, {len({c.group for c in curves})} data sets, "
+        f"{len({c.scheme for c in curves})} learners, {min(levels)}-{max(levels)} sizes per curve, "
+        f"median {int(np.median(levels))}; seeds per size: median "
+        f"{int(np.median([np.median(c.n_seeds) for c in curves]))}"
+    )

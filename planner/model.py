@@ -60,6 +60,8 @@ _WINDOW_RTOL = 1e-3
 def in_window(u: np.ndarray, window: float) -> np.ndarray:
     """Which levels (fractions of the corpus) lie inside a fit window such as 0.10."""
     return np.asarray(u) <= window * (1 + _WINDOW_RTOL)
+
+
 _SE_FLOOR = 0.002  # 0.2 points: keeps one tiny CI from dominating the isotonic fit
 
 
@@ -75,8 +77,14 @@ class HyperParams:
     own_cap: float = 1.0
 
     def to_dict(self) -> dict:
-        return {"eps": self.eps, "damping": self.damping, "half_sat": self.half_sat, "anchor": self.anchor,
-                "learned": self.learned, "own_cap": self.own_cap}
+        return {
+            "eps": self.eps,
+            "damping": self.damping,
+            "half_sat": self.half_sat,
+            "anchor": self.anchor,
+            "learned": self.learned,
+            "own_cap": self.own_cap,
+        }
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,9 @@ class Calibration:
         k = math.ceil((n + 1) * q)
         return math.inf if k > n else float(s[k - 1])
 
-    def prob_at_least(self, gap: float, scale: float, *, extrapolating: bool, u_last: float | None = None,
-                      gate: float = 0.0) -> float:
+    def prob_at_least(
+        self, gap: float, scale: float, *, extrapolating: bool, u_last: float | None = None, gate: float = 0.0
+    ) -> float:
         """P(truth >= prediction + gap) from the residuals, kept inside [1/(n+1), n/(n+1)]."""
         s = self.residuals(extrapolating=extrapolating, u_last=u_last, gate=gate)
         n = s.size
@@ -291,7 +300,7 @@ SHIFT_QUANTILE = 0.9  # a curve whose own back-test error ratio exceeds this qua
 
 def error_scale(doublings, sigma, s0, offset, gamma):
     """b(d, sigma) of `Calibration`: model error growing with the horizon, plus measurement noise (broadcasts)."""
-    return np.sqrt((s0 * (offset + doublings) ** gamma) ** 2 + sigma ** 2)
+    return np.sqrt((s0 * (offset + doublings) ** gamma) ** 2 + sigma**2)
 
 
 @dataclass(frozen=True)
@@ -376,8 +385,13 @@ class CurveFit:
             f = fit_curve(curve.subset(mask), hyper, check_self=False)
             return lambda u: f._beyond(np.asarray(u, float))[0]
 
-        return candidates(curve.u, curve.score, lambda u: self._beyond(np.asarray(u, float))[0], validate,
-                          self.calibration.noise(curve))
+        return candidates(
+            curve.u,
+            curve.score,
+            lambda u: self._beyond(np.asarray(u, float))[0],
+            validate,
+            self.calibration.noise(curve),
+        )
 
     def _evidence(self, u: np.ndarray) -> np.ndarray:
         """The curve's own evidence on the error at levels u beyond the last one (score units): the stack's
@@ -389,9 +403,12 @@ class CurveFit:
         d = _doublings(u, self.u_last)
         val = (st.error if math.isfinite(st.error) else 0.0) * self.calibration.growth(d)
         gain = st.predict(u) - self.interp.last
-        excess = np.maximum(0.0, gain - self.calibration.slope_max * np.maximum(d, 0.0)) \
-            if math.isfinite(self.calibration.slope_max) else np.zeros(np.shape(u))
-        return np.sqrt(val ** 2 + st.spread(u) ** 2 + excess ** 2)
+        excess = (
+            np.maximum(0.0, gain - self.calibration.slope_max * np.maximum(d, 0.0))
+            if math.isfinite(self.calibration.slope_max)
+            else np.zeros(np.shape(u))
+        )
+        return np.sqrt(val**2 + st.spread(u) ** 2 + excess**2)
 
     def _lib_scale(self, u: np.ndarray) -> np.ndarray:
         """The scale the library's held-out residuals are measured in at levels u: its error law (without a stack,
@@ -432,11 +449,13 @@ class CurveFit:
         if self.shift_ratio <= self.calibration.shift_ref:
             return ""
         lib = self.library or "the library"
-        return (f"curve {self.curve.name!r} is outside the range of the library that calibrated it ({lib}): "
-                f"the model's error on its own levels is {self.shift_ratio:.1f}x the error the library expects, "
-                f"more than {100 * SHIFT_QUANTILE:.0f}% of the library's curves; its bands are {f:.1f}x the "
-                "library's at one doubling out, and its extrapolation leans on its own levels. "
-                "Measure one more level, or learn on curves like yours (--library)")
+        return (
+            f"curve {self.curve.name!r} is outside the range of the library that calibrated it ({lib}): "
+            f"the model's error on its own levels is {self.shift_ratio:.1f}x the error the library expects, "
+            f"more than {100 * SHIFT_QUANTILE:.0f}% of the library's curves; its bands are {f:.1f}x the "
+            "library's at one doubling out, and its extrapolation leans on its own levels. "
+            "Measure one more level, or learn on curves like yours (--library)"
+        )
 
     def _ensemble(self, u: np.ndarray) -> np.ndarray:
         return _members(self._u_fit, self._y_fit, self.u_last, self.hyper, u).mean(axis=0)
@@ -497,8 +516,9 @@ class CurveFit:
         # the band always holds the prediction (`_offset`): residual pools of one sign (a library whose curves all
         # rise more than a stack leaning on its last value predicts) would otherwise put a lower band above it
         with np.errstate(invalid="ignore"):
-            off = self._offset(x / self.curve.corpus_size, q_ext, q) if math.isfinite(q_ext) \
-                else np.full(x.shape, q_ext)
+            off = (
+                self._offset(x / self.curve.corpus_size, q_ext, q) if math.isfinite(q_ext) else np.full(x.shape, q_ext)
+            )
         return np.where(ext, pred + off, pred + q_int)
 
     def safe_quantile(self, x: Sequence[float] | float, risk: float) -> np.ndarray:
@@ -521,8 +541,9 @@ class CurveFit:
         scale = float(self._lib_scale(u)[0])
         spread = float(self._excess_evidence(u)[0])
         if spread <= 0:
-            return self.calibration.prob_at_least(target - pred, scale, extrapolating=True, u_last=self.u_last,
-                                                  gate=self.gate)
+            return self.calibration.prob_at_least(
+                target - pred, scale, extrapolating=True, u_last=self.u_last, gate=self.gate
+            )
         # the library's residuals convolved with the excess evidence as a normal error
         s = self.calibration.residuals(extrapolating=True, u_last=self.u_last, gate=self.gate)
         if s.size == 0:
@@ -544,8 +565,9 @@ def self_error(curve: Curve, hyper: HyperParams, n_last: int = 2) -> float:
     return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
 
 
-def fit_curve(curve: Curve, hyper: HyperParams, calibration: Calibration | None = None, *,
-              check_self: bool = True) -> CurveFit:
+def fit_curve(
+    curve: Curve, hyper: HyperParams, calibration: Calibration | None = None, *, check_self: bool = True
+) -> CurveFit:
     """Fit one curve. Raises PlannerError when it has fewer than two levels. `check_self` measures its
     `self_error` (the curve's own small back-test; False inside that measurement)."""
     if curve.x.size < 2:
@@ -589,8 +611,18 @@ def extrapolation_cases(curves: Sequence[Curve], windows: Sequence[float] = WIND
             inside = in_window(u, win)
             if (u[inside] > 0).sum() < 1 or inside.sum() < 2 or inside.all():
                 continue
-            cases.append(_Case(c, u[inside], c.score[inside], w_all[inside], float(u[inside].max()),
-                               u[~inside], c.score[~inside], win))
+            cases.append(
+                _Case(
+                    c,
+                    u[inside],
+                    c.score[inside],
+                    w_all[inside],
+                    float(u[inside].max()),
+                    u[~inside],
+                    c.score[~inside],
+                    win,
+                )
+            )
     return cases
 
 
@@ -630,8 +662,10 @@ def learn_hyper(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -> 
 
     # member B: damping, with A's eps
     def damped(d: float) -> list[np.ndarray]:
-        return [al + d * b * (np.log(c.u_eval + eps) - math.log(c.u_last + eps))
-                for c, (_, b), al in zip(cases, slopes, a_last)]
+        return [
+            al + d * b * (np.log(c.u_eval + eps) - math.log(c.u_last + eps))
+            for c, (_, b), al in zip(cases, slopes, a_last)
+        ]
 
     damping = float(min(DAMPING_GRID, key=lambda d: np.abs(np.concatenate(damped(d)) - y_true).mean()))
     b_pred = damped(damping)
@@ -742,8 +776,10 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     groups = tuple(sorted({c.group for c in usable}))
     notes = []
     if len(groups) < 2:
-        notes.append(f"library has {len(groups)} usable group(s): hyper-parameters are generic priors, not learned; "
-                     "bands are in-sample and likely too narrow")
+        notes.append(
+            f"library has {len(groups)} usable group(s): hyper-parameters are generic priors, not learned; "
+            "bands are in-sample and likely too narrow"
+        )
         hyper = learn_hyper(usable, windows) if usable else HyperParams()
         per_group = {g: hyper for g in groups}
     else:
@@ -761,11 +797,14 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
             fit = fit_curve(case.curve.subset(in_window(case.curve.u, case.window)), hp)
             cases.append((case, fit, fit.candidates(), c.seed_se()))
         itp.append(interp_residuals(c, hp))
-    params = learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases]) if cases \
-        else StackParams()
+    params = (
+        learn_params([(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases]) if cases else StackParams()
+    )
     # per fit window where enough held-out cases back it (a library of a few curves keeps one set for all windows)
-    by_window = {w: [(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases if case.window == w]
-                 for w in sorted({case.window for case, *_ in cases})}
+    by_window = {
+        w: [(cands, case.u_eval, case.y_eval) for case, _, cands, _ in cases if case.window == w]
+        for w in sorted({case.window for case, *_ in cases})
+    }
     if by_window and all(len(v) >= MIN_WINDOW_CASES for v in by_window.values()):
         params = replace(params, windows=tuple((float(w), learn_params(v)) for w, v in by_window.items()))
     stacks = [combine(cands, params.for_window(case.u_last)) for case, _, cands, _ in cases]
@@ -782,39 +821,53 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
         # no single-run curve to learn a run's noise from: a run's score varies like one seed, sd = se * sqrt(n)
         sd = [float(np.nanmedian(c.std_err() * np.sqrt(c.n_seeds))) for c in usable if c.seeded]
         sc = replace(sc, noise_single=float(np.median(sd)) if sd else 0.0)
-        notes.append("no curve without CIs in the library: a single run's noise is taken as the seed sd of the "
-                     f"curves with CIs ({100 * sc.noise_single:.2f} points)")
+        notes.append(
+            "no curve without CIs in the library: a single run's noise is taken as the seed sd of the "
+            f"curves with CIs ({100 * sc.noise_single:.2f} points)"
+        )
     # the largest gain per doubling the library's curves showed beyond a fit window (95% quantile)
     gains = [(case.y_eval - fit.interp.last) / np.maximum(h, 1.0) for (case, fit, *_), h in zip(cases, hor)]
     gains_all = np.concatenate([np.zeros(0)] + gains)
     slope_max = float(np.quantile(gains_all, 0.95)) if gains_all.size >= 5 else math.inf
-    cal = Calibration(gamma=sc.gamma, offset=sc.offset, s0=sc.s0, noise_single=sc.noise_single, stack=params,
-                      slope_max=slope_max)
-    fits = [replace(fit, calibration=cal, _stack=st, _stack_built=True)
-            for (_, fit, *_), st in zip(cases, stacks)]
+    cal = Calibration(
+        gamma=sc.gamma, offset=sc.offset, s0=sc.s0, noise_single=sc.noise_single, stack=params, slope_max=slope_max
+    )
+    fits = [replace(fit, calibration=cal, _stack=st, _stack_built=True) for (_, fit, *_), st in zip(cases, stacks)]
     evidence = [f.evidence_ratio for f in fits]
     if len(evidence) >= 5:
         cal = replace(cal, evidence_ref=float(np.quantile(evidence, EVIDENCE_QUANTILE)))
     # each residual in units of the library's law alone: the conformal quantiles are those of the library's own
     # curves, and a curve with more evidence of error than the library's (`evidence_ref`) has them widened on top
-    scales = [cal.scale(case.u_eval, case.u_last, s if math.isfinite(s) else sc.noise_single)
-              for case, *_, s in cases]
+    scales = [cal.scale(case.u_eval, case.u_last, s if math.isfinite(s) else sc.noise_single) for case, *_, s in cases]
     norm_lib = [r / b for r, b in zip(res_lib, scales)]
     norm_stk = [r / b for r, b in zip(res_stk, scales)]
     lib_all, stk_all = (np.concatenate([np.zeros(0)] + a) for a in (norm_lib, norm_stk))
     windows_seen = sorted(set(win_all.tolist()))
-    cal = replace(cal, extrap=lib_all, interp=np.concatenate(itp), extrap_stack=stk_all,
-                  pools=tuple((float(w), lib_all[win_all == w]) for w in windows_seen),
-                  pools_stack=tuple((float(w), stk_all[win_all == w]) for w in windows_seen))
+    cal = replace(
+        cal,
+        extrap=lib_all,
+        interp=np.concatenate(itp),
+        extrap_stack=stk_all,
+        pools=tuple((float(w), lib_all[win_all == w]) for w in windows_seen),
+        pools_stack=tuple((float(w), stk_all[win_all == w]) for w in windows_seen),
+    )
     # the range of "own back-test error / expected error" the library's calibration has seen (for the warning)
-    ratios = [cal.shift_ratio(fit.unlikeness, 0.0, s if math.isfinite(s) else sc.noise_single)
-              for _, fit, _, s in cases]
+    ratios = [
+        cal.shift_ratio(fit.unlikeness, 0.0, s if math.isfinite(s) else sc.noise_single) for _, fit, _, s in cases
+    ]
     if len(ratios) >= 5:
         cal = replace(cal, shift_ref=float(np.quantile(ratios, SHIFT_QUANTILE)))
     if fits:
-        cal = replace(cal, claim_margin=learn_claim_margin(
-            [(case, replace(f, calibration=cal), a, b) for (case, *_), f, a, b in zip(cases, fits, norm_lib, norm_stk)],
-            risk=CLAIM_RISK))
+        cal = replace(
+            cal,
+            claim_margin=learn_claim_margin(
+                [
+                    (case, replace(f, calibration=cal), a, b)
+                    for (case, *_), f, a, b in zip(cases, fits, norm_lib, norm_stk)
+                ],
+                risk=CLAIM_RISK,
+            ),
+        )
     if cal.extrap.size < 10:
         notes.append(f"only {cal.extrap.size} held-out extrapolation residuals: wide or open-ended bands")
     return Library(hyper, cal, groups, tuple(notes))
@@ -833,8 +886,9 @@ def _conformal_low(residuals: np.ndarray, q: float) -> float:
     return -math.inf if k < 1 else float(s[k - 1])
 
 
-def learn_claim_margin(cases: Sequence[tuple[_Case, "CurveFit", np.ndarray, np.ndarray]],
-                       risk: float = CLAIM_RISK) -> float:
+def learn_claim_margin(
+    cases: Sequence[tuple[_Case, "CurveFit", np.ndarray, np.ndarray]], risk: float = CLAIM_RISK
+) -> float:
     """The smallest multiplier m of the lower band's distance below the prediction (`CurveFit.safe_quantile`) with
     which safe amounts claimed beyond the fit window fall short at most `risk` of the time on the library's held-out
     cases.

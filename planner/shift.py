@@ -73,13 +73,21 @@ class StackParams:
         return min(self.windows, key=lambda wp: abs(math.log(wp[0]) - math.log(u_last)))[1]
 
     def to_dict(self) -> dict:
-        return {"ratios": dict(self.ratios), "familiar": self.familiar, "enabled": self.enabled,
-                "windows": [[w, p.to_dict()] for w, p in self.windows]}
+        return {
+            "ratios": dict(self.ratios),
+            "familiar": self.familiar,
+            "enabled": self.enabled,
+            "windows": [[w, p.to_dict()] for w, p in self.windows],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "StackParams":
-        return cls(tuple((str(k), float(v)) for k, v in d["ratios"].items()), float(d["familiar"]),
-                   bool(d["enabled"]), tuple((float(w), cls.from_dict(p)) for w, p in d.get("windows", [])))
+        return cls(
+            tuple((str(k), float(v)) for k, v in d["ratios"].items()),
+            float(d["familiar"]),
+            bool(d["enabled"]),
+            tuple((float(w), cls.from_dict(p)) for w, p in d.get("windows", [])),
+        )
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,9 @@ class StackFit:
         return w @ preds
 
     def _preds(self, u: np.ndarray) -> np.ndarray:
-        return np.vstack([c.predict(u) if w > 0 else np.zeros(np.shape(u))
-                          for c, w in zip(self.candidates, self.weights)])
+        return np.vstack(
+            [c.predict(u) if w > 0 else np.zeros(np.shape(u)) for c, w in zip(self.candidates, self.weights)]
+        )
 
     def predict(self, u: np.ndarray) -> np.ndarray:
         return self.weights @ self._preds(np.asarray(u, float))
@@ -138,7 +147,7 @@ class StackFit:
 def stack_weights(errors, floor: float) -> np.ndarray:
     """Inverse mean squared validation errors, each error floored at `floor`, normalised to sum 1."""
     e = np.maximum(np.asarray(errors, float), max(floor, 1e-9))
-    w = 1.0 / e ** 2
+    w = 1.0 / e**2
     return w / w.sum()
 
 
@@ -146,8 +155,9 @@ def _form(name: str):
     return next(f for f in FORMS if f.name == name)
 
 
-def validation_splits(u: np.ndarray, doublings: float | None = None,
-                      n_last: int = N_VALIDATE) -> list[tuple[np.ndarray, np.ndarray]]:
+def validation_splits(
+    u: np.ndarray, doublings: float | None = None, n_last: int = N_VALIDATE
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(levels fitted, levels predicted) masks of the leave-last-levels-out validation.
 
     With `doublings`: one split, fitted on the levels up to u_last / 2^doublings and predicting every later level,
@@ -156,7 +166,7 @@ def validation_splits(u: np.ndarray, doublings: float | None = None,
     levels predicted from the levels before it."""
     u = np.asarray(u, float)
     if doublings is not None and u.size and u[-1] > 0:
-        fit = u <= u[-1] / 2 ** doublings * (1 + 1e-9)
+        fit = u <= u[-1] / 2**doublings * (1 + 1e-9)
         if fit.sum() >= 2 and np.any(u[fit] > 0) and not fit.all():
             return [(fit, ~fit)]
     out = []
@@ -167,9 +177,14 @@ def validation_splits(u: np.ndarray, doublings: float | None = None,
     return out
 
 
-def candidates(u: np.ndarray, y: np.ndarray, library_predict: Callable[[np.ndarray], np.ndarray],
-               library_validate: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
-               noise: float, doublings: float | None = VALIDATE_DOUBLINGS) -> Candidates:
+def candidates(
+    u: np.ndarray,
+    y: np.ndarray,
+    library_predict: Callable[[np.ndarray], np.ndarray],
+    library_validate: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    noise: float,
+    doublings: float | None = VALIDATE_DOUBLINGS,
+) -> Candidates:
     """The candidates of one curve with levels u (fractions of the corpus, sorted) and scores y, validated.
 
     `library_predict` is the library model fitted on all the levels; `library_validate(mask)` fits it on the
@@ -254,10 +269,11 @@ def learn_params(cases: list[tuple[Candidates, np.ndarray, np.ndarray]]) -> Stac
             if not math.isfinite(c.error):
                 continue
             ext.setdefault(c.name, []).append(float(np.mean(np.square(c.predict(u_eval) - y_eval))))
-            val.setdefault(c.name, []).append(c.error ** 2)
+            val.setdefault(c.name, []).append(c.error**2)
             if c.name == LIBRARY:
                 lib_errs.append(c.error)
-    ratios = tuple((n, float(math.sqrt(np.mean(ext[n]) / max(np.mean(val[n]), 1e-12)))) for n in sorted(ext)
-                   if len(ext[n]) >= 3)
+    ratios = tuple(
+        (n, float(math.sqrt(np.mean(ext[n]) / max(np.mean(val[n]), 1e-12)))) for n in sorted(ext) if len(ext[n]) >= 3
+    )
     familiar = float(np.quantile(lib_errs, GATE_QUANTILE)) if len(lib_errs) >= 3 else 0.0
     return StackParams(ratios, familiar)

@@ -39,8 +39,13 @@ def amounts(x: float | None, unit: str, avg_seconds: float | None, cost_per_hour
     utt = x if base == "utterances" else None
     hours = x if base == "hours" else (utt * avg_seconds / 3600 if utt is not None and avg_seconds else None)
     money = hours * cost_per_hour if hours is not None and cost_per_hour is not None else None
-    return {"amount": float(x), "unit": unit, "utterances": None if utt is None else int(math.ceil(utt - 1e-9)),
-            "hours": hours, "money": money}
+    return {
+        "amount": float(x),
+        "unit": unit,
+        "utterances": None if utt is None else int(math.ceil(utt - 1e-9)),
+        "hours": hours,
+        "money": money,
+    }
 
 
 def first_crossing(f: Callable[[np.ndarray], np.ndarray], target: float, x_max: float, x_min: float) -> float:
@@ -189,20 +194,29 @@ def recommend(
             status = "beyond corpus"
         else:
             status = "not reachable"
-        answers.append(SchemeAnswer(
-            f.curve.name, f.curve.scheme or f.curve.name, status,
-            amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
-            amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
-            f.prob_reach(size, goal), float(f.predict(size)[0]), list(f.curve.warnings), f.inflation,
-            _extrapolation(f),
-        ))
-    ranked = sorted(answers, key=lambda a: (a.expected["amount"] if a.expected["amount"] is not None else math.inf))
+        answers.append(
+            SchemeAnswer(
+                f.curve.name,
+                f.curve.scheme or f.curve.name,
+                status,
+                amounts(exp_x, f.curve.unit, avg_seconds, cost_per_hour),
+                amounts(safe_x, f.curve.unit, avg_seconds, cost_per_hour),
+                f.prob_reach(size, goal),
+                float(f.predict(size)[0]),
+                list(f.curve.warnings),
+                f.inflation,
+                _extrapolation(f),
+            )
+        )
+    ranked = sorted(answers, key=lambda a: a.expected["amount"] if a.expected["amount"] is not None else math.inf)
     best = ranked[0]
     notes = []
     if best.expected["amount"] is None:
         status = "not reachable"
-        notes.append(f"no scheme reaches {goal:.4f} within {SEARCH_LIMIT:g}x the corpus; best full-corpus score "
-                     f"{full:.4f}: lower the target or add text/other data")
+        notes.append(
+            f"no scheme reaches {goal:.4f} within {SEARCH_LIMIT:g}x the corpus; best full-corpus score "
+            f"{full:.4f}: lower the target or add text/other data"
+        )
         scheme_at = None
     else:
         status = best.status
@@ -215,9 +229,23 @@ def recommend(
         notes.append("x is source-language speech (a shared axis), not speech in this language")
     if best.safe["amount"] is None and best.expected["amount"] is not None:
         p_best = max(a.p_reach_corpus for a in answers)
-        notes.append(f"no amount within the corpus reaches the target with risk <= {risk:g}; the whole corpus "
-                     f"reaches it with probability {p_best:.2f} (best scheme): collect in rounds and refit")
+        notes.append(
+            f"no amount within the corpus reaches the target with risk <= {risk:g}; the whole corpus "
+            f"reaches it with probability {p_best:.2f} (best scheme): collect in rounds and refit"
+        )
     out_of_range = [w for w in (f.range_warning() for f in fits) if w]
     calibrated_by = "; ".join(sorted({f.library for f in fits if f.library})) or "no library (generic priors)"
-    return Recommendation(language, goal, risk, answers, best.scheme if best.expected["amount"] is not None else None,
-                          best.expected, best.safe, scheme_at, status, notes, calibrated_by, out_of_range)
+    return Recommendation(
+        language,
+        goal,
+        risk,
+        answers,
+        best.scheme if best.expected["amount"] is not None else None,
+        best.expected,
+        best.safe,
+        scheme_at,
+        status,
+        notes,
+        calibrated_by,
+        out_of_range,
+    )

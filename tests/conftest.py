@@ -20,9 +20,11 @@ def pytest_configure(config):
 
         missing = [t for t in ("espeak-ng", "flite", "chromium") if shutil.which(t) is None]
         if missing:
-            pytest.exit(f"missing system tools: {', '.join(missing)}; install them (sudo apt-get install "
-                        f"{' '.join(missing)}) or unset LALM_SLU_REQUIRE_TOOLS to skip the tests that need them",
-                        returncode=3)
+            pytest.exit(
+                f"missing system tools: {', '.join(missing)}; install them (sudo apt-get install "
+                f"{' '.join(missing)}) or unset LALM_SLU_REQUIRE_TOOLS to skip the tests that need them",
+                returncode=3,
+            )
     # Tiny models run several times faster with one intra-op thread on a shared 2-core machine.
     try:
         import torch

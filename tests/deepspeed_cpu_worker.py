@@ -39,10 +39,14 @@ def deepspeed_accelerator():
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)  # adopts the open group
-    plugin = DeepSpeedPlugin(zero_stage=ds["zero_stage"], gradient_clipping=ds.get("gradient_clipping"),
-                             offload_optimizer_device=ds["offload_optimizer_device"],
-                             offload_param_device=ds["offload_param_device"], zero3_init_flag=ds["zero3_init_flag"],
-                             zero3_save_16bit_model=ds["zero3_save_16bit_model"])
+    plugin = DeepSpeedPlugin(
+        zero_stage=ds["zero_stage"],
+        gradient_clipping=ds.get("gradient_clipping"),
+        offload_optimizer_device=ds["offload_optimizer_device"],
+        offload_param_device=ds["offload_param_device"],
+        zero3_init_flag=ds["zero3_init_flag"],
+        zero3_save_16bit_model=ds["zero3_save_16bit_model"],
+    )
     plugin.set_mixed_precision(os.environ.get("DS_WORKER_MIXED_PRECISION", "no"))  # bf16: a manual check
     acc.state.distributed_type = DistributedType.DEEPSPEED
     acc.state.deepspeed_plugins = plugin

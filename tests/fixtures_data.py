@@ -24,6 +24,7 @@ def synth_corpus_dir(tmp_path_factory) -> Path:
     from data.synth import SynthConfig, synthesize
 
     out = tmp_path_factory.mktemp("synth_corpus")
-    synthesize(SynthConfig(out=str(out), languages=SYNTH_LANGUAGES, per_intent=SYNTH_PER_INTENT, seed=SYNTH_SEED,
-                           workers=2))
+    synthesize(
+        SynthConfig(out=str(out), languages=SYNTH_LANGUAGES, per_intent=SYNTH_PER_INTENT, seed=SYNTH_SEED, workers=2)
+    )
     return out

@@ -29,11 +29,15 @@ def fsdp_accelerator():
 
     fsdp = yaml.safe_load((ROOT / "configs" / "accelerate" / "8gpu_fsdp.yaml").read_text())["fsdp_config"]
     plugin = FullyShardedDataParallelPlugin(
-        fsdp_version=fsdp["fsdp_version"], sharding_strategy=fsdp["fsdp_sharding_strategy"],
+        fsdp_version=fsdp["fsdp_version"],
+        sharding_strategy=fsdp["fsdp_sharding_strategy"],
         auto_wrap_policy="transformer_based_wrap",
         transformer_cls_names_to_wrap=fsdp["fsdp_transformer_layer_cls_to_wrap"].split(","),
-        use_orig_params=fsdp["fsdp_use_orig_params"], state_dict_type=fsdp["fsdp_state_dict_type"],
-        sync_module_states=False, cpu_ram_efficient_loading=False)
+        use_orig_params=fsdp["fsdp_use_orig_params"],
+        state_dict_type=fsdp["fsdp_state_dict_type"],
+        sync_module_states=False,
+        cpu_ram_efficient_loading=False,
+    )
     acc = Accelerator(cpu=True)
     acc.state.distributed_type = DistributedType.FSDP
     acc.state.fsdp_plugin = plugin
@@ -90,8 +94,9 @@ def decode(out_path: str, mode: str) -> None:
         return make_example(r, text, SLUFrame("alarm", "set", ()), audio_seconds=0.5 + 0.3 * r), True
 
     with ctx:
-        preds = generate_frames(inner, processor, [item(rank)], max_new_tokens=budget[rank], progress=False,
-                                generate_kwargs=kwargs)
+        preds = generate_frames(
+            inner, processor, [item(rank)], max_new_tokens=budget[rank], progress=False, generate_kwargs=kwargs
+        )
     gathered = gather_object([(p.id, p.text) for p in preds])
     state = parallel.full_state_dict(acc, model)  # collective: the full weights, on rank 0
     if acc.is_main_process:
@@ -99,11 +104,21 @@ def decode(out_path: str, mode: str) -> None:
         initial = plain.state_dict()
         moved = any(not torch.equal(v, initial[k]) for k, v in state.items())
         plain.load_state_dict(state)
-        reference = [generate_frames(plain, processor, [item(r)], max_new_tokens=budget[r], progress=False)[0].text
-                     for r in range(acc.num_processes)]
-        Path(out_path).write_text(json.dumps({"ids": [i for i, _ in gathered], "texts": [t for _, t in gathered],
-                                              "reference_texts": reference, "weights_moved": moved,
-                                              "kwargs": {k: str(v) for k, v in kwargs.items()}}))
+        reference = [
+            generate_frames(plain, processor, [item(r)], max_new_tokens=budget[r], progress=False)[0].text
+            for r in range(acc.num_processes)
+        ]
+        Path(out_path).write_text(
+            json.dumps(
+                {
+                    "ids": [i for i, _ in gathered],
+                    "texts": [t for _, t in gathered],
+                    "reference_texts": reference,
+                    "weights_moved": moved,
+                    "kwargs": {k: str(v) for k, v in kwargs.items()},
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

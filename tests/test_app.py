@@ -41,8 +41,9 @@ def examples(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def state(runs, examples):
-    return make_state([DEMO, str(runs / "curriculum-p50-s1")], str(runs), None, num_beams=1, max_models=3,
-                      examples=examples)
+    return make_state(
+        [DEMO, str(runs / "curriculum-p50-s1")], str(runs), None, num_beams=1, max_models=3, examples=examples
+    )
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +155,7 @@ def test_parse_handler_on_speech_and_on_a_typed_transcript(state, audio, example
     assert result["input"] == "speech" and result["duration_s"] == pytest.approx(1.0, abs=0.01)
     assert result["status"] in ("clean", "repaired", "unusable") and result["raw"] == raw
     assert result["intent"] == f"{result['frame']['scenario']}_{result['frame']['action']}"
-    assert esc(result["intent"]) in card and entities == [[e["type"], e["filler"]] for e in
-                                                          result["frame"]["entities"]]
+    assert esc(result["intent"]) in card and entities == [[e["type"], e["filler"]] for e in result["frame"]["entities"]]
     ex = examples[0]  # an example clip: its gold frame and transcript come with the answer
     result, card, *_ = state.parse(DEMO, ex.path, "")
     assert result["gold"]["intent"] == ex.frame.intent and esc(ex.transcript) in card
@@ -168,8 +168,9 @@ def test_highlight_marks_entity_fillers_in_the_transcript():
     assert segments == [("Wake me up at ", None), ("five am", "time"), (" on ", None), ("Monday", "date")]
 
 
-@pytest.mark.parametrize("kind", ["silent", "too_short", "too_long", "corrupt", "not_audio", "empty", "nan", "inf",
-                                  "header_only"])
+@pytest.mark.parametrize(
+    "kind", ["silent", "too_short", "too_long", "corrupt", "not_audio", "empty", "nan", "inf", "header_only"]
+)
 def test_every_bad_clip_is_a_gr_error_naming_the_file_and_the_problem(state, audio, kind):
     path, words = audio[1][kind]
     with pytest.raises(gr.Error) as err:
@@ -238,14 +239,17 @@ def test_planner_target_mode_names_columns_rounds_amounts_and_shows_cost(state):
     assert pd.read_csv(csv_path).columns.tolist() == table.columns.tolist()
 
 
-@pytest.mark.parametrize("args, words", [
-    (("paper", "en", -5, False, 0.1, 3.0, 60), "target SLU-F1"),
-    (("paper", "en", 75, False, 0.1, -3.0, 60), "average utterance length"),
-    (("paper", "en", 75, False, 0.1, 3.0, -1), "cost per hour"),
-    (("paper", "en", 75, False, 0.9, 3.0, 60), "risk"),
-    (("paper", "xx", 75, False, 0.1, 3.0, 60), "no curve"),
-    (("runs", "en", 75, False, 0.1, 3.0, 60), "no results table"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("paper", "en", -5, False, 0.1, 3.0, 60), "target SLU-F1"),
+        (("paper", "en", 75, False, 0.1, -3.0, 60), "average utterance length"),
+        (("paper", "en", 75, False, 0.1, 3.0, -1), "cost per hour"),
+        (("paper", "en", 75, False, 0.9, 3.0, 60), "risk"),
+        (("paper", "xx", 75, False, 0.1, 3.0, 60), "no curve"),
+        (("runs", "en", 75, False, 0.1, 3.0, 60), "no results table"),
+    ],
+)
 def test_planner_refuses_bad_input_in_the_page_words(args, words):
     st = AppState(Catalog([DEMO]), ModelPool(), results=None)
     with pytest.raises(gr.Error) as err:
@@ -275,8 +279,11 @@ def test_results_report_has_cis_daggers_and_the_level_plot(state):
     import numpy as np
 
     curr = next(t for t in fig.data if t.name == "Curr.")
-    expected = [100 * np.mean(RESULT_CELLS[("text", 0.0)]), 100 * np.mean(RESULT_CELLS[("curriculum", 10.0)]),
-                100 * np.mean(RESULT_CELLS[("curriculum", 50.0)])]
+    expected = [
+        100 * np.mean(RESULT_CELLS[("text", 0.0)]),
+        100 * np.mean(RESULT_CELLS[("curriculum", 10.0)]),
+        100 * np.mean(RESULT_CELLS[("curriculum", 50.0)]),
+    ]
     assert list(curr.x) == [0.0, 10.0, 50.0] and list(curr.y) == pytest.approx(expected)
     with pytest.raises(gr.Error, match="no rows for split 'dev'"):
         state.report("dev")

@@ -80,15 +80,25 @@ def bad_audio(folder: Path) -> dict[str, tuple[Path, str]]:
     out["inf"] = (_float_wav_with(folder / "inf.wav", np.inf), "NaN/inf")
     # A header that promises data the file does not hold: no samples at all.
     p = folder / "header_only.wav"
-    header = b"RIFF" + struct.pack("<I", 36 + 32000) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE,
-                                                                               2, 16)
+    header = (
+        b"RIFF" + struct.pack("<I", 36 + 32000) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, RATE, 2 * RATE, 2, 16)
+    )
     p.write_bytes(header + b"data" + struct.pack("<I", 32000))
     out["header_only"] = (p, "empty")
     return out
 
 
-def make_run(root: Path, name: str, *, scheme: str, percent: float, seed: int, model_src: Path | None,
-             dev_scores: list[float], test: dict[str, float]) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    scheme: str,
+    percent: float,
+    seed: int,
+    model_src: Path | None,
+    dev_scores: list[float],
+    test: dict[str, float],
+) -> Path:
     """One finished run folder in the layout training writes (config.json, curves.csv, model/, eval/test/)."""
     import json
 
@@ -98,20 +108,43 @@ def make_run(root: Path, name: str, *, scheme: str, percent: float, seed: int, m
 
     run = root / name
     run.mkdir(parents=True)
-    cfg = TrainConfig(output_dir=str(run), model="tiny", data=DataOptions(corpus="manifest", language="en-US"),
-                      scheme=scheme, speech_percent=percent, seed=seed, schedule=ScheduleSettings(epochs=2))
-    write_json(run / "config.json", {"config": cfg.to_dict(), "code_version": "test", "n_speech_used": 17,
-                                     "language": "en-US"})
-    rows = [{"step": s, "epoch": s / 4, "phase": "text", "kind": "train", "split": "train", "loss": 5.0 / s}
-            for s in range(1, 5)]
-    rows += [{"step": 2 * (i + 1), "epoch": (i + 1) / 2, "phase": "text", "kind": "eval", "split": "dev",
-              "slu_f1": v, "intent_accuracy": v, "entity_f1": v, "n": 8} for i, v in enumerate(dev_scores)]
+    cfg = TrainConfig(
+        output_dir=str(run),
+        model="tiny",
+        data=DataOptions(corpus="manifest", language="en-US"),
+        scheme=scheme,
+        speech_percent=percent,
+        seed=seed,
+        schedule=ScheduleSettings(epochs=2),
+    )
+    write_json(
+        run / "config.json", {"config": cfg.to_dict(), "code_version": "test", "n_speech_used": 17, "language": "en-US"}
+    )
+    rows = [
+        {"step": s, "epoch": s / 4, "phase": "text", "kind": "train", "split": "train", "loss": 5.0 / s}
+        for s in range(1, 5)
+    ]
+    rows += [
+        {
+            "step": 2 * (i + 1),
+            "epoch": (i + 1) / 2,
+            "phase": "text",
+            "kind": "eval",
+            "split": "dev",
+            "slu_f1": v,
+            "intent_accuracy": v,
+            "entity_f1": v,
+            "n": 8,
+        }
+        for i, v in enumerate(dev_scores)
+    ]
     write_curves(run / "curves.csv", rows)
     if model_src is not None:
         shutil.copytree(model_src, run / "model")
     (run / "eval" / "test").mkdir(parents=True)
-    (run / "eval" / "test" / "metrics.json").write_text(json.dumps({"split": "test", "oracle": False, **test,
-                                                                    "n_scored": 7}))
+    (run / "eval" / "test" / "metrics.json").write_text(
+        json.dumps({"split": "test", "oracle": False, **test, "n_scored": 7})
+    )
     return run
 
 
@@ -122,12 +155,20 @@ def results_rows(per_cell: dict[tuple[str, float], list[float]]) -> list[dict]:
     rows = []
     for (scheme, percent), values in per_cell.items():
         for seed, v in enumerate(values, 1):
-            cfg = {"corpus": "synth", "scheme": scheme, "speech_percent": percent, "seed": seed, "recipe": "mono",
-                   "n_speech_used": int(percent)}
-            scores = {"slu_f1": v, "intent_accuracy": v, "entity_f1": v, "n_scored": 7, "n_missing": 0,
-                      "n_invalid": 0}
-            rows.append(results_row(cfg, scores, split="test", language="en-US", oracle=False,
-                                    run_dir=f"{scheme}-p{percent:g}-s{seed}"))
+            cfg = {
+                "corpus": "synth",
+                "scheme": scheme,
+                "speech_percent": percent,
+                "seed": seed,
+                "recipe": "mono",
+                "n_speech_used": int(percent),
+            }
+            scores = {"slu_f1": v, "intent_accuracy": v, "entity_f1": v, "n_scored": 7, "n_missing": 0, "n_invalid": 0}
+            rows.append(
+                results_row(
+                    cfg, scores, split="test", language="en-US", oracle=False, run_dir=f"{scheme}-p{percent:g}-s{seed}"
+                )
+            )
     return rows
 
 
@@ -144,12 +185,36 @@ RESULT_CELLS = {
 def build_runs(root: Path, model_src: Path) -> Path:
     from evaluation.results import append_results
 
-    make_run(root, "curriculum-p50-s1", scheme="curriculum", percent=50, seed=1, model_src=model_src,
-             dev_scores=[0.2, 0.4, 0.5], test={"intent_accuracy": 0.61, "entity_f1": 0.55, "slu_f1": 0.6})
-    make_run(root, "text-p0-s1", scheme="text", percent=0, seed=1, model_src=model_src,
-             dev_scores=[0.1, 0.2, 0.3], test={"intent_accuracy": 0.31, "entity_f1": 0.25, "slu_f1": 0.3})
-    make_run(root, "direct-p50-s1", scheme="direct", percent=50, seed=1, model_src=None,  # training not finished
-             dev_scores=[0.3], test={"slu_f1": 0.5})
+    make_run(
+        root,
+        "curriculum-p50-s1",
+        scheme="curriculum",
+        percent=50,
+        seed=1,
+        model_src=model_src,
+        dev_scores=[0.2, 0.4, 0.5],
+        test={"intent_accuracy": 0.61, "entity_f1": 0.55, "slu_f1": 0.6},
+    )
+    make_run(
+        root,
+        "text-p0-s1",
+        scheme="text",
+        percent=0,
+        seed=1,
+        model_src=model_src,
+        dev_scores=[0.1, 0.2, 0.3],
+        test={"intent_accuracy": 0.31, "entity_f1": 0.25, "slu_f1": 0.3},
+    )
+    make_run(
+        root,
+        "direct-p50-s1",
+        scheme="direct",
+        percent=50,
+        seed=1,
+        model_src=None,  # training not finished
+        dev_scores=[0.3],
+        test={"slu_f1": 0.5},
+    )
     append_results(root / "results.csv", results_rows(RESULT_CELLS))
     return root
 

@@ -17,8 +17,15 @@ import pytest
 from tests.test_app_helpers import bad_audio, build_runs, serve
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(os.environ.get("APP_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 LOCAL = ("http://127.0.0.1", "data:", "blob:", "about:")
 

@@ -81,7 +81,8 @@ def test_planner_unknown_command_names_the_closest_one(capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         "error: unknown command 'recomend' (did you mean recommend?); choose one of recommend, allocate, backtest, "
-        "curves, lcdb"]
+        "curves, lcdb"
+    ]
     assert run([]) == 2 and "commands:" in capsys.readouterr().err
 
 

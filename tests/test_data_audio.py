@@ -41,8 +41,14 @@ def test_any_rate_becomes_16k_with_the_same_pitch(tmp_path, sr):
     assert abs(dominant_freq(out, SAMPLE_RATE) - 440.0) <= 1.0
 
 
-FORMATS = [("wav", "PCM_16"), ("wav", "FLOAT"), ("wav", "PCM_24"), ("flac", "PCM_16"), ("ogg", "VORBIS"),
-           ("mp3", "MPEG_LAYER_III")]
+FORMATS = [
+    ("wav", "PCM_16"),
+    ("wav", "FLOAT"),
+    ("wav", "PCM_24"),
+    ("flac", "PCM_16"),
+    ("ogg", "VORBIS"),
+    ("mp3", "MPEG_LAYER_III"),
+]
 
 
 @pytest.mark.parametrize("ext,subtype", FORMATS)
@@ -132,7 +138,7 @@ def test_nan_and_inf_samples_are_refused(tmp_path, bad):
 def test_long_audio_is_trimmed_with_a_warning_or_refused(tmp_path):
     sr = 8000
     x = tone(31.0, sr)
-    x[int(30.5 * sr):] = 0.9  # a marker after the window: must not survive trimming
+    x[int(30.5 * sr) :] = 0.9  # a marker after the window: must not survive trimming
     sf.write(tmp_path / "long.wav", x, sr, subtype="FLOAT")
     with pytest.warns(AudioTrimWarning, match="trimmed"):
         out = load_audio(tmp_path / "long.wav")

@@ -39,7 +39,9 @@ def test_slurp_devel_counts_and_gold_built_from_tokens():
     assert len({x.id for x in corpus.speech}) == 8690
     text_ids = {x.id for x in corpus.texts}
     assert all(x.text_id in text_ids for x in corpus.speech)
-    assert sum(x.id.endswith("-headset.flac") for x in corpus.speech) == 4173  # the headset (close-talk) recordings of SLURP devel
+    assert (
+        sum(x.id.endswith("-headset.flac") for x in corpus.speech) == 4173
+    )  # the headset (close-talk) recordings of SLURP devel
     assert sum(len(x.frame.entities) for x in corpus.texts) == 2022
     assert sum(not x.frame.entities for x in corpus.texts) == 646
     # Gold built independently from the raw rows: token surfaces, lowercased, joined by spaces; scenario+action.
@@ -49,7 +51,8 @@ def test_slurp_devel_counts_and_gold_built_from_tokens():
         surf = {t["id"]: t["surface"] for t in row["tokens"]}
         assert x.frame.scenario == row["scenario"] and x.frame.action == row["action"]
         assert [(e.type, e.filler) for e in x.frame.entities] == [
-            (e["type"], " ".join(surf[i].lower() for i in e["span"])) for e in row["entities"]]
+            (e["type"], " ".join(surf[i].lower() for i in e["span"])) for e in row["entities"]
+        ]
 
 
 def test_label_inventory_covers_slurp_devel():
@@ -86,8 +89,10 @@ def test_slurp_partial_audio_folder_is_reported_kept_dropped_or_refused():
 # ------------------------------------------------------------------------------------------------ MASSIVE family
 def test_speech_massive_parquet_with_wav_bytes():
     corpus = load_corpus("speech_massive", path=FIX / "speech_massive")
-    assert corpus.counts() == {"train_115": {"fr-FR": {"texts": 2, "speech": 2}, "de-DE": {"texts": 2, "speech": 2}},
-                               "dev": {"fr-FR": {"texts": 1, "speech": 1}}}
+    assert corpus.counts() == {
+        "train_115": {"fr-FR": {"texts": 2, "speech": 2}, "de-DE": {"texts": 2, "speech": 2}},
+        "dev": {"fr-FR": {"texts": 1, "speech": 1}},
+    }
     fr = {x.text_id: x for x in corpus.language("fr-FR").speech}
     assert fr["1"].frame == SLUFrame("alarm", "set", (Entity("time", "sept heures"), Entity("date", "demain")))
     assert fr["1"].id == "fr-FR-1.wav" and fr["1"].speaker == "spk1"
@@ -129,8 +134,9 @@ def test_italic_joins_entities_from_massive_and_reports_misses():
     by_text = {x.transcript: x for x in corpus.speech}
     assert by_text["svegliami alle sette domani"].frame.entities == (Entity("time", "sette"), Entity("date", "domani"))
     # Joined despite different case and spacing.
-    assert by_text["Spegni le luci  in cucina"].frame == SLUFrame("iot", "hue_lightoff",
-                                                                  (Entity("house_place", "cucina"),))
+    assert by_text["Spegni le luci  in cucina"].frame == SLUFrame(
+        "iot", "hue_lightoff", (Entity("house_place", "cucina"),)
+    )
     assert corpus.split("validation").speech[0].frame.intent == "weather_query"
     with pytest.raises(CorpusError, match="no MASSIVE it-IT match"):
         load_corpus("italic", path=FIX / "italic", massive_path=FIX / "massive" / "raw", on_miss="error")
@@ -151,15 +157,20 @@ def test_manifest_jsonl_and_csv():
     assert [x.id for x in c.speech] == ["c1"]
 
 
-@pytest.mark.parametrize("row,problem", [
-    ({"transcript": "hi"}, "no labels"),
-    ({"transcript": "", "intent": "general_greet"}, "empty transcript"),
-    ({"transcript": "x", "intent": "a_b", "entities": [{"type": "t"}]}, "bad entity"),
-    ({"transcript": "x", "intent": "a_b", "entities": "[1", "annotation": None}, "JSON list"),
-    ({"transcript": "x", "intent": "a_b", "entities": [], "annotation": "[t : y]"}, None),
-    ({"transcript": "x", "intent": "a_b", "entities": [{"type": "t", "filler": "y"}], "annotation": "[t : y]"},
-     "not both"),
-])
+@pytest.mark.parametrize(
+    "row,problem",
+    [
+        ({"transcript": "hi"}, "no labels"),
+        ({"transcript": "", "intent": "general_greet"}, "empty transcript"),
+        ({"transcript": "x", "intent": "a_b", "entities": [{"type": "t"}]}, "bad entity"),
+        ({"transcript": "x", "intent": "a_b", "entities": "[1", "annotation": None}, "JSON list"),
+        ({"transcript": "x", "intent": "a_b", "entities": [], "annotation": "[t : y]"}, None),
+        (
+            {"transcript": "x", "intent": "a_b", "entities": [{"type": "t", "filler": "y"}], "annotation": "[t : y]"},
+            "not both",
+        ),
+    ],
+)
 def test_manifest_bad_rows_name_the_line(tmp_path, row, problem):
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"transcript": "ok", "intent": "a_b"}) + "\n" + json.dumps(row) + "\n")
@@ -171,8 +182,10 @@ def test_manifest_bad_rows_name_the_line(tmp_path, row, problem):
 
 
 def test_manifest_conflicting_labels_for_one_text_and_missing_audio(tmp_path):
-    rows = [{"id": "a", "transcript": "x", "intent": "a_b", "audio": "nope.wav"},
-            {"id": "b", "text_id": "a", "transcript": "x", "intent": "a_c"}]
+    rows = [
+        {"id": "a", "transcript": "x", "intent": "a_b", "audio": "nope.wav"},
+        {"id": "b", "text_id": "a", "transcript": "x", "intent": "a_c"},
+    ]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(CorpusError, match="labelled differently"):
         quiet_load("manifest", path=tmp_path / "m.jsonl")
@@ -219,8 +232,9 @@ def test_prepare_speech_massive_round_trip(tmp_path):
     result = prepare_main(PrepareConfig(corpus="speech_massive", path=str(FIX / "speech_massive"), out=str(out)))
     original = load_corpus("speech_massive", path=FIX / "speech_massive")
     back = load_corpus("prepared", path=out)
-    assert [(x.id, x.frame, x.split, x.language) for x in back.texts] == \
-        [(x.id, x.frame, x.split, x.language) for x in original.texts]
+    assert [(x.id, x.frame, x.split, x.language) for x in back.texts] == [
+        (x.id, x.frame, x.split, x.language) for x in original.texts
+    ]
     assert len(back.speech) == len(original.speech)
     for a, b in zip(original.speech, back.speech):
         assert b.audio.path is not None and b.audio.data is None
@@ -239,8 +253,13 @@ def test_prepare_validation_report_finds_problems(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")
     rows = [
         {"id": "a", "transcript": "x", "intent": "alarm_set", "audio": "bad.wav"},
-        {"id": "a", "transcript": "y", "intent": "alarm_set", "text_id": "t2",
-         "entities": [{"type": "made_up_type", "filler": "z"}]},
+        {
+            "id": "a",
+            "transcript": "y",
+            "intent": "alarm_set",
+            "text_id": "t2",
+            "entities": [{"type": "made_up_type", "filler": "z"}],
+        },
         {"id": "c", "transcript": "z", "intent": "madeup_intent"},
     ]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -257,17 +276,34 @@ def test_prepare_validation_report_finds_problems(tmp_path):
     from data.corpus import Corpus
     from data.example import SLUExample
     from data.prepared import validate
+
     item = SLUExample("d", "x", "en-US", "train", " ", SLUFrame("alarm", "set"))
     v2 = validate(Corpus([item, item], []), [])
     assert v2["empty_transcripts"] == ["d", "d"] and v2["duplicate_ids"]["texts"] == [["en-US", "train", "d"]]
 
 
 def test_prepare_cli_errors_are_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "data.prepare", "slurp", "--path", str(tmp_path / "missing"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data.prepare",
+            "slurp",
+            "--path",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: SLURP path not found") and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "data.prepare", "italic", "--path", "x", "--out", "o"],
-                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "data.prepare", "italic", "--path", "x", "--out", "o"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.returncode == 2 and "--massive-path is required" in proc.stderr

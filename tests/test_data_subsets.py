@@ -72,8 +72,9 @@ def test_cross_lingual_recipes(synth_corpus_dir):
     massive = Corpus([x for x in target.texts[:5]], [], {})  # stands in for target MASSIVE text
     sizes = {}
     for recipe in ("T", "T+S", "T+M", "T+S+M"):
-        mix = cross_lingual_mix(MixSpec(recipe, source_speech_fraction=0.5, seed=0), source=source, target=target,
-                                massive=massive)
+        mix = cross_lingual_mix(
+            MixSpec(recipe, source_speech_fraction=0.5, seed=0), source=source, target=target, massive=massive
+        )
         sizes[recipe] = (len(mix.texts), len(mix.speech))
         expected_source_speech = n_for_fraction(0.5, len(source.speech))
         assert sum(x.language == "fr-FR" for x in mix.speech) == expected_source_speech
@@ -83,8 +84,9 @@ def test_cross_lingual_recipes(synth_corpus_dir):
     assert sizes["T+S"] == (base_t, base_s + ns)
     assert sizes["T+M"] == (base_t + 5, base_s)
     assert sizes["T+S+M"] == (base_t + 5, base_s + ns)
-    no_source = cross_lingual_mix(MixSpec("T+S", source_speech_fraction=None, target_speech_count=3), source=source,
-                                  target=target)
+    no_source = cross_lingual_mix(
+        MixSpec("T+S", source_speech_fraction=None, target_speech_count=3), source=source, target=target
+    )
     assert (len(no_source.texts), len(no_source.speech)) == (nt, 3)
     with pytest.raises(CorpusError, match="needs target MASSIVE text"):
         cross_lingual_mix(MixSpec("T+M"), source=source, target=target)

@@ -46,6 +46,7 @@ def test_synth_corpus_loads_as_a_manifest(synth_corpus_dir):
     audio = load_audio(x.audio)
     assert audio.dtype.name == "float32" and len(audio) / SAMPLE_RATE == pytest.approx(x.audio.duration_s, abs=0.01)
     import soundfile as sf
+
     info = sf.info(x.audio.path)
     assert (info.samplerate, info.channels) == (16000, 1)
     # The entities are spelled out in the transcript.
@@ -59,6 +60,7 @@ def test_same_seed_same_bytes(tmp_path, synth_corpus_dir):
     reference = [r for r in (synth_corpus_dir / "manifest.jsonl").read_text().splitlines() if '"fr-FR"' in r]
     first = rows[0]
     import json
+
     r = json.loads(first)
     same = [json.loads(x) for x in reference if json.loads(x)["id"] == r["id"]][0]
     assert same["transcript"] == r["transcript"] and same["speaker"] == r["speaker"]
@@ -70,6 +72,10 @@ def test_missing_espeak_and_bad_config_are_explained():
         check_espeak("espeak-ng-not-installed")
     with pytest.raises(SynthError, match="no templates for \\['xx'\\]"):
         SynthConfig(languages="en,xx")
-    proc = subprocess.run([sys.executable, "-m", "data.synth", "--out", "/tmp/x", "--per-intent", "0"],
-                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-m", "data.synth", "--out", "/tmp/x", "--per-intent", "0"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: --per-intent must be at least 1")

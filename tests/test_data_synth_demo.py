@@ -24,10 +24,24 @@ from data.synth_voices import FLITE_TRAIN, Voice, VoiceError, check_engines, hel
 ROOT = Path(__file__).parent.parent
 TINY = 0.05
 # The synthesised fixture speaks a 12-intent subset (seconds, not a minute); the plan tests cover all intents.
-SUBSET = ("alarm_set", "weather_query", "play_music", "iot_hue_lightoff", "takeaway_order", "transport_ticket",
-          "qa_currency", "general_joke", "calendar_set", "email_sendemail", "news_query", "iot_coffee")
-needs_engines = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
-                                   reason="espeak-ng and flite are needed (apt-get install espeak-ng flite)")
+SUBSET = (
+    "alarm_set",
+    "weather_query",
+    "play_music",
+    "iot_hue_lightoff",
+    "takeaway_order",
+    "transport_ticket",
+    "qa_currency",
+    "general_joke",
+    "calendar_set",
+    "email_sendemail",
+    "news_query",
+    "iot_coffee",
+)
+needs_engines = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+    reason="espeak-ng and flite are needed (apt-get install espeak-ng flite)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +107,10 @@ def test_slurp_sentences_keep_the_scorer_gold_and_only_known_intents():
     assert all(e.filler in t for t, f in rows for e in f.entities)
     # The fixture's first row, as data.slurp builds it: two currency names from the token surfaces.
     text, frame = next((t, f) for t, f in rows if t.startswith("siri what is one american dollar"))
-    assert [(e.type, e.filler) for e in frame.entities] == [("currency_name", "american dollar"),
-                                                            ("currency_name", "japanese yen")]
+    assert [(e.type, e.filler) for e in frame.entities] == [
+        ("currency_name", "american dollar"),
+        ("currency_name", "japanese yen"),
+    ]
 
 
 def test_full_scale_sizes():
@@ -206,8 +222,12 @@ def test_unknown_intent_subset_is_refused():
 
 
 def test_cli_rejects_a_bad_preset_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "data.synth", "--preset", "huge", "--out", "/tmp/x"],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "data.synth", "--preset", "huge", "--out", "/tmp/x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: --preset: unknown preset 'huge'")
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -239,8 +259,11 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
 
 @needs_engines
 def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, subset_plan, tmp_path):
-    rec = next(r for r in subset_plan.recordings if r.text.split == "train" and "noise=" in r.augment
-               and "speed=1.0" not in r.augment)
+    rec = next(
+        r
+        for r in subset_plan.recordings
+        if r.text.split == "train" and "noise=" in r.augment and "speed=1.0" not in r.augment
+    )
     clean = type(rec)(rec.id, rec.text, rec.voice, rec.rate, rec.pitch, rec.audio)  # same voice, no augmentation
     d_aug, _ = render((rec, str(tmp_path / "a"), 0, "espeak-ng", "flite"))
     d_clean, _ = render((clean, str(tmp_path / "b"), 0, "espeak-ng", "flite"))

@@ -8,16 +8,29 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
-                    reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+    reason="needs espeak-ng and flite (apt-get install espeak-ng flite)",
+)
 def test_demo_build_scaled_down(tmp_path):
     from models.demo_assets import demo_clips, demo_runs
     from models.loading import load_model
     from training.demo import DemoConfig, build
 
-    cfg = DemoConfig(work=str(tmp_path / "work"), export=str(tmp_path / "demo"), scale=0.03, size="tiny",
-                     pretrain_epochs=1, schemes="text,curriculum", speech_percent="50", seeds="1", parallel=1,
-                     epochs=1, quick=True, n_clips=2)
+    cfg = DemoConfig(
+        work=str(tmp_path / "work"),
+        export=str(tmp_path / "demo"),
+        scale=0.03,
+        size="tiny",
+        pretrain_epochs=1,
+        schemes="text,curriculum",
+        speech_percent="50",
+        seeds="1",
+        parallel=1,
+        epochs=1,
+        quick=True,
+        n_clips=2,
+    )
     out = build(cfg)
     runs = demo_runs(out)
     assert [r.name for r in runs] == ["best", "text-only", "low-speech"]

@@ -22,8 +22,9 @@ def test_best_demo_checkpoint_parses_the_example_clips(tmp_path):
 
     clips = demo_clips()
     assert len(clips) >= 4
-    res = evaluate_on_manifest("demo", DEMO_DIR / "examples" / "manifest.jsonl", "test", out=tmp_path, num_beams=3,
-                               progress=False)
+    res = evaluate_on_manifest(
+        "demo", DEMO_DIR / "examples" / "manifest.jsonl", "test", out=tmp_path, num_beams=3, progress=False
+    )
     # the export picked clips the exported best model parsed exactly; decoding them again must agree
     assert res["intent_accuracy"] == 1.0 and res["n_invalid"] == 0
     assert res["slu_f1"] > 0.9

@@ -105,12 +105,14 @@ def test_decoded_outputs_identical(tiny_overfit):
     examples = _examples((0.2, 1.5, 4.0))
     encoder_trim.uninstall()
     try:
-        stock = generate_frames(model, processor, examples, batch_size=3, num_beams=3, max_new_tokens=24,
-                                progress=False, encoder_trim=False)
+        stock = generate_frames(
+            model, processor, examples, batch_size=3, num_beams=3, max_new_tokens=24, progress=False, encoder_trim=False
+        )
     finally:
         encoder_trim.install()
-    trimmed = generate_frames(model, processor, examples, batch_size=3, num_beams=3, max_new_tokens=24,
-                              progress=False, encoder_trim=True)
+    trimmed = generate_frames(
+        model, processor, examples, batch_size=3, num_beams=3, max_new_tokens=24, progress=False, encoder_trim=True
+    )
     assert [p.text for p in stock] == [p.text for p in trimmed]
 
 

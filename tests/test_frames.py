@@ -144,7 +144,9 @@ def test_extra_keys_are_dropped_but_counted_as_repair():
 
 
 def test_non_string_values():
-    text = '{"scenario": 3, "action": "set", "entities": [{"type": 1, "filler": "x"}, {"type": "t", "filler": null}, 7]}'
+    text = (
+        '{"scenario": 3, "action": "set", "entities": [{"type": 1, "filler": "x"}, {"type": "t", "filler": null}, 7]}'
+    )
     got = parse_output(text)
     assert got.frame == SLUFrame("none", "set") and got.status is ParseStatus.REPAIRED
     got = parse_output('{"scenario": "alarm", "action": "set", "entities": "tomorrow"}')
@@ -233,7 +235,7 @@ def test_never_raises_on_arbitrary_text(text):
 
 
 @_FAST
-@given(st.text(alphabet='{}[]",:\' \\abnult0_-', max_size=300))
+@given(st.text(alphabet="{}[]\",:' \\abnult0_-", max_size=300))
 def test_never_raises_on_json_like_soup(text):
     got = parse_output(text)
     assert got.status in ParseStatus

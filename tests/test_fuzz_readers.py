@@ -22,17 +22,17 @@ from training.run_folder import RunFolderError, read_curves
 GOLD_LINE = (Path(__file__).parent / "fixtures" / "slurp" / "devel.jsonl").read_text(encoding="utf-8").splitlines()[0]
 SEEDS = {
     "manifest.jsonl": '{"id": "u1", "transcript": "wake me up at five am", "intent": "alarm_set", '
-                      '"annotation": "wake me up at [time : five am]", "split": "train", "duration_s": 1.5}\n'
-                      '{"transcript": "tell me a joke", "scenario": "general", "action": "joke", "audio": "a.wav"}\n',
-    "manifest.csv": 'id,transcript,audio,split,language,intent,entities\n'
-                    'c1,turn off the kitchen lights,a.wav,train,en-US,iot_hue_lightoff,'
-                    '"[{""type"": ""house_place"", ""filler"": ""kitchen""}]"\n',
+    '"annotation": "wake me up at [time : five am]", "split": "train", "duration_s": 1.5}\n'
+    '{"transcript": "tell me a joke", "scenario": "general", "action": "joke", "audio": "a.wav"}\n',
+    "manifest.csv": "id,transcript,audio,split,language,intent,entities\n"
+    "c1,turn off the kitchen lights,a.wav,train,en-US,iot_hue_lightoff,"
+    '"[{""type"": ""house_place"", ""filler"": ""kitchen""}]"\n',
     "results.csv": "corpus,language,scheme,recipe,speech_percent,n_speech,seed,split,slu_f1,n_scored,run_dir\n"
-                   "slurp,en-US,text,mono,0.0,0,1,test,0.75,10,r1\nslurp,en-US,direct,mono,5.0,3,1,test,0.8,10,r2\n",
+    "slurp,en-US,text,mono,0.0,0,1,test,0.75,10,r1\nslurp,en-US,direct,mono,5.0,3,1,test,0.8,10,r2\n",
     "curves.csv": "step,epoch,phase,kind,split,loss,lr,intent_accuracy,entity_f1,slu_f1,n\n"
-                  "1,0.5,text,train,train,2.5,1e-05,,,,\n2,1.0,text,eval,dev,,,0.5,0.4,0.3,8\n",
+    "1,0.5,text,train,train,2.5,1e-05,,,,\n2,1.0,text,eval,dev,,,0.5,0.4,0.3,8\n",
     "predictions.jsonl": '{"file": "audio-1.flac", "scenario": "alarm", "action": "set", '
-                         '"entities": [{"type": "time", "filler": "five am"}]}\n',
+    '"entities": [{"type": "time", "filler": "five am"}]}\n',
     "gold.jsonl": GOLD_LINE + "\n",
 }
 READERS = {
@@ -55,7 +55,7 @@ def damaged(draw, seed: str) -> bytes:
         return data[: draw(st.integers(0, len(data)))]
     if kind == "splice":
         at = draw(st.integers(0, len(data)))
-        return data[:at] + draw(st.binary(max_size=40)) + data[at + draw(st.integers(0, 20)):]
+        return data[:at] + draw(st.binary(max_size=40)) + data[at + draw(st.integers(0, 20)) :]
     if kind == "latin1":
         text = seed.replace("five", draw(st.text(st.characters(max_codepoint=255), min_size=1, max_size=8)))
         return text.encode("latin-1", errors="replace")
@@ -99,7 +99,11 @@ def test_wrong_types_in_prediction_and_gold_lines_are_input_errors(tmp_path):
         with pytest.raises(MetricsInputError):
             read_predictions(path)
     gold = json.loads(GOLD_LINE)
-    for bad in ({**gold, "recordings": [{"file": ["a"]}]}, {**gold, "tokens": 3}, {**gold, "entities": [{"span": "x"}]}):
+    for bad in (
+        {**gold, "recordings": [{"file": ["a"]}]},
+        {**gold, "tokens": 3},
+        {**gold, "entities": [{"span": "x"}]},
+    ):
         path.write_text(json.dumps(bad) + "\n")
         with pytest.raises(MetricsInputError):
             load_slurp_gold(path)

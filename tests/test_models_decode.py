@@ -80,9 +80,11 @@ def test_prefill_once_gives_the_same_beams_as_plain_generate(tiny_overfit, slu_e
 
     model, processor, _, _ = tiny_overfit
     items = [(slu_examples[0], True), (slu_examples[1], False), (slu_examples[2], True), (slu_examples[3], False)]
-    plain = generate_frames(model, processor, items, batch_size=4, num_beams=3, max_new_tokens=40,
-                            progress=False, prefill_once=False)
-    once = generate_frames(model, processor, items, batch_size=4, num_beams=3, max_new_tokens=40,
-                           progress=False, prefill_once=True)
+    plain = generate_frames(
+        model, processor, items, batch_size=4, num_beams=3, max_new_tokens=40, progress=False, prefill_once=False
+    )
+    once = generate_frames(
+        model, processor, items, batch_size=4, num_beams=3, max_new_tokens=40, progress=False, prefill_once=True
+    )
     assert [p.text for p in once] == [p.text for p in plain]
     assert [p.id for p in once] == [x.id for x, _ in items]  # input order kept despite length-sorted batches

@@ -19,7 +19,6 @@ def test_tiny_model_loads_in_bf16_on_cuda_and_decodes_batched(tiny_model_dir, sl
     assert all(isinstance(p.text, str) for p in preds)
 
 
-
 def _precision_on(device, tmp_path):
     from training.config import TrainConfig
     from training.loop import build_model, compute_precision

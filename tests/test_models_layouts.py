@@ -58,8 +58,11 @@ def test_phases_freeze_the_same_weights_in_both_layouts(tiny_model, layout):
     speech = set_trainable(model, train_audio=True)
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen == {f"{prefix}audio_tower.embed_positions.weight"}
-    assert speech.audio_trainable > 0 and speech.trainable == speech.total - model.get_parameter(
-        f"{prefix}audio_tower.embed_positions.weight").numel()
+    assert (
+        speech.audio_trainable > 0
+        and speech.trainable
+        == speech.total - model.get_parameter(f"{prefix}audio_tower.embed_positions.weight").numel()
+    )
 
 
 @pytest.mark.parametrize("layout", ["5.x", "4.x"])
@@ -71,8 +74,9 @@ def test_lora_goes_into_the_language_model_only_in_both_layouts(tiny_model, layo
     decoder = "model.language_model.layers." if layout == "5.x" else "language_model.model.layers."
     assert lora and all(n.startswith(decoder) for n in lora)
     assert summary.trainable == summary.lora == sum(p.numel() for n, p in model.named_parameters() if ".lora_" in n)
-    assert audio_modules(model) == tuple(f"{'model.' if layout == '5.x' else ''}{m}"
-                                         for m in ("audio_tower", "multi_modal_projector"))
+    assert audio_modules(model) == tuple(
+        f"{'model.' if layout == '5.x' else ''}{m}" for m in ("audio_tower", "multi_modal_projector")
+    )
 
 
 def test_an_unknown_layout_is_refused_with_the_paths_and_version(tiny_model):

@@ -22,8 +22,10 @@ def test_half_rounds_up_the_bug_of_the_issue():
 @pytest.mark.parametrize("size", PAPER_SIZES + (45, 1, 7))
 def test_training_subsets_and_planner_agree(size):
     frame = SLUFrame("alarm", "set", ())
-    speech = [SLUExample(f"s{i}", "toy", "en-US", "train", "x", frame, audio=AudioRef(path=f"/a/{i}.wav"))
-              for i in range(size)]
+    speech = [
+        SLUExample(f"s{i}", "toy", "en-US", "train", "x", frame, audio=AudioRef(path=f"/a/{i}.wav"))
+        for i in range(size)
+    ]
     for level in PAPER_LEVELS + (1, 3, 7, 15, 45, 75):
         p = level / 100
         expected = n_for_fraction(p, size)

@@ -9,9 +9,18 @@ from training.plan import epoch_items, group_by_length
 def _items(n_text=37, n_speech=53):
     frame = SLUFrame("alarm", "set", ())
     texts = [SLUExample(f"t{i}", "toy", "en-US", "train", f"text {i}", frame) for i in range(n_text)]
-    speech = [SLUExample(f"s{i}", "toy", "en-US", "train", f"speech {i}", frame,
-                         audio=AudioRef(path=f"/x/{i}.wav", duration_s=1.0 + (i * 7919 % 97) / 10))
-              for i in range(n_speech)]
+    speech = [
+        SLUExample(
+            f"s{i}",
+            "toy",
+            "en-US",
+            "train",
+            f"speech {i}",
+            frame,
+            audio=AudioRef(path=f"/x/{i}.wav", duration_s=1.0 + (i * 7919 % 97) / 10),
+        )
+        for i in range(n_speech)
+    ]
     return epoch_items(texts, speech, n_speech, seed=3, epoch=0)
 
 
@@ -19,7 +28,7 @@ def test_grouping_is_a_permutation_with_homogeneous_batches():
     items = _items()
     out = group_by_length(items, 8, seed=3, epoch=0, megabatch=4)
     assert sorted(x.id for x, _ in out) == sorted(x.id for x, _ in items)
-    full = [out[i:i + 8] for i in range(0, len(out) - len(out) % 8, 8)]
+    full = [out[i : i + 8] for i in range(0, len(out) - len(out) % 8, 8)]
     mixed = [b for b in full if len({use for _, use in b}) > 1]
     assert len(mixed) <= 1  # only where the two partial batches meet at the end
     speech_batches = [b for b in full if all(use for _, use in b)]
@@ -33,7 +42,7 @@ def test_grouping_reduces_padding_against_plain_order():
     items = _items(n_text=0, n_speech=160)
 
     def padded_seconds(order):
-        batches = [order[i:i + 8] for i in range(0, len(order), 8)]
+        batches = [order[i : i + 8] for i in range(0, len(order), 8)]
         return sum(len(b) * max(x.audio.duration_s for x, _ in b) for b in batches)
 
     grouped = group_by_length(items, 8, seed=3, epoch=0)

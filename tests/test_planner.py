@@ -12,7 +12,12 @@ from planner.__main__ import run
 from planner.backtest import backtest
 from planner.budget import Option, allocate, greedy_steps, solve
 from planner.curves import (
-    PlannerError, curves_from_results, curves_to_csv, make_curve, read_curves_csv, reference_curves,
+    PlannerError,
+    curves_from_results,
+    curves_to_csv,
+    make_curve,
+    read_curves_csv,
+    reference_curves,
     write_curves_csv,
 )
 from planner.cache import cached_library, clear_memory, library_key
@@ -73,11 +78,25 @@ def test_curves_csv_round_trip(reference, tmp_path):
 
 def test_results_table_seeds_aggregate_with_t_interval():
     rows = []
-    for scheme, pct, n, scores in [("text", 0, 0, [0.70, 0.71, 0.72]), ("direct", 10, 100, [0.74, 0.76]),
-                                   ("curriculum", 10, 100, [0.75, 0.77, 0.78]), ("oracle", 0, 0, [0.9])]:
+    for scheme, pct, n, scores in [
+        ("text", 0, 0, [0.70, 0.71, 0.72]),
+        ("direct", 10, 100, [0.74, 0.76]),
+        ("curriculum", 10, 100, [0.75, 0.77, 0.78]),
+        ("oracle", 0, 0, [0.9]),
+    ]:
         for seed, s in enumerate(scores):
-            rows.append({"corpus": "synth", "language": "en", "scheme": scheme, "speech_percent": pct,
-                         "n_speech": n, "seed": seed, "split": "test", "slu_f1": s})
+            rows.append(
+                {
+                    "corpus": "synth",
+                    "language": "en",
+                    "scheme": scheme,
+                    "speech_percent": pct,
+                    "n_speech": n,
+                    "seed": seed,
+                    "split": "test",
+                    "slu_f1": s,
+                }
+            )
     curves = curves_from_results(rows)
     assert sorted(c.scheme for c in curves) == ["curriculum", "direct"]  # oracle left out
     cur = next(c for c in curves if c.scheme == "curriculum")
@@ -134,9 +153,20 @@ def test_learned_model_extrapolates_exact_log_linear_family():
 
 def test_backtest_on_reference_reports_every_key(reference):
     res = backtest(reference)
-    for key in ("mae_extrap_10", "mae_extrap_25", "mae_at_full_10", "bias_10", "mae_interp_loo", "coverage80_10",
-                "coverage80_25", "width80_10", "within2x_10", "safe_fail_rate_10", "safe_overcollect_median_10",
-                "allocation_regret"):
+    for key in (
+        "mae_extrap_10",
+        "mae_extrap_25",
+        "mae_at_full_10",
+        "bias_10",
+        "mae_interp_loo",
+        "coverage80_10",
+        "coverage80_25",
+        "width80_10",
+        "within2x_10",
+        "safe_fail_rate_10",
+        "safe_overcollect_median_10",
+        "allocation_regret",
+    ):
         assert res[key] is not None and math.isfinite(res[key]), key
     assert res["mae_extrap_10"] < 1.21  # plain log-linear on x > 0 scores ~1.2: the model must beat it
     assert 0 <= res["coverage80_10"] <= 1
@@ -182,8 +212,7 @@ def test_dp_is_exact_against_brute_force():
         options[lang] = [Option(lang, c, c, s, "x") for c, s in zip(costs, scores)]
     for budget in (0, 10, 40, 90, 200):
         for objective, agg in (("mean", sum), ("worst", min)):
-            feasible = [combo for combo in itertools.product(*options.values())
-                        if sum(o.cost for o in combo) <= budget]
+            feasible = [combo for combo in itertools.product(*options.values()) if sum(o.cost for o in combo) <= budget]
             best = max(agg(o.score for o in combo) for combo in feasible)
             got = solve(options, budget, objective)
             assert agg(o.score for o in got) == pytest.approx(best)
@@ -236,12 +265,42 @@ def test_cli_commands_and_bad_input(tmp_path, capsys):
     small = tmp_path / "small.csv"
     small.write_text(curves_to_csv([c for c in curves if c.group in ("slurp", "italic", "de")]))
     capsys.readouterr()
-    assert run(["recommend", "--curves", str(small), "--library", str(small), "--language", "en",
-                "--target", "0.75", "--json"]) == 0
+    assert (
+        run(
+            [
+                "recommend",
+                "--curves",
+                str(small),
+                "--library",
+                str(small),
+                "--language",
+                "en",
+                "--target",
+                "0.75",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     assert rec["best_expected"]["amount"] > 0 and rec["library"]["hyper"]["learned"]
-    assert run(["allocate", "--curves", str(small), "--library", str(small), "--languages", "en,it",
-                "--budget", "1500", "--json"]) == 0
+    assert (
+        run(
+            [
+                "allocate",
+                "--curves",
+                str(small),
+                "--library",
+                str(small),
+                "--languages",
+                "en,it",
+                "--budget",
+                "1500",
+                "--json",
+            ]
+        )
+        == 0
+    )
     alloc = json.loads(capsys.readouterr().out)
     assert sum(r["cost"] for r in alloc["choice"]) <= 1500 and alloc["steps"]
     page = tmp_path / "bt.html"
@@ -256,8 +315,7 @@ def test_cli_commands_and_bad_input(tmp_path, capsys):
     assert "divide by 100" in capsys.readouterr().err
     one = tmp_path / "one.csv"
     one.write_text("group,curve,x,score\ng,c,10,0.6\n")
-    assert run(["recommend", "--curves", str(one), "--library", str(small), "--language", "g",
-                "--target", "0.7"]) == 2
+    assert run(["recommend", "--curves", str(one), "--library", str(small), "--language", "g", "--target", "0.7"]) == 2
     assert "two levels" in capsys.readouterr().err
 
 
@@ -272,14 +330,25 @@ def test_cli_on_a_results_table(tmp_path, capsys):
             for pct in (0, 2, 5, 10, 25, 50, 100):
                 for seed in range(3):
                     score = base + 0.012 * np.log(pct / 100 + 0.003) + rng.normal(0, 0.002)
-                    rows.append({"corpus": corpus, "language": lang, "scheme": "text" if pct == 0 else scheme,
-                                 "speech_percent": pct, "n_speech": round(pct / 100 * 4000), "seed": seed,
-                                 "split": "test", "slu_f1": float(np.clip(score + 0.1, 0, 1)), "run_dir": f"r{len(rows)}"})
+                    rows.append(
+                        {
+                            "corpus": corpus,
+                            "language": lang,
+                            "scheme": "text" if pct == 0 else scheme,
+                            "speech_percent": pct,
+                            "n_speech": round(pct / 100 * 4000),
+                            "seed": seed,
+                            "split": "test",
+                            "slu_f1": float(np.clip(score + 0.1, 0, 1)),
+                            "run_dir": f"r{len(rows)}",
+                        }
+                    )
     path = tmp_path / "results.csv"
     write_results(path, rows)
     capsys.readouterr()
-    assert run(["recommend", "--results", str(path), "--language", "fr-FR", "--share", "--target", "0.98",
-                "--json"]) == 0
+    assert (
+        run(["recommend", "--results", str(path), "--language", "fr-FR", "--share", "--target", "0.98", "--json"]) == 0
+    )
     rec = json.loads(capsys.readouterr().out)
     assert rec["best_expected"]["unit"] == "utterances" and 0 < rec["best_expected"]["amount"] <= 4000
     assert run(["backtest", "--results", str(path), "--json"]) == 0
@@ -333,9 +402,18 @@ def test_single_runs_get_wider_bands_than_seed_means(reference, ref_library):
 
 
 def test_library_of_seed_means_only_takes_single_run_noise_from_the_seed_sd():
-    curves = [make_curve(f"g{i}", f"g{i}/direct", LEVELS * 1000, 0.7 + 0.01 * np.log(LEVELS + 0.01) + 0.001 * i,
-                         ci95=np.full(LEVELS.size, 0.004), n_seeds=np.full(LEVELS.size, 5), corpus_size=1000)
-             for i in range(3)]
+    curves = [
+        make_curve(
+            f"g{i}",
+            f"g{i}/direct",
+            LEVELS * 1000,
+            0.7 + 0.01 * np.log(LEVELS + 0.01) + 0.001 * i,
+            ci95=np.full(LEVELS.size, 0.004),
+            n_seeds=np.full(LEVELS.size, 5),
+            corpus_size=1000,
+        )
+        for i in range(3)
+    ]
     lib = learn_library(curves)
     seed_sd = 0.004 / stats.t.ppf(0.975, 4) * math.sqrt(5)
     assert lib.calibration.noise_single == pytest.approx(seed_sd, rel=1e-6)
@@ -343,8 +421,13 @@ def test_library_of_seed_means_only_takes_single_run_noise_from_the_seed_sd():
 
 
 def test_band_uses_the_pool_of_the_nearest_fit_window():
-    cal = Calibration(np.zeros(0), np.zeros(3), gamma=0.0, offset=1.0,
-                      pools=((0.10, np.linspace(-0.05, 0.05, 99)), (0.25, np.linspace(-0.01, 0.01, 99))))
+    cal = Calibration(
+        np.zeros(0),
+        np.zeros(3),
+        gamma=0.0,
+        offset=1.0,
+        pools=((0.10, np.linspace(-0.05, 0.05, 99)), (0.25, np.linspace(-0.01, 0.01, 99))),
+    )
     assert cal.quantile(0.9, extrapolating=True, u_last=0.1) == pytest.approx(0.04, abs=2e-3)
     assert cal.quantile(0.9, extrapolating=True, u_last=0.5) == pytest.approx(0.008, abs=5e-4)
     c = make_curve("g", "c", [0, 20, 50, 100], [0.70, 0.72, 0.73, 0.74], corpus_size=1000)
@@ -382,8 +465,9 @@ def test_backtest_counts_unanswered_targets_both_ways(reference):
 
 
 def test_library_cache_memory_disk_and_invalidation(tmp_path):
-    curves = [synthetic(f"g{i}", f"g{i}/direct", 0.80 + 0.02 * i, 0.01 + 0.003 * i, noise=0.002, seed=i)
-              for i in range(3)]
+    curves = [
+        synthetic(f"g{i}", f"g{i}/direct", 0.80 + 0.02 * i, 0.01 + 0.003 * i, noise=0.002, seed=i) for i in range(3)
+    ]
     first = cached_library(curves)
     assert cached_library(list(reversed(curves))) is first  # same content, any order: memory hit
     files = list((tmp_path / "planner-cache").glob("*.json"))

@@ -16,7 +16,13 @@ from planner.cache import clear_memory
 from planner.curves import PlannerError, make_curve, read_curves_csv
 from planner.lcdb import read_lcdb
 from planner.model import (
-    OWN_CAP_GRID, HyperParams, fit_curve, group_folds, learn_hyper, learn_library, own_slope,
+    OWN_CAP_GRID,
+    HyperParams,
+    fit_curve,
+    group_folds,
+    learn_hyper,
+    learn_library,
+    own_slope,
 )
 from planner.target import recommend
 
@@ -50,8 +56,11 @@ def test_lcdb_fixture_converts_seeds_to_mean_and_ci():
     assert svc.group == "openml-3" and svc.language == "kr-vs-kp" and svc.scheme == "SVC_linear"
     assert svc.x.tolist() == [16, 23, 32, 45, 64] and svc.corpus_size == 64 and svc.unit == "utterances"
     rows = list(csv.DictReader((LCDB_FIXTURE / "database-accuracy.csv").open()))
-    at16 = [float(r["score_test"]) for r in rows if r["openmlid"] == "3" and r["learner"] == "SVC_linear"
-            and r["size_train"] == "16"]
+    at16 = [
+        float(r["score_test"])
+        for r in rows
+        if r["openmlid"] == "3" and r["learner"] == "SVC_linear" and r["size_train"] == "16"
+    ]
     assert len(at16) == 3 and svc.n_seeds[0] == 3
     assert svc.score[0] == pytest.approx(np.mean(at16))
     half = 4.302652729911275 * np.std(at16, ddof=1) / math.sqrt(3)  # t(0.975, 2)
@@ -74,14 +83,18 @@ def test_lcdb_command_writes_a_curves_file(tmp_path, capsys):
     assert "2 curves" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["--metric", "logloss"], "--metric must be one of"),
-    (["--max-curves", "0"], "--max-curves must be"),
-    (["--lcdb-dir", "/nonexistent/lcdb"], "LCDB file not found"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--metric", "logloss"], "--metric must be one of"),
+        (["--max-curves", "0"], "--max-curves must be"),
+        (["--lcdb-dir", "/nonexistent/lcdb"], "LCDB file not found"),
+    ],
+)
 def test_lcdb_bad_input_is_one_line(args, expect, tmp_path, capsys):
-    argv = ["lcdb", "--out", str(tmp_path / "o.csv")] + (args if "--lcdb-dir" in args
-                                                          else ["--lcdb-dir", str(LCDB_FIXTURE)] + args)
+    argv = ["lcdb", "--out", str(tmp_path / "o.csv")] + (
+        args if "--lcdb-dir" in args else ["--lcdb-dir", str(LCDB_FIXTURE)] + args
+    )
     assert run(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and expect in err and "\n" not in err
@@ -103,7 +116,7 @@ def test_anchors_recover_their_own_forms():
     pow4 = 0.9 - 0.05 * (u + 0.01) ** -0.4
     f, ok = fit_anchor("pow4", u[:7], pow4[:7])
     assert ok and np.abs(f(u[7:]) - pow4[7:]).max() < 0.01
-    mmf4 = (0.3 * 0.05 + 0.9 * u ** 0.8) / (0.05 + u ** 0.8)
+    mmf4 = (0.3 * 0.05 + 0.9 * u**0.8) / (0.05 + u**0.8)
     f, ok = fit_anchor("mmf4", u[:7], mmf4[:7])
     assert ok and np.abs(f(u[7:]) - mmf4[7:]).max() < 0.01
     f, ok = fit_anchor("last_value", u[:7], mmf4[:7])
@@ -181,8 +194,9 @@ def test_cap_is_learned_only_where_the_library_asks_for_it():
 # ---------------------------------------------------------------- unlike the library: wider bands, a warning
 @pytest.fixture(scope="module")
 def smooth_library():
-    return learn_library([loglin(g, f"{g}/s", 0.75 + 0.01 * i, 0.015 + 0.001 * (i % 3))
-                          for i, g in enumerate("abcdefgh")])
+    return learn_library(
+        [loglin(g, f"{g}/s", 0.75 + 0.01 * i, 0.015 + 0.001 * (i % 3)) for i, g in enumerate("abcdefgh")]
+    )
 
 
 def test_a_curve_unlike_the_library_gets_wider_bands_and_a_warning(smooth_library):
@@ -218,12 +232,46 @@ def test_group_folds_cover_every_group_once():
 # ---------------------------------------------------------------- issue 14: negative rates
 @pytest.mark.parametrize("flag", ["--avg-seconds", "--cost-per-hour"])
 def test_negative_rates_are_refused(flag, capsys):
-    assert run(["recommend", "--language", "en", "--target", "0.75", "--avg-seconds", "3", "--cost-per-hour", "60",
-                flag, "-1"]) == 2
+    assert (
+        run(
+            [
+                "recommend",
+                "--language",
+                "en",
+                "--target",
+                "0.75",
+                "--avg-seconds",
+                "3",
+                "--cost-per-hour",
+                "60",
+                flag,
+                "-1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {flag}") and ">= 0" in err and "\n" not in err
-    assert run(["allocate", "--languages", "en,it", "--budget", "5", "--budget-unit", "money",
-                "--avg-seconds", "3", "--cost-per-hour", "60", flag, "en=2,it=-4"]) == 2
+    assert (
+        run(
+            [
+                "allocate",
+                "--languages",
+                "en,it",
+                "--budget",
+                "5",
+                "--budget-unit",
+                "money",
+                "--avg-seconds",
+                "3",
+                "--cost-per-hour",
+                "60",
+                flag,
+                "en=2,it=-4",
+            ]
+        )
+        == 2
+    )
     assert "-4" in capsys.readouterr().err
 
 

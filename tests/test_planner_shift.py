@@ -14,7 +14,14 @@ from planner.cache import clear_memory, library_from_dict, library_to_dict
 from planner.curves import make_curve
 from planner.model import learn_library
 from planner.shift import (
-    LIBRARY, Candidate, Candidates, StackParams, candidates, combine, learn_params, validation_splits,
+    LIBRARY,
+    Candidate,
+    Candidates,
+    StackParams,
+    candidates,
+    combine,
+    learn_params,
+    validation_splits,
 )
 from planner.target import measured_safe, recommend, safe_amount
 
@@ -29,8 +36,9 @@ def _cache_in_tmp(tmp_path, monkeypatch):
 
 
 def loglin(group, a, b, eps=0.01):
-    return make_curve(group, f"{group}/s", LEVELS * SIZE, a + b * np.log(LEVELS + eps), corpus_size=SIZE,
-                      language=group)
+    return make_curve(
+        group, f"{group}/s", LEVELS * SIZE, a + b * np.log(LEVELS + eps), corpus_size=SIZE, language=group
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +91,15 @@ def test_bands_are_wider_on_a_shifted_curve_than_on_a_library_like_one(library):
 
 def test_stacking_weights_favour_the_candidate_that_validates_best():
     flat = lambda u: np.zeros(np.shape(u))  # noqa: E731 - predictions are not used by the weights
-    cands = Candidates((Candidate(LIBRARY, flat, 0.04, (0.5,)), Candidate("last_value", flat, 0.01, (0.53,)),
-                        Candidate("pow4", flat, 0.02, (0.52,))), np.array([0.54]), 0.001)
+    cands = Candidates(
+        (
+            Candidate(LIBRARY, flat, 0.04, (0.5,)),
+            Candidate("last_value", flat, 0.01, (0.53,)),
+            Candidate("pow4", flat, 0.02, (0.52,)),
+        ),
+        np.array([0.54]),
+        0.001,
+    )
     st = combine(cands, StackParams())
     w = st.weight_of()
     assert w["last_value"] > w["pow4"] > w[LIBRARY]
@@ -101,8 +116,9 @@ def test_a_curve_of_a_candidates_own_form_leans_on_it():
     pow4 = next(f for f in FORMS if f.name == "pow4")
     y = pow4(np.array([0.9, 0.05, 0.5, 0.001]), u)  # rises long after the window
     lib_pred = lambda v: np.full(np.shape(v), y[-1])  # noqa: E731 - a library that expects no more gain
-    st = combine(candidates(u, y, lib_pred, lambda mask: (lambda v: np.full(np.shape(v), y[mask][-1])), 0.001),
-                 StackParams())
+    st = combine(
+        candidates(u, y, lib_pred, lambda mask: lambda v: np.full(np.shape(v), y[mask][-1]), 0.001), StackParams()
+    )
     w = st.weight_of()
     # pow4 (its own form) and mmf4 both validate at the noise floor; the flat library and last value do not
     assert w["pow4"] >= w["mmf4"] - 1e-9 and w["pow4"] + w["mmf4"] > 0.95 and w[LIBRARY] < 0.03
@@ -119,11 +135,12 @@ def test_four_parameter_forms_need_a_spare_level():
 
 
 def test_learned_ratios_and_familiarity_come_from_the_cases():
-    f = lambda c: (lambda v: np.full(np.shape(v), c))  # noqa: E731
+    f = lambda c: lambda v: np.full(np.shape(v), c)  # noqa: E731
     cases = []
     for k in range(4):
-        cands = Candidates((Candidate(LIBRARY, f(0.5), 0.01, ()), Candidate("last_value", f(0.45), 0.01, ())),
-                           np.zeros(0), 0.001)
+        cands = Candidates(
+            (Candidate(LIBRARY, f(0.5), 0.01, ()), Candidate("last_value", f(0.45), 0.01, ())), np.zeros(0), 0.001
+        )
         cases.append((cands, np.array([0.5, 1.0]), np.array([0.52, 0.52])))
     p = learn_params(cases)
     assert p.ratio(LIBRARY) == pytest.approx(2.0) and p.ratio("last_value") == pytest.approx(7.0)

@@ -6,9 +6,16 @@ from training.plots import main, scheme_curves_svg
 def _rows():
     base = dict(corpus="synth", language="en-US", recipe="mono", source_language="", split="test")
     rows = []
-    for scheme, p, seed, v in [("text", 0, 1, 0.5), ("text", 0, 2, 0.52), ("direct", 2, 1, 0.6),
-                               ("direct", 2, 2, 0.64), ("curriculum", 2, 1, 0.7), ("curriculum", 2, 2, 0.68),
-                               ("direct", 50, 1, 0.8), ("curriculum", 50, 1, 0.79)]:
+    for scheme, p, seed, v in [
+        ("text", 0, 1, 0.5),
+        ("text", 0, 2, 0.52),
+        ("direct", 2, 1, 0.6),
+        ("direct", 2, 2, 0.64),
+        ("curriculum", 2, 1, 0.7),
+        ("curriculum", 2, 2, 0.68),
+        ("direct", 50, 1, 0.8),
+        ("curriculum", 50, 1, 0.79),
+    ]:
         rows.append({**base, "scheme": scheme, "speech_percent": p, "seed": seed, "slu_f1": v})
     return rows
 

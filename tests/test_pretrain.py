@@ -42,8 +42,17 @@ def test_pretrain_runs_resumes_and_records_ctc(synth_corpus_dir, tmp_path):
     from models.loading import load_model
 
     out = tmp_path / "base"
-    cfg = PretrainConfig(manifest=str(synth_corpus_dir / "manifest.jsonl"), out=str(out), encoder_epochs=1, epochs=1,
-                         batch_size=4, max_speech=8, eval_examples=2, size="tiny", ctc_weight=0.3)
+    cfg = PretrainConfig(
+        manifest=str(synth_corpus_dir / "manifest.jsonl"),
+        out=str(out),
+        encoder_epochs=1,
+        epochs=1,
+        batch_size=4,
+        max_speech=8,
+        eval_examples=2,
+        size="tiny",
+        ctc_weight=0.3,
+    )
     model_dir = pretrain(cfg)
     history = json.loads((out / "pretrain.json").read_text())["history"]
     assert [(h["epoch"], h["stage"]) for h in history] == [(1, "listen"), (2, "align")]
@@ -68,9 +77,18 @@ def test_listening_stage_learns_and_leaves_the_llm_alone(synth_corpus_dir, tmp_p
     from models.loading import load_model
 
     out = tmp_path / "listen"
-    cfg = PretrainConfig(manifest=str(synth_corpus_dir / "manifest.jsonl"), out=str(out), encoder_epochs=12,
-                         epochs=1, batch_size=4, max_speech=8, eval_examples=0, size="tiny", encoder_lr=3e-3,
-                         peak_lr=1e-9)
+    cfg = PretrainConfig(
+        manifest=str(synth_corpus_dir / "manifest.jsonl"),
+        out=str(out),
+        encoder_epochs=12,
+        epochs=1,
+        batch_size=4,
+        max_speech=8,
+        eval_examples=0,
+        size="tiny",
+        encoder_lr=3e-3,
+        peak_lr=1e-9,
+    )
     pretrain(cfg)
     history = json.loads((out / "pretrain.json").read_text())["history"]
     listen = [h["ctc_loss"] for h in history if h["stage"] == "listen"]
@@ -79,8 +97,9 @@ def test_listening_stage_learns_and_leaves_the_llm_alone(synth_corpus_dir, tmp_p
     from training.pretrain import build_base
     from data.corpus import load_corpus
 
-    fresh, _ = build_base(load_corpus("manifest", path=str(synth_corpus_dir / "manifest.jsonl")).split("train").texts,
-                          "tiny", 0)
+    fresh, _ = build_base(
+        load_corpus("manifest", path=str(synth_corpus_dir / "manifest.jsonl")).split("train").texts, "tiny", 0
+    )
     trained = dict(model.named_parameters())
     for name, p in fresh.named_parameters():
         if "audio_tower" in name and "embed_positions" not in name and name.endswith("fc1.weight"):

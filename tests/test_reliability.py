@@ -47,10 +47,12 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
 def test_non_utf8_inputs_are_one_line_with_exit_2(tmp_path):
     """A Latin-1 byte in a manifest, a prediction file or a results table: one line naming file and line, exit 2."""
     manifest = tmp_path / "manifest.jsonl"
-    manifest.write_bytes(b'{"transcript": "hello", "intent": "general_joke"}\n'
-                         b'{"transcript": "caf\xe9", "intent": "general_joke"}\n')
-    line = _one_error_line(_cli("-m", "data.prepare", "manifest", "--path", str(manifest),
-                                "--out", str(tmp_path / "out")))
+    manifest.write_bytes(
+        b'{"transcript": "hello", "intent": "general_joke"}\n{"transcript": "caf\xe9", "intent": "general_joke"}\n'
+    )
+    line = _one_error_line(
+        _cli("-m", "data.prepare", "manifest", "--path", str(manifest), "--out", str(tmp_path / "out"))
+    )
     assert "manifest.jsonl, line 2" in line and "0xe9" in line and "UTF-8" in line
 
     gold = ROOT / "tests" / "fixtures" / "slurp" / "devel.jsonl"
@@ -106,13 +108,22 @@ def test_prepare_names_each_problem_in_summary_and_validation(tmp_path):
     (data / "corrupt.wav").write_bytes(b"RIFF but not really a wav file")
     _wav(tmp_path / "outside.wav")
     rows = [
-        {"id": "ok", "transcript": "wake me up at five am", "audio": "good.wav", "intent": "alarm_set",
-         "entities": [{"type": "time", "filler": "five am"}]},
+        {
+            "id": "ok",
+            "transcript": "wake me up at five am",
+            "audio": "good.wav",
+            "intent": "alarm_set",
+            "entities": [{"type": "time", "filler": "five am"}],
+        },
         {"id": "gone", "transcript": "tell me a joke", "audio": "missing.wav", "intent": "general_joke"},
         {"id": "bad", "transcript": "tell me a joke", "audio": "corrupt.wav", "intent": "general_joke"},
         {"id": "typo", "transcript": "tell me a joke", "split": "trian", "intent": "general_joke"},
-        {"id": "wrong", "transcript": "turn off the lights", "intent": "iot_hue_lightoff",
-         "entities": [{"type": "house_place", "filler": "kitchen"}]},
+        {
+            "id": "wrong",
+            "transcript": "turn off the lights",
+            "intent": "iot_hue_lightoff",
+            "entities": [{"type": "house_place", "filler": "kitchen"}],
+        },
         {"id": "escape", "transcript": "hello there", "audio": "../outside.wav", "intent": "general_greet"},
     ]
     (data / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -121,9 +132,13 @@ def test_prepare_names_each_problem_in_summary_and_validation(tmp_path):
     summary = [line for line in proc.stderr.splitlines() if line.startswith("wrote ")]
     assert len(summary) == 1
     line = summary[0]
-    for needle in ("1 missing audio file(s) (e.g. gone:", "1 unreadable/corrupt audio", "'trian'",
-                   "not in the transcript (warning) (e.g. wrong: house_place 'kitchen'",
-                   "outside the manifest's folder (warning) (e.g. escape: ../outside.wav)"):
+    for needle in (
+        "1 missing audio file(s) (e.g. gone:",
+        "1 unreadable/corrupt audio",
+        "'trian'",
+        "not in the transcript (warning) (e.g. wrong: house_place 'kitchen'",
+        "outside the manifest's folder (warning) (e.g. escape: ../outside.wav)",
+    ):
         assert needle in line, line
     validation = json.loads((tmp_path / "p" / "validation.json").read_text())
     assert [m["id"] for m in validation["missing_audio"]] == ["gone"]
@@ -134,13 +149,25 @@ def test_prepare_names_each_problem_in_summary_and_validation(tmp_path):
     assert validation["ok"] is False
 
     # An unknown split asked for on the command line is refused by name, not turned into an empty corpus.
-    line = _one_error_line(_cli("-m", "data.prepare", "manifest", "--path", str(data / "manifest.jsonl"),
-                                "--splits", "tset", "--out", str(tmp_path / "q")))
+    line = _one_error_line(
+        _cli(
+            "-m",
+            "data.prepare",
+            "manifest",
+            "--path",
+            str(data / "manifest.jsonl"),
+            "--splits",
+            "tset",
+            "--out",
+            str(tmp_path / "q"),
+        )
+    )
     assert "'tset'" in line
 
 
-@pytest.mark.parametrize("source", [None, 42, "x" * 5000, "y" * 300, "", (float("nan"), np.ones(1600)),
-                                    (16000, ["a", "b"]), (16000, None)])
+@pytest.mark.parametrize(
+    "source", [None, 42, "x" * 5000, "y" * 300, "", (float("nan"), np.ones(1600)), (16000, ["a", "b"]), (16000, None)]
+)
 def test_audio_api_misuse_is_an_audio_error(source):
     with pytest.raises(AudioError):
         load_audio(source)
@@ -160,8 +187,18 @@ def test_audio_reader_rejects_bad_rates_and_limits():
 
 
 def _row(seed=1, slu=0.8, run_dir=None, scheme="text", percent=0.0, **kw):
-    return {"corpus": "slurp", "language": "en-US", "scheme": scheme, "speech_percent": percent, "seed": seed,
-            "split": "test", "intent_accuracy": slu, "slu_f1": slu, "run_dir": run_dir or f"r{seed}", **kw}
+    return {
+        "corpus": "slurp",
+        "language": "en-US",
+        "scheme": scheme,
+        "speech_percent": percent,
+        "seed": seed,
+        "split": "test",
+        "intent_accuracy": slu,
+        "slu_f1": slu,
+        "run_dir": run_dir or f"r{seed}",
+        **kw,
+    }
 
 
 def _append_many(path: str, writer: int, n: int) -> None:
@@ -211,8 +248,14 @@ def test_text_only_row_records_zero_speech_and_prepared_corpus_name(tmp_path):
     frame = SLUFrame("general", "joke", ())
     texts = [SLUExample(str(i), "speech_massive", "fr-FR", "train", "raconte une blague", frame) for i in range(2)]
     write_prepared(Corpus(texts, [], {}), tmp_path / "sm", meta={"corpus": "speech_massive"}, audio_check="none")
-    config = {"corpus": "prepared", "corpus_args": {"path": str(tmp_path / "sm")}, "scheme": "text",
-              "speech_percent": 2.0, "seed": 1, "recipe": "mono"}
+    config = {
+        "corpus": "prepared",
+        "corpus_args": {"path": str(tmp_path / "sm")},
+        "scheme": "text",
+        "speech_percent": 2.0,
+        "seed": 1,
+        "recipe": "mono",
+    }
     row = results_row(config, {"slu_f1": 0.5}, split="test", language="fr-FR", oracle=False, run_dir="r")
     assert row["speech_percent"] == 0.0  # a lone text-only run used no speech, whatever the YAML said
     assert row["corpus"] == "speech_massive"
@@ -237,8 +280,9 @@ with acquire_lock(sys.argv[1]):
 
 def _holder(run_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -283,8 +327,9 @@ def _model_state(width: int = 4) -> dict:
 
 
 def _save(run_dir: Path, step: int, state: dict | None = None) -> Path:
-    return ckpt.save_checkpoint(run_dir, ckpt.Position(step, 0, step, 0), state or _model_state(), {"state": {}},
-                                {"last_epoch": step}, keep=10)
+    return ckpt.save_checkpoint(
+        run_dir, ckpt.Position(step, 0, step, 0), state or _model_state(), {"state": {}}, {"last_epoch": step}, keep=10
+    )
 
 
 def _truncate(file: Path) -> None:
@@ -297,7 +342,8 @@ CORRUPTIONS = {
     "truncated optimizer.pt": lambda c: _truncate(c / "optimizer.pt"),
     "model.pt replaced by garbage": lambda c: (c / "model.pt").write_bytes(b"\x00garbage" * 10),
     "model.pt overwritten, same size": lambda c: (c / "model.pt").write_bytes(
-        os.urandom((c / "model.pt").stat().st_size)),
+        os.urandom((c / "model.pt").stat().st_size)
+    ),
     "missing rng.pt": lambda c: (c / "rng.pt").unlink(),
     "garbage state.json": lambda c: (c / "state.json").write_text("{not json"),
     "state.json without a position": lambda c: (c / "state.json").write_text('{"global_step": 8}'),
@@ -320,7 +366,9 @@ def test_resume_skips_a_corrupt_newest_checkpoint_and_says_why(tmp_path, kind):
     assert bad.exists()  # left in place for inspection: nothing is deleted
     # And when nothing is intact, resuming is refused with every checkpoint named (not a silent restart).
     CORRUPTIONS["truncated model.pt"](good)
-    with pytest.raises(ckpt.CheckpointError, match="step-00000008: .*step-00000004: model.pt is [0-9,]+ bytes, [0-9,]+ were written"):
+    with pytest.raises(
+        ckpt.CheckpointError, match="step-00000008: .*step-00000004: model.pt is [0-9,]+ bytes, [0-9,]+ were written"
+    ):
         ckpt.resume_checkpoint(tmp_path, _model_state(), log=None)
 
 

@@ -26,8 +26,11 @@ def _truncate(file):
 
 
 def _bert(folder):
-    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"],
-                                                    "hidden_size": 768, "num_hidden_layers": 12}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 768, "num_hidden_layers": 12}
+        )
+    )
 
 
 def _other_width(folder):

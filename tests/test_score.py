@@ -86,7 +86,9 @@ def test_corrupted_copy(tmp_path, gold, capsys):
     assert out["action_accuracy"] == 1.0
     # Upper-cased fillers are span misses (no normalisation) but keep their type, so distance F1s lose less.
     n_gold_ents = sum(len(f.entities) for f in gold.values())
-    misses = sum(1 for i in uppercased if records[i]["entities"][0]["filler"] != gold[records[i]["file"]].entities[0].filler)
+    misses = sum(
+        1 for i in uppercased if records[i]["entities"][0]["filler"] != gold[records[i]["file"]].entities[0].filler
+    )
     assert out["entity_precision"] == pytest.approx((n_gold_ents - misses) / n_gold_ents)
     assert out["entity_f1"] < out["slu_f1"] < 1.0
     assert out["entity_f1"] < out["char_f1"] < 1.0

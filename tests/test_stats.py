@@ -23,9 +23,7 @@ def test_worked_five_seed_example():
     assert (round(ci.low, 4), round(ci.high, 4)) == (0.7194, 0.7218)
 
 
-@pytest.mark.parametrize(
-    "n,t", [(2, 12.706205), (3, 4.302653), (5, 2.776445), (6, 2.570582), (10, 2.262157)]
-)
+@pytest.mark.parametrize("n,t", [(2, 12.706205), (3, 4.302653), (5, 2.776445), (6, 2.570582), (10, 2.262157)])
 def test_t_quantiles(n, t):
     assert t_quantile(n) == pytest.approx(t, abs=1e-6)
 

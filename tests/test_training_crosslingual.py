@@ -24,12 +24,30 @@ SOURCE, TARGET = "en-US", "fr-FR"
 
 def xl_config(corpus_dir: Path, out: Path, **overrides) -> TrainConfig:
     values = dict(
-        output_dir=str(out), model="tiny", corpus="manifest",
-        corpus_args={"path": str(corpus_dir / "manifest.jsonl")}, language=SOURCE, limit_train_texts=4,
-        recipe="T+S", target_languages=[TARGET], target_split="dev", scheme="direct", n_speech=2, epochs=1,
-        peak_lr=5e-3, final_peak_lr=3e-3, per_device_batch_size=4, grad_accum_steps=1, eval_splits=["test"],
-        eval_max_examples=2, num_beams=1, max_new_tokens=8, eval_batch_size=4, save_every_steps=0,
-        log_every_steps=1, seed=1,
+        output_dir=str(out),
+        model="tiny",
+        corpus="manifest",
+        corpus_args={"path": str(corpus_dir / "manifest.jsonl")},
+        language=SOURCE,
+        limit_train_texts=4,
+        recipe="T+S",
+        target_languages=[TARGET],
+        target_split="dev",
+        scheme="direct",
+        n_speech=2,
+        epochs=1,
+        peak_lr=5e-3,
+        final_peak_lr=3e-3,
+        per_device_batch_size=4,
+        grad_accum_steps=1,
+        eval_splits=["test"],
+        eval_max_examples=2,
+        num_beams=1,
+        max_new_tokens=8,
+        eval_batch_size=4,
+        save_every_steps=0,
+        log_every_steps=1,
+        seed=1,
     )
     values.update(overrides)
     return from_mapping(TrainConfig, values)  # flat option names: still accepted
@@ -55,9 +73,18 @@ def massive_dir(synth_corpus_dir, tmp_path_factory) -> Path:
     """A MASSIVE-release-style folder (``fr-FR.jsonl``) of 5 French training transcripts: text only."""
     fr_train = _corpus(synth_corpus_dir).language(TARGET).split("train").texts[:5]
     out = tmp_path_factory.mktemp("massive")
-    rows = [{"id": f"m{i}", "locale": TARGET, "partition": "train", "scenario": x.frame.scenario,
-             "intent": f"{x.frame.scenario}_{x.frame.action}", "utt": x.transcript,
-             "annot_utt": _annotate(x.transcript, x.frame)} for i, x in enumerate(fr_train)]
+    rows = [
+        {
+            "id": f"m{i}",
+            "locale": TARGET,
+            "partition": "train",
+            "scenario": x.frame.scenario,
+            "intent": f"{x.frame.scenario}_{x.frame.action}",
+            "utt": x.transcript,
+            "annot_utt": _annotate(x.transcript, x.frame),
+        }
+        for i, x in enumerate(fr_train)
+    ]
     (out / "fr-FR.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return out
 
@@ -122,8 +149,7 @@ def recipe_runs(synth_corpus_dir, massive_dir, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe,no_source", TRAINED_CASES)
-def test_trained_recipe_feeds_what_it_names_and_scores_the_target(recipe_runs, synth_corpus_dir, recipe,
-                                                                  no_source):
+def test_trained_recipe_feeds_what_it_names_and_scores_the_target(recipe_runs, synth_corpus_dir, recipe, no_source):
     run_dir = recipe_runs[(recipe, no_source)]
     meta = json.loads((run_dir / "config.json").read_text())
     expected = _expected(synth_corpus_dir, recipe, no_source, n_massive=5, n_speech=0 if recipe == "zero" else 2)
@@ -141,8 +167,10 @@ def test_trained_recipe_feeds_what_it_names_and_scores_the_target(recipe_runs, s
     fr_test = {x.id for x in _corpus(synth_corpus_dir).language(TARGET).split("test").speech}
     metrics = json.loads((run_dir / "eval" / f"test-{TARGET}" / "metrics.json").read_text())
     assert metrics["language"] == TARGET and metrics["n_scored"] == len(fr_test)
-    preds = [json.loads(line) for line in
-             (run_dir / "eval" / f"test-{TARGET}" / "predictions.jsonl").read_text().splitlines()]
+    preds = [
+        json.loads(line)
+        for line in (run_dir / "eval" / f"test-{TARGET}" / "predictions.jsonl").read_text().splitlines()
+    ]
     assert {Path(p["file"]).stem for p in preds} == {Path(i).stem for i in fr_test}
 
     from evaluation.results import read_results
@@ -170,8 +198,15 @@ def test_each_target_language_is_evaluated_separately(tmp_path_factory):
     synthesize(SynthConfig(out=str(corpus_dir), languages="en,fr,de", per_intent=1, seed=0, workers=2))
     corpus = _corpus(corpus_dir)
     targets = ["fr-FR", "de-DE"]
-    cfg = xl_config(corpus_dir, tmp_path_factory.mktemp("xl2") / "run", recipe="T", target_languages=targets,
-                    target_split="train", scheme="text", n_speech=0)  # text steps only: evaluation is the point
+    cfg = xl_config(
+        corpus_dir,
+        tmp_path_factory.mktemp("xl2") / "run",
+        recipe="T",
+        target_languages=targets,
+        target_split="train",
+        scheme="text",
+        n_speech=0,
+    )  # text steps only: evaluation is the point
     run(cfg)
     run_dir = Path(cfg.output_dir)
     meta = json.loads((run_dir / "config.json").read_text())
@@ -185,8 +220,10 @@ def test_each_target_language_is_evaluated_separately(tmp_path_factory):
     for lang in targets:
         metrics = json.loads((run_dir / "eval" / f"test-{lang}" / "metrics.json").read_text())
         test_ids = {x.id for x in corpus.language(lang).split("test").speech}
-        preds = [json.loads(line) for line in
-                 (run_dir / "eval" / f"test-{lang}" / "predictions.jsonl").read_text().splitlines()]
+        preds = [
+            json.loads(line)
+            for line in (run_dir / "eval" / f"test-{lang}" / "predictions.jsonl").read_text().splitlines()
+        ]
         assert metrics["language"] == lang and metrics["n_scored"] == len(test_ids)
         assert {Path(p["file"]).stem for p in preds} == {Path(i).stem for i in test_ids}
         row = next(r for r in rows if r["language"] == lang)
@@ -202,8 +239,13 @@ def test_curriculum_recipe_keeps_all_speech_out_of_the_early_epochs(synth_corpus
     cfg = xl_config(synth_corpus_dir, tmp_path / "r", scheme="curriculum", epochs=3)
     data = load_run_data(cfg)
     phases = build_phases(cfg.scheme, len(data.speech), cfg.schedule)
-    counts = [epoch_counts(epoch_items(data.texts, data.speech, e.phase.speech_per_epoch, seed=1,
-                                      epoch=e.global_epoch), cfg.target_languages) for e in plan_epochs(phases)]
+    counts = [
+        epoch_counts(
+            epoch_items(data.texts, data.speech, e.phase.speech_per_epoch, seed=1, epoch=e.global_epoch),
+            cfg.target_languages,
+        )
+        for e in plan_epochs(phases)
+    ]
     n_fr = len(_corpus(synth_corpus_dir).language(TARGET).split("dev").speech)
     assert [c["source_speech"] + c["target_speech"] for c in counts[:-1]] == [0, 0]
     assert counts[-1]["source_speech"] == 2 * 3 and counts[-1]["target_speech"] == n_fr * 3  # N_p x E

@@ -24,22 +24,61 @@ TIME_LIMIT_S = 240
 
 
 def _config(corpus_dir, out) -> TrainConfig:
-    return from_mapping(TrainConfig, dict(  # the flat option names: still accepted
-        output_dir=str(out), model="tiny", corpus="manifest", corpus_args={"path": str(corpus_dir / "manifest.jsonl")},
-        language="en-US", limit_train_texts=6, scheme="curriculum", n_speech=1, epochs=2, peak_lr=3e-3,
-        per_device_batch_size=1, grad_accum_steps=1, eval_splits=[], eval_max_examples=2, num_beams=1,
-        max_new_tokens=4, save_every_steps=0, seed=1,
-    ))
+    return from_mapping(
+        TrainConfig,
+        dict(  # the flat option names: still accepted
+            output_dir=str(out),
+            model="tiny",
+            corpus="manifest",
+            corpus_args={"path": str(corpus_dir / "manifest.jsonl")},
+            language="en-US",
+            limit_train_texts=6,
+            scheme="curriculum",
+            n_speech=1,
+            epochs=2,
+            peak_lr=3e-3,
+            per_device_batch_size=1,
+            grad_accum_steps=1,
+            eval_splits=[],
+            eval_max_examples=2,
+            num_beams=1,
+            max_new_tokens=4,
+            save_every_steps=0,
+            seed=1,
+        ),
+    )
 
 
 def _launch(cfg_file, *extra) -> subprocess.CompletedProcess | None:
     accelerate = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
-           "no", "--dynamo_backend", "no", "-m", "training.train", "--config", str(cfg_file), *extra]
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "training.train",
+        "--config",
+        str(cfg_file),
+        *extra,
+    ]
     try:
-        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIME_LIMIT_S,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIME_LIMIT_S,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
     except subprocess.TimeoutExpired:
         return None
 
@@ -66,7 +105,7 @@ def test_two_rank_gloo_run_with_a_text_only_rank_finishes(synth_corpus_dir, tmp_
     assert done is not None, f"2-process run hung for {TIME_LIMIT_S} s"
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "run" / "done.json").is_file()
-    assert "world_size\": 2" in (tmp_path / "run" / "config.json").read_text()
+    assert 'world_size": 2' in (tmp_path / "run" / "config.json").read_text()
 
     # Negative control: the same run without the safeguard must not succeed (it aborts or hangs).
     cfg_off = _config(synth_corpus_dir, tmp_path / "off")

@@ -20,29 +20,62 @@ import yaml
 
 from tests.test_training_run import tiny_config
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
-                                 reason="deepspeed is not installed (pip install deepspeed)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed (pip install deepspeed)"
+    ),
+]
 ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT_S = 1500  # generous: the CPUs of a shared test machine can be heavily loaded
-SETTINGS = dict(scheme="direct", n_speech=4, limit_train_texts=12, epochs=2, per_device_batch_size=2,
-                grad_accum_steps=2, ensure_audio="yes", eval_splits=["test"], eval_max_examples=2, max_new_tokens=4,
-                save_every_steps=1, log_every_steps=1, save_total_limit=10)
+SETTINGS = dict(
+    scheme="direct",
+    n_speech=4,
+    limit_train_texts=12,
+    epochs=2,
+    per_device_batch_size=2,
+    grad_accum_steps=2,
+    ensure_audio="yes",
+    eval_splits=["test"],
+    eval_max_examples=2,
+    max_new_tokens=4,
+    save_every_steps=1,
+    log_every_steps=1,
+    save_total_limit=10,
+)
 
 
-def _launch(tmp_path: Path, cfg, counts: Path | None = None, mixed_precision: str = "no"
-            ) -> subprocess.CompletedProcess | None:
+def _launch(
+    tmp_path: Path, cfg, counts: Path | None = None, mixed_precision: str = "no"
+) -> subprocess.CompletedProcess | None:
     path = tmp_path / f"{Path(cfg.output_dir).name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DS_ACCELERATOR": "cpu",
-           "DS_WORKER_MIXED_PRECISION": mixed_precision}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "DS_ACCELERATOR": "cpu",
+        "DS_WORKER_MIXED_PRECISION": mixed_precision,
+    }
     if counts is not None:
         env["DS_WORKER_COUNTS"] = str(counts)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(ROOT / "tests" / "deepspeed_cpu_worker.py"), "train", str(path)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True)  # its own group: a hang is ended whole
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(ROOT / "tests" / "deepspeed_cpu_worker.py"),
+        "train",
+        str(path),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True
+    )  # its own group: a hang is ended whole
     try:
         stdout, stderr = proc.communicate(timeout=TIME_LIMIT_S)
     except subprocess.TimeoutExpired:
@@ -109,9 +142,9 @@ def test_zero3_trains_steps_per_window_matches_one_process_resumes_and_saves(syn
     # Killed after step 3 (mid-epoch; AdamW's moments matter), resumed: the uninterrupted run's final weights.
     killed = tmp_path / "killed"
     first = _launch(tmp_path, tiny_config(synth_corpus_dir, killed, stop_after_steps=3, **SETTINGS))
-    assert first is not None and first.returncode == 0, (first.stderr[-4000:] if first else "hung")
+    assert first is not None and first.returncode == 0, first.stderr[-4000:] if first else "hung"
     resumed = _launch(tmp_path, tiny_config(synth_corpus_dir, killed, resume=True, **SETTINGS))
-    assert resumed is not None and resumed.returncode == 0, (resumed.stderr[-4000:] if resumed else "hung")
+    assert resumed is not None and resumed.returncode == 0, resumed.stderr[-4000:] if resumed else "hung"
     again = load_model(killed / "model", device="cpu", dtype=torch.float32)[0].state_dict()
     assert all(torch.allclose(again[k], final[k], rtol=0, atol=1e-6) for k in final)
 
@@ -125,9 +158,12 @@ def test_zero3_bf16_checkpoints_and_final_model_hold_the_float32_masters(synth_c
     from training.checkpoint import list_checkpoints, load_tensors
 
     out = tmp_path / "bf16"
-    done = _launch(tmp_path, tiny_config(synth_corpus_dir, out, keep_resumable=True,
-                                         **{**SETTINGS, "eval_splits": []}), mixed_precision="bf16")
-    assert done is not None and done.returncode == 0, (done.stderr[-4000:] if done else "hung")
+    done = _launch(
+        tmp_path,
+        tiny_config(synth_corpus_dir, out, keep_resumable=True, **{**SETTINGS, "eval_splits": []}),
+        mixed_precision="bf16",
+    )
+    assert done is not None and done.returncode == 0, done.stderr[-4000:] if done else "hung"
     final = load_file(str(out / "model" / "model.safetensors"))
     ckpt = load_tensors(list_checkpoints(out)[-1], "model.pt")
     for state in (final, ckpt):

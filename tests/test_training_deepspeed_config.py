@@ -30,10 +30,14 @@ def _plugin_config(tmp_path, monkeypatch) -> dict:
     ds = cfg["deepspeed_config"]
     assert ds["zero_stage"] == 3
     monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", str(ds.get("gradient_accumulation_steps", "auto")))
-    plugin = DeepSpeedPlugin(zero_stage=ds["zero_stage"], gradient_clipping=ds.get("gradient_clipping"),
-                             offload_optimizer_device=ds["offload_optimizer_device"],
-                             offload_param_device=ds["offload_param_device"], zero3_init_flag=ds["zero3_init_flag"],
-                             zero3_save_16bit_model=ds["zero3_save_16bit_model"])
+    plugin = DeepSpeedPlugin(
+        zero_stage=ds["zero_stage"],
+        gradient_clipping=ds.get("gradient_clipping"),
+        offload_optimizer_device=ds["offload_optimizer_device"],
+        offload_param_device=ds["offload_param_device"],
+        zero3_init_flag=ds["zero3_init_flag"],
+        zero3_save_16bit_model=ds["zero3_save_16bit_model"],
+    )
     return dict(plugin.deepspeed_config)
 
 
@@ -50,14 +54,17 @@ def test_zero3_config_gets_the_papers_2_x_8_explicitly(tmp_path, monkeypatch):
 
 def test_conflicting_numbers_in_the_deepspeed_file_are_errors():
     with pytest.raises(ParallelError, match="gradient_accumulation_steps=4 but the run needs 8"):
-        deepspeed_batch_settings({"gradient_accumulation_steps": 4}, micro_batch=2, grad_accum=8, world=8,
-                                 max_grad_norm=1.0)
+        deepspeed_batch_settings(
+            {"gradient_accumulation_steps": 4}, micro_batch=2, grad_accum=8, world=8, max_grad_norm=1.0
+        )
     with pytest.raises(ParallelError, match="train_micro_batch_size_per_gpu=4"):
-        deepspeed_batch_settings({"train_micro_batch_size_per_gpu": 4}, micro_batch=2, grad_accum=8, world=8,
-                                 max_grad_norm=1.0)
+        deepspeed_batch_settings(
+            {"train_micro_batch_size_per_gpu": 4}, micro_batch=2, grad_accum=8, world=8, max_grad_norm=1.0
+        )
     with pytest.raises(ParallelError, match="optimizer or scheduler"):
-        deepspeed_batch_settings({"optimizer": {"type": "AdamW"}}, micro_batch=2, grad_accum=8, world=8,
-                                 max_grad_norm=1.0)
+        deepspeed_batch_settings(
+            {"optimizer": {"type": "AdamW"}}, micro_batch=2, grad_accum=8, world=8, max_grad_norm=1.0
+        )
 
 
 def test_loss_scale_gives_the_mean_over_each_steps_micro_batches():

@@ -24,8 +24,18 @@ class _Killed(BaseException):
 
 
 def _small(corpus_dir: Path, out: Path, **overrides):
-    values = dict(scheme="text", n_speech=0, limit_train_texts=4, epochs=1, per_device_batch_size=1,
-                  save_every_steps=2, log_every_steps=1, eval_splits=[], eval_max_examples=1, max_new_tokens=2)
+    values = dict(
+        scheme="text",
+        n_speech=0,
+        limit_train_texts=4,
+        epochs=1,
+        per_device_batch_size=1,
+        save_every_steps=2,
+        log_every_steps=1,
+        eval_splits=[],
+        eval_max_examples=1,
+        max_new_tokens=2,
+    )
     values.update(overrides)
     return tiny_config(corpus_dir, out, **values)
 
@@ -88,7 +98,6 @@ def test_old_run_configs_with_keep_checkpoints_still_load():
     assert parse_config(TrainConfig, ["--keep-checkpoints", "4"]).save_total_limit == 4  # the old flag too
 
 
-
 class _FakeModel:
     def save_pretrained(self, folder, state_dict):
         (Path(folder) / "model.safetensors").write_text(state_dict["w"])
@@ -105,8 +114,13 @@ def _final_save(run_dir: Path, weights: str) -> None:
 
     from training.loop import _Run
 
-    run = SimpleNamespace(acc=SimpleNamespace(get_state_dict=lambda model: {"w": weights}), main=True, dir=run_dir,
-                          model=None, processor=_FakeProcessor())
+    run = SimpleNamespace(
+        acc=SimpleNamespace(get_state_dict=lambda model: {"w": weights}),
+        main=True,
+        dir=run_dir,
+        model=None,
+        processor=_FakeProcessor(),
+    )
     _Run.save_final_model(run, _FakeModel())
 
 

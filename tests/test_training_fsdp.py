@@ -25,13 +25,28 @@ TIME_LIMIT_S = 900  # generous: the CPUs of a shared test machine can be heavily
 
 
 def _launch(*args: str, timeout: int = TIME_LIMIT_S) -> subprocess.CompletedProcess | None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(ROOT / "tests" / "fsdp_cpu_worker.py"), *args]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(ROOT / "tests" / "fsdp_cpu_worker.py"),
+        *args,
+    ]
     # Its own process group, so a hang is ended whole: torchrun's workers would outlive a plain kill of torchrun.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -94,20 +109,30 @@ def test_fsdp_without_a_version_1_wrapper_is_refused_in_one_line():
     with pytest.raises(ParallelError, match="set fsdp_version: 1") as err:
         check_generation_support(acc, torch.nn.Linear(2, 2))
     assert "\n" not in str(err.value)
-    check_generation_support(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, num_processes=2),
-                             torch.nn.Linear(2, 2))  # DDP: nothing to gather
+    check_generation_support(
+        SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, num_processes=2), torch.nn.Linear(2, 2)
+    )  # DDP: nothing to gather
 
 
 def test_curriculum_on_fsdp_switches_phases_in_place_and_resumes_every_ranks_optimizer(synth_corpus_dir, tmp_path):
     from models.tiny import build_tiny
     from training.checkpoint import list_checkpoints, load_tensors, read_position
 
-    settings = dict(scheme="curriculum", n_speech=2, limit_train_texts=6, epochs=2, per_device_batch_size=1,
-                    eval_splits=[], eval_max_examples=2, max_new_tokens=4, save_every_steps=1, log_every_steps=1,
-                    save_total_limit=10)
+    settings = dict(
+        scheme="curriculum",
+        n_speech=2,
+        limit_train_texts=6,
+        epochs=2,
+        per_device_batch_size=1,
+        eval_splits=[],
+        eval_max_examples=2,
+        max_new_tokens=4,
+        save_every_steps=1,
+        log_every_steps=1,
+        save_total_limit=10,
+    )
     ref = tmp_path / "reference"
-    done = _launch("train", _yaml(tmp_path, "ref", tiny_config(synth_corpus_dir, ref, keep_resumable=True,
-                                                                 **settings)))
+    done = _launch("train", _yaml(tmp_path, "ref", tiny_config(synth_corpus_dir, ref, keep_resumable=True, **settings)))
     assert done is not None, f"2-process FSDP run hung for {TIME_LIMIT_S} s"
     assert done.returncode == 0, done.stderr[-4000:]
     meta = json.loads((ref / "config.json").read_text())
@@ -120,8 +145,11 @@ def test_curriculum_on_fsdp_switches_phases_in_place_and_resumes_every_ranks_opt
 
     # Text phase on the sharded model: the audio encoder is bit-identical at its end; the speech phase moves it.
     base = build_tiny(seed=0)[0].state_dict()
-    audio = [k for k in base if k.startswith(("model.audio_tower.", "model.multi_modal_projector."))
-             and base[k].is_floating_point()]
+    audio = [
+        k
+        for k in base
+        if k.startswith(("model.audio_tower.", "model.multi_modal_projector.")) and base[k].is_floating_point()
+    ]
     ckpts = list_checkpoints(ref)
     end_of_text = [c for c in ckpts if read_position(c)[0].global_epoch == 1 and read_position(c)[0].step_in_epoch == 0]
     assert end_of_text
@@ -132,21 +160,31 @@ def test_curriculum_on_fsdp_switches_phases_in_place_and_resumes_every_ranks_opt
     # Every rank's optimizer shard is in the checkpoint (and each holds different parameters' state).
     shards = sorted((ckpts[-1] / "ranks").glob("optimizer-rank*.pt"))
     assert [p.name for p in shards] == ["optimizer-rank00000.pt", "optimizer-rank00001.pt"]
-    sizes = [sum(v.numel() for s in torch.load(p, weights_only=False)["state"].values() for v in s.values()
-                 if torch.is_tensor(v) and v.dim() > 0) for p in shards]
+    sizes = [
+        sum(
+            v.numel()
+            for s in torch.load(p, weights_only=False)["state"].values()
+            for v in s.values()
+            if torch.is_tensor(v) and v.dim() > 0
+        )
+        for p in shards
+    ]
     assert all(sizes) and sizes[0] != sizes[1]
 
     # Killed mid-phase (step 5 of the speech phase's epoch), resumed: same weights as the uninterrupted run.
     killed = tmp_path / "killed"
-    first = _launch("train", _yaml(tmp_path, "killed", tiny_config(synth_corpus_dir, killed, stop_after_steps=5,
-                                                                    **settings)))
-    assert first is not None and first.returncode == 0, (first.stderr[-4000:] if first else "hung")
+    first = _launch(
+        "train", _yaml(tmp_path, "killed", tiny_config(synth_corpus_dir, killed, stop_after_steps=5, **settings))
+    )
+    assert first is not None and first.returncode == 0, first.stderr[-4000:] if first else "hung"
     position, _ = read_position(list_checkpoints(killed)[-1])
     assert position.phase_index == 1 and position.step_in_epoch > 0  # optimizer state matters here
-    resumed = _launch("train", _yaml(tmp_path, "resume", tiny_config(synth_corpus_dir, killed, resume=True,
-                                                                      **settings)))
-    assert resumed is not None and resumed.returncode == 0, (resumed.stderr[-4000:] if resumed else "hung")
+    resumed = _launch(
+        "train", _yaml(tmp_path, "resume", tiny_config(synth_corpus_dir, killed, resume=True, **settings))
+    )
+    assert resumed is not None and resumed.returncode == 0, resumed.stderr[-4000:] if resumed else "hung"
     a, b = _final(ref), _final(killed)
     assert a.keys() == b.keys()
-    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a), [k for k in a if not torch.allclose(
-        a[k], b[k], rtol=0, atol=1e-6)][:5]
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a), [
+        k for k in a if not torch.allclose(a[k], b[k], rtol=0, atol=1e-6)
+    ][:5]

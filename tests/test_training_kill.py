@@ -23,17 +23,56 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _argv(corpus_dir: Path, out: Path) -> list[str]:
-    return ["--model", "tiny", "--corpus", "manifest", "--corpus_args.path", str(corpus_dir / "manifest.jsonl"),
-            "--language", "en-US", "--limit_train_texts", "8", "--scheme", "text", "--epochs", "2",
-            "--peak_lr", "5e-3", "--per_device_batch_size", "2", "--grad_accum_steps", "1", "--eval_splits", "test",
-            "--eval_max_examples", "2", "--num_beams", "1", "--max_new_tokens", "4", "--save_every_steps", "1",
-            "--log_every_steps", "1", "--seed", "3", "--output_dir", str(out)]
+    return [
+        "--model",
+        "tiny",
+        "--corpus",
+        "manifest",
+        "--corpus_args.path",
+        str(corpus_dir / "manifest.jsonl"),
+        "--language",
+        "en-US",
+        "--limit_train_texts",
+        "8",
+        "--scheme",
+        "text",
+        "--epochs",
+        "2",
+        "--peak_lr",
+        "5e-3",
+        "--per_device_batch_size",
+        "2",
+        "--grad_accum_steps",
+        "1",
+        "--eval_splits",
+        "test",
+        "--eval_max_examples",
+        "2",
+        "--num_beams",
+        "1",
+        "--max_new_tokens",
+        "4",
+        "--save_every_steps",
+        "1",
+        "--log_every_steps",
+        "1",
+        "--seed",
+        "3",
+        "--output_dir",
+        str(out),
+    ]
 
 
 def _train(argv: list[str]) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "training.train", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training.train", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

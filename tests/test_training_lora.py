@@ -21,8 +21,9 @@ def test_lora_run_adapter_reloads_to_the_merged_model(synth_corpus_dir, tmp_path
     from training.loop import run
 
     run_dir = tmp_path / "lora-run"
-    result = run(tiny_config(synth_corpus_dir, run_dir, scheme="curriculum", epochs=2, lora_r=4, lora_alpha=8,
-                             lora_dropout=0.0))
+    result = run(
+        tiny_config(synth_corpus_dir, run_dir, scheme="curriculum", epochs=2, lora_r=4, lora_alpha=8, lora_dropout=0.0)
+    )
     assert not result["stopped"]
     adapter = run_dir / "lora_adapter"
     base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]

@@ -25,8 +25,10 @@ def text_batches(tiny_model, slu_examples):
     from models.collate import SLUCollator
 
     collate = SLUCollator(tiny_model[1])
-    return [collate([(slu_examples[0], False), (slu_examples[1], False)]),
-            collate([(slu_examples[2], False), (slu_examples[3], False)])]
+    return [
+        collate([(slu_examples[0], False), (slu_examples[1], False)]),
+        collate([(slu_examples[2], False), (slu_examples[3], False)]),
+    ]
 
 
 def test_bf16_compute_with_float32_master_weights_moves_almost_every_weight(tiny_model, text_batches):

@@ -25,11 +25,27 @@ AUDIO_PREFIXES = ("model.audio_tower.", "model.multi_modal_projector.")
 
 def tiny_config(corpus_dir: Path, out: Path, **overrides) -> TrainConfig:
     values = dict(
-        output_dir=str(out), model="tiny", corpus="manifest",
-        corpus_args={"path": str(corpus_dir / "manifest.jsonl")}, language="en-US", limit_train_texts=8,
-        scheme="direct", n_speech=4, epochs=2, peak_lr=5e-3, final_peak_lr=3e-3, per_device_batch_size=2,
-        grad_accum_steps=1, eval_splits=["test"], eval_max_examples=2, num_beams=1, max_new_tokens=8,
-        eval_batch_size=4, save_every_steps=3, log_every_steps=1, seed=1,
+        output_dir=str(out),
+        model="tiny",
+        corpus="manifest",
+        corpus_args={"path": str(corpus_dir / "manifest.jsonl")},
+        language="en-US",
+        limit_train_texts=8,
+        scheme="direct",
+        n_speech=4,
+        epochs=2,
+        peak_lr=5e-3,
+        final_peak_lr=3e-3,
+        per_device_batch_size=2,
+        grad_accum_steps=1,
+        eval_splits=["test"],
+        eval_max_examples=2,
+        num_beams=1,
+        max_new_tokens=8,
+        eval_batch_size=4,
+        save_every_steps=3,
+        log_every_steps=1,
+        seed=1,
     )
     values.update(overrides)
     return from_mapping(TrainConfig, values)  # flat option names: still accepted
@@ -160,8 +176,9 @@ def test_sweep_two_cells_end_to_end(synth_corpus_dir, tmp_path, capsys):
     argv = ["--config", str(cfg_file), "--schemes", "text,curriculum", "--speech-percent", "0,50", "--seeds", "1"]
     assert sweep.main(argv + ["--print-commands", "--launch", "accelerate launch --num_processes 1"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    assert len(printed) == 2 and all(line.startswith("accelerate launch --num_processes 1 -m training.train")
-                                     for line in printed)
+    assert len(printed) == 2 and all(
+        line.startswith("accelerate launch --num_processes 1 -m training.train") for line in printed
+    )
     assert sweep.main(argv) == 0
     from evaluation.results import read_results
 
@@ -191,8 +208,18 @@ def test_train_into_a_finished_folder_is_one_clear_line(scheme_runs, tmp_path, c
 
     run_dir = scheme_runs["text"]
     cfg = json.loads((run_dir / "config.json").read_text())["config"]
-    argv = ["--output_dir", str(run_dir), "--model", "tiny", "--corpus", "manifest",
-            "--corpus_args.path", cfg["data"]["corpus_args"]["path"], "--scheme", "text"]
+    argv = [
+        "--output_dir",
+        str(run_dir),
+        "--model",
+        "tiny",
+        "--corpus",
+        "manifest",
+        "--corpus_args.path",
+        cfg["data"]["corpus_args"]["path"],
+        "--scheme",
+        "text",
+    ]
     assert train.cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "finished run" in err and "Traceback" not in err
@@ -217,9 +244,22 @@ def test_evaluate_any_model_on_a_manifest(scheme_runs, synth_corpus_dir, tmp_pat
     from training import evaluate
 
     out = tmp_path / "ev"
-    code = evaluate.main([str(scheme_runs["direct"] / "model"), "--manifest",
-                          str(synth_corpus_dir / "manifest.jsonl"), "--split", "test", "--out", str(out),
-                          "--num_beams", "1", "--max_new_tokens", "8", "--json"])
+    code = evaluate.main(
+        [
+            str(scheme_runs["direct"] / "model"),
+            "--manifest",
+            str(synth_corpus_dir / "manifest.jsonl"),
+            "--split",
+            "test",
+            "--out",
+            str(out),
+            "--num_beams",
+            "1",
+            "--max_new_tokens",
+            "8",
+            "--json",
+        ]
+    )
     assert code == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     metrics = json.loads((out / "metrics.json").read_text())

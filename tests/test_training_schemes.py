@@ -68,9 +68,16 @@ def test_speech_count_rounds_half_up_and_is_monotone():
 
 
 def _ex(i: int, audio: bool) -> SLUExample:
-    return SLUExample(id=f"{'s' if audio else 't'}{i}", corpus="toy", language="en-US", split="train",
-                      transcript=f"utt {i}", frame=SLUFrame("alarm", "set"),
-                      audio=AudioRef(path=f"/x/{i}.wav") if audio else None, text_id=f"t{i}")
+    return SLUExample(
+        id=f"{'s' if audio else 't'}{i}",
+        corpus="toy",
+        language="en-US",
+        split="train",
+        transcript=f"utt {i}",
+        frame=SLUFrame("alarm", "set"),
+        audio=AudioRef(path=f"/x/{i}.wav") if audio else None,
+        text_id=f"t{i}",
+    )
 
 
 def test_epoch_items_hold_all_texts_plus_the_allocation_and_are_seeded():
@@ -101,8 +108,13 @@ def test_plan_epochs_numbers_epochs_globally():
 
 def test_config_defaults_reproduce_the_paper():
     cfg = TrainConfig()
-    assert (cfg.schedule.peak_lr, cfg.schedule.warmup_ratio, cfg.schedule.epochs, cfg.schedule.final_peak_lr, cfg.schedule.final_warmup_ratio) == (
-        5e-6, 0.04, 3, 3e-6, 0.02)
+    assert (
+        cfg.schedule.peak_lr,
+        cfg.schedule.warmup_ratio,
+        cfg.schedule.epochs,
+        cfg.schedule.final_peak_lr,
+        cfg.schedule.final_warmup_ratio,
+    ) == (5e-6, 0.04, 3, 3e-6, 0.02)
     assert (cfg.per_device_batch_size, cfg.grad_accum_steps, cfg.decoding.num_beams) == (2, 8, 3)
     assert cfg.model == "Qwen/Qwen2-Audio-7B-Instruct"
 
@@ -110,18 +122,23 @@ def test_config_defaults_reproduce_the_paper():
 def test_config_yaml_then_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("scheme: direct\nspeech_percent: 5\ncorpus_args: {path: a, language: en}\nepochs: 2\n")
-    cfg = parse_config(TrainConfig, ["--config", str(path), "--speech-percent", "10", "--corpus_args.path", "b", "--resume"])
+    cfg = parse_config(
+        TrainConfig, ["--config", str(path), "--speech-percent", "10", "--corpus_args.path", "b", "--resume"]
+    )
     assert (cfg.scheme, cfg.speech_percent, cfg.schedule.epochs, cfg.resume) == ("direct", 10.0, 2, True)
     assert cfg.data.corpus_args == {"path": "b", "language": "en"}
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["--speech_percent", "150"], "--speech_percent"),
-    (["--scheme", "nope"], "--scheme"),
-    (["--epochs", "two"], "--epochs"),
-    (["--lerning_rate", "1"], "lerning_rate"),
-    (["--recipe", "T+S"], "--target_languages"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--speech_percent", "150"], "--speech_percent"),
+        (["--scheme", "nope"], "--scheme"),
+        (["--epochs", "two"], "--epochs"),
+        (["--lerning_rate", "1"], "lerning_rate"),
+        (["--recipe", "T+S"], "--target_languages"),
+    ],
+)
 def test_config_errors_name_the_flag(argv, flag):
     with pytest.raises(ConfigError, match=flag.replace("+", r"\+")):
         parse_config(TrainConfig, argv)

@@ -42,7 +42,7 @@ def _script_lines(text: str) -> dict[str, str]:
     out = {}
     for line in text.splitlines():
         if line.startswith("#SBATCH --"):
-            key, _, value = line[len("#SBATCH --"):].partition("=")
+            key, _, value = line[len("#SBATCH --") :].partition("=")
             out[key] = value
     return out
 
@@ -56,8 +56,9 @@ def test_shipped_slurm_yamls_are_valid_and_name_existing_accelerate_configs():
 
 def test_sbatch_script_for_a_two_node_cell(tmp_path, fake_sbatch):
     cfg = from_mapping(SlurmConfig, load_yaml(ROOT / "configs" / "slurm" / "2node_fsdp.yaml"))
-    cfg = SlurmConfig(**{**cfg.__dict__, "partition": "h100", "account": "lab", "sbatch": {"exclusive": True,
-                                                                                            "mail_type": "END"}})
+    cfg = SlurmConfig(
+        **{**cfg.__dict__, "partition": "h100", "account": "lab", "sbatch": {"exclusive": True, "mail_type": "END"}}
+    )
     params = slurm_parameters(cfg, "lalm-slurp")
     assert params["nodes"] == 2 and params["ntasks_per_node"] == 1 and params["gpus_per_node"] == 8
     assert params["cpus_per_task"] == 64 and params["time"] == 720
@@ -110,9 +111,28 @@ def test_slurm_sweep_submits_one_job_array_of_pending_cells(tmp_path, fake_sbatc
     out = tmp_path / "sweep"
     (out / "text-p0-s2").mkdir(parents=True)
     (out / "text-p0-s2" / "done.json").write_text("{}")  # finished: not submitted again
-    argv = ["--config", str(base), "--out", str(out), "--schemes", "text,direct", "--speech-percent", "0,50",
-            "--seeds", "1,2", "--executor", "slurm", "--slurm-config", str(ROOT / "configs/slurm/8gpu_node.yaml"),
-            "--partition", "gpu", "--time", "2:00:00", "--sbatch", "qos=high"]
+    argv = [
+        "--config",
+        str(base),
+        "--out",
+        str(out),
+        "--schemes",
+        "text,direct",
+        "--speech-percent",
+        "0,50",
+        "--seeds",
+        "1,2",
+        "--executor",
+        "slurm",
+        "--slurm-config",
+        str(ROOT / "configs/slurm/8gpu_node.yaml"),
+        "--partition",
+        "gpu",
+        "--time",
+        "2:00:00",
+        "--sbatch",
+        "qos=high",
+    ]
     assert sweep.main(argv) == 0
     printed = capsys.readouterr().out
     assert "submitted 3 cell(s) as a job array (4242)" in printed and f"status {out}" in printed
@@ -144,8 +164,18 @@ def test_slurm_sweep_submits_one_job_array_of_pending_cells(tmp_path, fake_sbatc
 
 def test_without_slurm_the_sweep_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no srun, no sbatch
-    argv = ["--config", str(_base_yaml(tmp_path)), "--out", str(tmp_path / "s"), "--schemes", "text", "--seeds", "1",
-            "--executor", "slurm"]
+    argv = [
+        "--config",
+        str(_base_yaml(tmp_path)),
+        "--out",
+        str(tmp_path / "s"),
+        "--schemes",
+        "text",
+        "--seeds",
+        "1",
+        "--executor",
+        "slurm",
+    ]
     assert sweep.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: submitting to Slurm failed:") and "srun" in err
@@ -154,8 +184,20 @@ def test_without_slurm_the_sweep_says_so(tmp_path, monkeypatch, capsys):
 def test_print_commands_keep_the_oracle_and_owe_it_for_finished_text_runs(tmp_path, capsys):
     base = _base_yaml(tmp_path)
     out = tmp_path / "sweep"
-    argv = ["--config", str(base), "--out", str(out), "--schemes", "text,direct", "--speech-percent", "0,50",
-            "--seeds", "1", "--oracle", "--print-commands"]
+    argv = [
+        "--config",
+        str(base),
+        "--out",
+        str(out),
+        "--schemes",
+        "text,direct",
+        "--speech-percent",
+        "0,50",
+        "--seeds",
+        "1",
+        "--oracle",
+        "--print-commands",
+    ]
     assert sweep.main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
@@ -170,7 +212,8 @@ def test_print_commands_keep_the_oracle_and_owe_it_for_finished_text_runs(tmp_pa
     (out / "direct-p50-s1" / "done.json").write_text("{}")
     assert sweep.main(argv) == 0
     assert capsys.readouterr().out.strip().splitlines() == [
-        f"python -m training.evaluate {out / 'text-p0-s1'} --split test --oracle --results_csv {out / 'results.csv'}"]
+        f"python -m training.evaluate {out / 'text-p0-s1'} --split test --oracle --results_csv {out / 'results.csv'}"
+    ]
     oracle = out / "text-p0-s1" / "eval" / "test-oracle"
     oracle.mkdir(parents=True)
     (oracle / "metrics.json").write_text('{"split": "test", "oracle": true}')
@@ -178,15 +221,18 @@ def test_print_commands_keep_the_oracle_and_owe_it_for_finished_text_runs(tmp_pa
     assert capsys.readouterr().out.strip() == ""
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--executor", "slurm", "--time", "soon"], "slurm time: cannot read 'soon'"),
-    (["--executor", "slurm", "--nodes", "0"], "slurm nodes must be >= 1"),
-    (["--executor", "slurm", "--sbatch", "=x"], "--sbatch: cannot read '=x'"),
-    (["--executor", "local", "--max-parallel", "0"], "--max-parallel and --max-attempts must be >= 1"),
-    (["--executor", "local", "--devices", "0,1", "--gpus-per-cell", "4"], "--gpus-per-cell 4 needs at least"),
-    (["--track", "tensorbored"], "--track: unknown tracker 'tensorbored'"),
-    (["--n_speech", "4"], "the sweep sets speech by --speech-percent"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--executor", "slurm", "--time", "soon"], "slurm time: cannot read 'soon'"),
+        (["--executor", "slurm", "--nodes", "0"], "slurm nodes must be >= 1"),
+        (["--executor", "slurm", "--sbatch", "=x"], "--sbatch: cannot read '=x'"),
+        (["--executor", "local", "--max-parallel", "0"], "--max-parallel and --max-attempts must be >= 1"),
+        (["--executor", "local", "--devices", "0,1", "--gpus-per-cell", "4"], "--gpus-per-cell 4 needs at least"),
+        (["--track", "tensorbored"], "--track: unknown tracker 'tensorbored'"),
+        (["--n_speech", "4"], "the sweep sets speech by --speech-percent"),
+    ],
+)
 def test_bad_sweep_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
     argv = ["--config", str(_base_yaml(tmp_path)), "--out", str(tmp_path / "s"), "--seeds", "1"] + extra
     assert sweep.main(argv) == 2
@@ -214,10 +260,15 @@ def test_slurm_job_body_marks_a_failing_cell_failed_with_its_log_line(tmp_path):
     # What runs inside the Slurm job, called directly (outside a job: one node, no job id). The run's own
     # validation fails at once (exit status 2), so the cell fails for good: no retry, state and log say why.
     out = tmp_path / "sweep"
-    job = CellJob(name="direct-p50-s1", out=str(out), train_args=["--model", "tiny", "--epochs", "0",
-                                                                    "--output_dir", str(out / "direct-p50-s1")],
-                  max_attempts=3)
-    with pytest.raises(RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --schedule.epochs must be >= 1"):
+    job = CellJob(
+        name="direct-p50-s1",
+        out=str(out),
+        train_args=["--model", "tiny", "--epochs", "0", "--output_dir", str(out / "direct-p50-s1")],
+        max_attempts=3,
+    )
+    with pytest.raises(
+        RuntimeError, match="cell direct-p50-s1 failed: exit status 2: error: --schedule.epochs must be >= 1"
+    ):
         job()
     state = read_state(out, "direct-p50-s1")
     assert state["state"] == "failed" and state["attempt"] == 1

@@ -34,9 +34,20 @@ CELLS = {"text-p0-s1", "direct-p50-s1", "text-p0-s2", "direct-p50-s2"}
 def _base(corpus_dir: Path, path: Path) -> Path:
     # configs/tiny_cpu.yaml made smaller; its speech_percent (50) must not leak into the text-only rows.
     values = yaml.safe_load((ROOT / "configs" / "tiny_cpu.yaml").read_text())
-    values.update(corpus_args={"path": str(corpus_dir / "manifest.jsonl")}, limit_train_texts=8, epochs=1,
-                  per_device_batch_size=2, eval_max_examples=2, eval_batch_size=4, num_beams=1, max_new_tokens=4,
-                  save_every_steps=1, log_every_steps=1, peak_lr=5e-3, final_peak_lr=3e-3)
+    values.update(
+        corpus_args={"path": str(corpus_dir / "manifest.jsonl")},
+        limit_train_texts=8,
+        epochs=1,
+        per_device_batch_size=2,
+        eval_max_examples=2,
+        eval_batch_size=4,
+        num_beams=1,
+        max_new_tokens=4,
+        save_every_steps=1,
+        log_every_steps=1,
+        peak_lr=5e-3,
+        final_peak_lr=3e-3,
+    )
     assert values["speech_percent"] == 50
     path.write_text(yaml.safe_dump(values))
     return path
@@ -49,9 +60,26 @@ def local_sweep(synth_corpus_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("local_sweep")
     base = _base(synth_corpus_dir, root / "base.yaml")
     out = root / "tiny-grid"
-    argv = ["--config", str(base), "--out", str(out), "--schemes", "text,direct", "--speech-percent", "50",
-            "--seeds", "1,2", "--executor", "local", "--max-parallel", "2", "--devices", "",
-            "--track", "trackio"]
+    argv = [
+        "--config",
+        str(base),
+        "--out",
+        str(out),
+        "--schemes",
+        "text,direct",
+        "--speech-percent",
+        "50",
+        "--seeds",
+        "1,2",
+        "--executor",
+        "local",
+        "--max-parallel",
+        "2",
+        "--devices",
+        "",
+        "--track",
+        "trackio",
+    ]
     saved = {k: os.environ.get(k) for k in ("TRACKIO_DIR", "OMP_NUM_THREADS")}
     os.environ["TRACKIO_DIR"] = str(root / "trackio")
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -64,8 +92,12 @@ def local_sweep(synth_corpus_dir, tmp_path_factory):
         while worker.is_alive() and killed_pid is None:
             state = read_state(out, KILLED)
             run = out / KILLED
-            if state.get("state") == "running" and state.get("pid") and list_checkpoints(run) \
-                    and not (run / "done.json").exists():
+            if (
+                state.get("state") == "running"
+                and state.get("pid")
+                and list_checkpoints(run)
+                and not (run / "done.json").exists()
+            ):
                 os.kill(state["pid"], signal.SIGKILL)
                 killed_pid = state["pid"]
             assert time.monotonic() < deadline, "the cell made no checkpoint within 600 s"
@@ -112,8 +144,12 @@ def test_killed_cell_is_requeued_and_ends_with_the_uninterrupted_weights(local_s
     assert log.split("attempt 2", 1)[1].splitlines()[0].rstrip().endswith("--resume")
     # The same run without any kill, as a lone `training.train` with the YAML's speech_percent 50.
     reference = local_sweep["root"] / "reference" / "text-alone"
-    assert train.cli(["--config", str(local_sweep["base"]), "--scheme", "text", "--seed", "1",
-                      "--output_dir", str(reference)]) == 0
+    assert (
+        train.cli(
+            ["--config", str(local_sweep["base"]), "--scheme", "text", "--seed", "1", "--output_dir", str(reference)]
+        )
+        == 0
+    )
     assert "recording speech_percent 0 (not 50)" in capsys.readouterr().out
     a = load_file(str(reference / "model" / "model.safetensors"))
     b = load_file(str(out / KILLED / "model" / "model.safetensors"))
@@ -189,7 +225,7 @@ def test_status_for_a_mix_of_cell_states(local_sweep, tmp_path, capsys):
     assert all(str(r) in expected for r in rebuilt)
     assert (out / "report.md").is_file() and "Text" in (out / "report.md").read_text()
     # A running cell whose process is gone (the sweep was stopped) shows as queued, to be resumed.
-    state_path(out, "text-p0-s2").write_text(json.dumps({"state": "running", "attempt": 1, "pid": 2 ** 22 + 17}))
+    state_path(out, "text-p0-s2").write_text(json.dumps({"state": "running", "attempt": 1, "pid": 2**22 + 17}))
     assert sweep.main(["status", str(out), "--no-rebuild"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("text-p0-s2"))
     assert line.split()[1] == "queued" and "rerun the sweep" in line

@@ -46,8 +46,16 @@ def test_a_missing_tracker_package_is_one_line(tmp_path, capsys):
     name = _missing_tracker()
     with pytest.raises(ConfigError, match=f"needs the {PACKAGES[name]} package: pip install {PACKAGES[name]}"):
         check_available([name])
-    argv = ["--config", str(ROOT / "configs" / "tiny_cpu.yaml"), "--out", str(tmp_path / "s"), "--seeds", "1",
-            "--track", name]
+    argv = [
+        "--config",
+        str(ROOT / "configs" / "tiny_cpu.yaml"),
+        "--out",
+        str(tmp_path / "s"),
+        "--seeds",
+        "1",
+        "--track",
+        name,
+    ]
     assert sweep.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: tracking with") and len(err.splitlines()) == 1
@@ -60,12 +68,23 @@ def test_tensorboard_flag_without_tensorboard_stops_training_with_one_line(synth
         pytest.skip("tensorboard is installed")
     from training import train
 
-    rc = train.cli(["--config", str(ROOT / "configs" / "tiny_cpu.yaml"), "--corpus_args.path",
-                    str(synth_corpus_dir / "manifest.jsonl"), "--output_dir", str(tmp_path / "run"), "--tensorboard"])
+    rc = train.cli(
+        [
+            "--config",
+            str(ROOT / "configs" / "tiny_cpu.yaml"),
+            "--corpus_args.path",
+            str(synth_corpus_dir / "manifest.jsonl"),
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--tensorboard",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("error: tracking with tensorboard needs the tensorboard package: pip install tensorboard "
-                   "(or drop --track tensorboard / --tensorboard)")
+    assert err == (
+        "error: tracking with tensorboard needs the tensorboard package: pip install tensorboard "
+        "(or drop --track tensorboard / --tensorboard)"
+    )
 
 
 _TRACKIO_SCRIPT = """
@@ -93,13 +112,22 @@ def test_trackio_logs_config_and_scalars_into_the_sweep_project(tmp_path):
     store = tmp_path / "trackio"
     run_dir = tmp_path / "my-sweep" / "text-p0-s7"
     env = {**os.environ, TRACK_ENV: "trackio", "TRACKIO_DIR": str(store), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRACKIO_SCRIPT, str(run_dir), str(store)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRACKIO_SCRIPT, str(run_dir), str(store)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    got = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT "):])
+    got = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
     assert got["names"] == ["trackio"]
     logged = {(run, step, k): v for run, step, m in got["metrics"] for k, v in m.items() if not k.startswith("_")}
-    assert logged == {("text-p0-s7", 1, "train/loss"): 2.5, ("text-p0-s7", 1, "train/lr"): 1e-3,
-                      ("text-p0-s7", 2, "dev/slu_f1"): 0.25}
+    assert logged == {
+        ("text-p0-s7", 1, "train/loss"): 2.5,
+        ("text-p0-s7", 1, "train/lr"): 1e-3,
+        ("text-p0-s7", 2, "dev/slu_f1"): 0.25,
+    }
     config = got["configs"]["text-p0-s7"]
     assert config["seed"] == 7 and json.loads(config["data.eval_splits"]) == ["test", "dev"]

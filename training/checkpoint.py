@@ -64,9 +64,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, position: Position, model_state: dict, optimizer_state: dict,
-                    scheduler_state: dict, extra: dict | None = None, keep: int = 2,
-                    rank_state: Path | None = None) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    position: Position,
+    model_state: dict,
+    optimizer_state: dict,
+    scheduler_state: dict,
+    extra: dict | None = None,
+    keep: int = 2,
+    rank_state: Path | None = None,
+) -> Path:
     """Write a checkpoint atomically and prune older ones, keeping the newest ``keep``. Call on one process.
 
     ``rank_state``: a folder every rank already wrote its optimizer shard into (sharded backends); it is moved into
@@ -113,7 +120,7 @@ def _commit(tmp: Path, final: Path) -> None:
 def _recover(root: Path) -> None:
     """Undo a save that crashed between its two renames: a ``.old-step-N`` without ``step-N`` is renamed back."""
     for aside in root.glob(".old-step-*"):
-        final = root / aside.name[len(".old-"):]
+        final = root / aside.name[len(".old-") :]
         if _NAME.match(final.name) and aside.is_dir() and not final.exists():
             os.replace(aside, final)
 
@@ -194,17 +201,23 @@ def _compare_model_state(state: Any, expected: Mapping[str, Any] | None) -> str 
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
     if missing or extra:
-        return (f"does not fit the model: {len(missing)} tensor(s) missing (e.g. {missing[:1]}), {len(extra)} "
-                f"unexpected (e.g. {extra[:1]}); a checkpoint of another model or LoRA setting")
+        return (
+            f"does not fit the model: {len(missing)} tensor(s) missing (e.g. {missing[:1]}), {len(extra)} "
+            f"unexpected (e.g. {extra[:1]}); a checkpoint of another model or LoRA setting"
+        )
     for key, value in expected.items():
         want, got = _shape(value), _shape(state[key])
         if want is not None and want != got:
-            return (f"does not fit the model: {key} has shape {list(got or ())}, the model {list(want)} (a checkpoint "
-                    f"of another model size)")
+            return (
+                f"does not fit the model: {key} has shape {list(got or ())}, the model {list(want)} (a checkpoint "
+                f"of another model size)"
+            )
     return None
 
 
-def newest_valid(run_dir: Path, expected: Mapping[str, Any] | None = None) -> tuple[Path | None, list[tuple[Path, str]]]:
+def newest_valid(
+    run_dir: Path, expected: Mapping[str, Any] | None = None
+) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest checkpoint that passes ``verify_checkpoint``, and every newer one skipped with the reason."""
     skipped: list[tuple[Path, str]] = []
     for folder in _step_folders(run_dir):
@@ -215,8 +228,9 @@ def newest_valid(run_dir: Path, expected: Mapping[str, Any] | None = None) -> tu
     return None, skipped
 
 
-def resume_checkpoint(run_dir: Path, expected: Mapping[str, Any] | None = None, *,
-                      log: Callable[[str], Any] | None = print) -> Path | None:
+def resume_checkpoint(
+    run_dir: Path, expected: Mapping[str, Any] | None = None, *, log: Callable[[str], Any] | None = print
+) -> Path | None:
     """The checkpoint to resume from, saying which newer ones were skipped and why; ``None`` when there are none.
 
     Raises ``CheckpointError`` when checkpoints exist but none is intact: starting over silently would throw away
@@ -228,8 +242,10 @@ def resume_checkpoint(run_dir: Path, expected: Mapping[str, Any] | None = None, 
             log(f"warning: skipping checkpoint {folder.parent.name}/{folder.name}: {reason}; it is left in place")
     if found is None and skipped:
         details = "; ".join(f"{f.name}: {r}" for f, r in skipped)
-        raise CheckpointError(f"no intact checkpoint to resume from in {Path(run_dir) / CHECKPOINT_DIR} ({details}); "
-                              f"move that folder away to start the run afresh in {run_dir}")
+        raise CheckpointError(
+            f"no intact checkpoint to resume from in {Path(run_dir) / CHECKPOINT_DIR} ({details}); "
+            f"move that folder away to start the run afresh in {run_dir}"
+        )
     if found is not None and skipped and log is not None:
         log(f"falling back to the newest intact checkpoint, {found.parent.name}/{found.name}")
     return found

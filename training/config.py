@@ -77,8 +77,9 @@ class DecodingOptions:
 class DataOptions:
     """The source corpus and its splits."""
 
-    corpus: str = _opt("slurp", "key of data.corpus.CORPORA (slurp, speech_massive, italic, massive, manifest, "
-                                "prepared)")
+    corpus: str = _opt(
+        "slurp", "key of data.corpus.CORPORA (slurp, speech_massive, italic, massive, manifest, prepared)"
+    )
     corpus_args: dict = _opt({}, "keyword arguments of load_corpus, e.g. --data.corpus_args.path data/slurp")
     language: str = _opt("", "keep only this locale (e.g. fr-FR) from a multilingual corpus; empty = all")
     train_split: str = _opt("train", "split trained on")
@@ -92,10 +93,13 @@ class DataOptions:
 _FLAT_NAMES = {
     **{k: f"schedule.{k}" for k in ("epochs", "peak_lr", "warmup_ratio", "final_peak_lr", "final_warmup_ratio")},
     **{f"lora_{k}": f"lora.{k}" for k in ("r", "alpha", "dropout")},
-    "num_beams": "decoding.num_beams", "max_new_tokens": "decoding.max_new_tokens",
+    "num_beams": "decoding.num_beams",
+    "max_new_tokens": "decoding.max_new_tokens",
     "eval_batch_size": "decoding.batch_size",
-    **{k: f"data.{k}" for k in ("corpus", "corpus_args", "language", "train_split", "dev_split", "eval_splits",
-                                "limit_train_texts")},
+    **{
+        k: f"data.{k}"
+        for k in ("corpus", "corpus_args", "language", "train_split", "dev_split", "eval_splits", "limit_train_texts")
+    },
     "keep_checkpoints": "save_total_limit",
 }
 
@@ -117,15 +121,19 @@ class TrainConfig:
     # --- data ------------------------------------------------------------------------------------------------
     data: DataOptions = field(default_factory=DataOptions)
     # --- cross-lingual (section 3.4) -------------------------------------------------------------------------
-    recipe: str = _opt("mono", "mono; zero (zero-shot on targets); or target data T, T+S, T+M, T+S+M added to the "
-                               "source", choices=RECIPES)
+    recipe: str = _opt(
+        "mono",
+        "mono; zero (zero-shot on targets); or target data T, T+S, T+M, T+S+M added to the source",
+        choices=RECIPES,
+    )
     target_corpus: str = _opt("", "corpus holding the target languages' text/few-shot speech (e.g. speech_massive)")
     target_corpus_args: dict = _opt({}, "keyword arguments of load_corpus for the target corpus")
     target_languages: list = _opt([], "target locales, e.g. de-DE,es-ES")
     target_split: str = _opt("train_115", "split of the target corpus used for few-shot training data")
     massive_args: dict = _opt({}, "load_corpus('massive', ...) keyword arguments for the +M recipes")
-    no_source: bool = _opt(False, "the paper's 'No Source' row: target data of the recipe only, no source text or "
-                                  "speech")
+    no_source: bool = _opt(
+        False, "the paper's 'No Source' row: target data of the recipe only, no source text or speech"
+    )
     # --- scheme ----------------------------------------------------------------------------------------------
     scheme: str = _opt("curriculum", "text, direct, or curriculum (training.schemes.SCHEMES)")
     speech_percent: float = _opt(0.0, "p in percent: N_p = round(p/100 * N) speech examples (nested across p)")
@@ -139,21 +147,28 @@ class TrainConfig:
     adam_beta2: float = _opt(0.999, "AdamW beta2")
     adam_eps: float = _opt(1e-8, "AdamW epsilon")
     max_grad_norm: float = _opt(1.0, "gradient clipping; 0 disables")
-    mixed_precision: str = _opt("auto", "compute dtype: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, or no; weights "
-                                        "and AdamW state are always float32 (master weights)",
-                                choices=("auto", "bf16", "fp16", "no"))
+    mixed_precision: str = _opt(
+        "auto",
+        "compute dtype: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, or no; weights "
+        "and AdamW state are always float32 (master weights)",
+        choices=("auto", "bf16", "fp16", "no"),
+    )
     max_audio_seconds: float = _opt(30.0, "Qwen2-Audio's encoder window; longer clips are trimmed")
     group_by_length: bool = _opt(True, "micro-batches of one modality, speech grouped by clip length (training.plan)")
-    ensure_audio: str = _opt("auto", "auto/yes/no: add a masked silent clip to audio-free batches when audio trains",
-                             choices=("auto", "yes", "no"))
+    ensure_audio: str = _opt(
+        "auto",
+        "auto/yes/no: add a masked silent clip to audio-free batches when audio trains",
+        choices=("auto", "yes", "no"),
+    )
     # --- evaluation and checkpoints --------------------------------------------------------------------------
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     eval_every_steps: int = _opt(0, "> 0: dev scores every this many optimizer steps (always at each epoch end)")
     eval_max_examples: int = _opt(500, "dev items scored for the curves (0 = all); final evals use all")
     save_every_steps: int = _opt(200, "> 0: resumable checkpoint every this many optimizer steps (and at epoch ends)")
     save_total_limit: int = _opt(2, "newest resumable checkpoints kept while training (~100 GB each at 7B)")
-    keep_resumable: bool = _opt(False, "keep those checkpoints after the run finishes (default: delete; the model "
-                                       "stays)")
+    keep_resumable: bool = _opt(
+        False, "keep those checkpoints after the run finishes (default: delete; the model stays)"
+    )
     log_every_steps: int = _opt(10, "training-loss rows in curves.csv")
     tensorboard: bool = _opt(False, "also log to <output_dir>/tensorboard")
     stop_after_steps: int = _opt(0, "> 0: stop (as if killed) after this many optimizer steps; for resume tests")
@@ -166,23 +181,38 @@ class TrainConfig:
         s = self.schedule
         checks = [
             (0.0 <= self.speech_percent <= 100.0, "speech_percent", "must be in [0, 100] (a percent)"),
-            (s.peak_lr > 0 and s.final_peak_lr > 0, "schedule.peak_lr",
-             "and --schedule.final_peak_lr must be > 0"),
-            (0 <= s.warmup_ratio < 1 and 0 <= s.final_warmup_ratio < 1, "schedule.warmup_ratio",
-             "and --schedule.final_warmup_ratio must be in [0, 1)"),
+            (s.peak_lr > 0 and s.final_peak_lr > 0, "schedule.peak_lr", "and --schedule.final_peak_lr must be > 0"),
+            (
+                0 <= s.warmup_ratio < 1 and 0 <= s.final_warmup_ratio < 1,
+                "schedule.warmup_ratio",
+                "and --schedule.final_warmup_ratio must be in [0, 1)",
+            ),
             (self.per_device_batch_size >= 1, "per_device_batch_size", "must be >= 1"),
             (self.grad_accum_steps >= 1, "grad_accum_steps", "must be >= 1"),
-            (self.mixed_precision in ("auto", "bf16", "fp16", "no"), "mixed_precision", "must be auto, bf16, fp16 or no"),
+            (
+                self.mixed_precision in ("auto", "bf16", "fp16", "no"),
+                "mixed_precision",
+                "must be auto, bf16, fp16 or no",
+            ),
             (self.ensure_audio in ("auto", "yes", "no"), "ensure_audio", "must be auto, yes or no"),
             (self.recipe in RECIPES, "recipe", f"must be one of {', '.join(RECIPES)}"),
-            (self.recipe == "mono" or bool(self.target_languages), "target_languages",
-             "a cross-lingual recipe needs target languages, e.g. --target_languages de-DE,es-ES"),
-            (not self.no_source or self.recipe in CROSS_LINGUAL_TARGET_RECIPES, "no_source",
-             "needs a recipe with target training data: --recipe T, T+S, T+M or T+S+M (zero-shot without source "
-             "data trains on nothing)"),
-            (not self.no_source or (self.speech_percent == 0 and self.n_speech <= 0), "no_source",
-             "trains on no source data, so source speech cannot be asked for: pass --speech_percent 0 "
-             "(and leave --n_speech unset)"),
+            (
+                self.recipe == "mono" or bool(self.target_languages),
+                "target_languages",
+                "a cross-lingual recipe needs target languages, e.g. --target_languages de-DE,es-ES",
+            ),
+            (
+                not self.no_source or self.recipe in CROSS_LINGUAL_TARGET_RECIPES,
+                "no_source",
+                "needs a recipe with target training data: --recipe T, T+S, T+M or T+S+M (zero-shot without source "
+                "data trains on nothing)",
+            ),
+            (
+                not self.no_source or (self.speech_percent == 0 and self.n_speech <= 0),
+                "no_source",
+                "trains on no source data, so source speech cannot be asked for: pass --speech_percent 0 "
+                "(and leave --n_speech unset)",
+            ),
             (self.save_total_limit >= 1, "save_total_limit", "must be >= 1"),
             (bool(self.output_dir), "output_dir", "must name a folder"),
             (self.max_audio_seconds > 0, "max_audio_seconds", "must be > 0"),

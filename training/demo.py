@@ -46,8 +46,9 @@ class DemoConfig:
     pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
     pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
     ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
-    slu_target: str = field(default="frame", metadata={"help": "the SLU answer layout (models/prompt.py): "
-                                                                        "frame, or transcript+frame"})
+    slu_target: str = field(
+        default="frame", metadata={"help": "the SLU answer layout (models/prompt.py): frame, or transcript+frame"}
+    )
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
     speech_percent: str = field(default="2,10,100", metadata={"help": "speech levels of the sweep (0 = text-only)"})
     seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
@@ -71,28 +72,87 @@ def _run(cmd: list[str], log: Path | None = None) -> None:
 def stage_corpus(cfg: DemoConfig, work: Path) -> Path:
     manifest = work / "corpus" / "manifest.jsonl"
     if not manifest.is_file():
-        _run([sys.executable, "-m", "data.synth", "--preset", "demo", "--out", str(work / "corpus"),
-              "--scale", str(cfg.scale), "--seed", "0"])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "data.synth",
+                "--preset",
+                "demo",
+                "--out",
+                str(work / "corpus"),
+                "--scale",
+                str(cfg.scale),
+                "--seed",
+                "0",
+            ]
+        )
     return manifest
 
 
 def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
     base = work / "base" / "model"
     if not (base / "config.json").is_file():
-        _run([sys.executable, "-m", "training.pretrain", "--manifest", str(manifest), "--out", str(work / "base"),
-              "--encoder-epochs", str(cfg.encoder_epochs), "--epochs", str(cfg.pretrain_epochs),
-              "--peak-lr", str(cfg.pretrain_lr), "--repeat-share", "0.5", "--size", cfg.size, "--resume",
-              "--ctc-weight", str(cfg.ctc_weight), "--slu-target", cfg.slu_target, "--eval-examples", "8" if cfg.quick else "48"])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "training.pretrain",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(work / "base"),
+                "--encoder-epochs",
+                str(cfg.encoder_epochs),
+                "--epochs",
+                str(cfg.pretrain_epochs),
+                "--peak-lr",
+                str(cfg.pretrain_lr),
+                "--repeat-share",
+                "0.5",
+                "--size",
+                cfg.size,
+                "--resume",
+                "--ctc-weight",
+                str(cfg.ctc_weight),
+                "--slu-target",
+                cfg.slu_target,
+                "--eval-examples",
+                "8" if cfg.quick else "48",
+            ]
+        )
     return base
 
 
 def _sweep_flags(cfg: DemoConfig, base: Path, manifest: Path) -> list[str]:
-    flags = ["--config", "configs/mini_cpu.yaml", "--model", str(base), "--corpus_args.path", str(manifest),
-             "--epochs", str(cfg.epochs), "--schemes", cfg.schemes, "--speech-percent", cfg.speech_percent,
-             "--oracle"]
+    flags = [
+        "--config",
+        "configs/mini_cpu.yaml",
+        "--model",
+        str(base),
+        "--corpus_args.path",
+        str(manifest),
+        "--epochs",
+        str(cfg.epochs),
+        "--schemes",
+        cfg.schemes,
+        "--speech-percent",
+        cfg.speech_percent,
+        "--oracle",
+    ]
     if cfg.quick:
-        flags += ["--num_beams", "1", "--eval_max_examples", "4", "--max_new_tokens", "24",
-                  "--per_device_batch_size", "8", "--save_every_steps", "0"]
+        flags += [
+            "--num_beams",
+            "1",
+            "--eval_max_examples",
+            "4",
+            "--max_new_tokens",
+            "24",
+            "--per_device_batch_size",
+            "8",
+            "--save_every_steps",
+            "0",
+        ]
     return flags
 
 
@@ -116,8 +176,14 @@ def stage_sweep(cfg: DemoConfig, work: Path, base: Path, manifest: Path) -> Path
             cmd = [sys.executable, "-m", "training.sweep", *flags, "--seeds", seed, "--out", str(out)]
             print("$ " + " ".join(cmd) + f"   (log: {out / 'sweep.log'})", flush=True)
             fh = open(out / "sweep.log", "ab")
-            procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-                                           env={**os.environ, **env_threads}), out))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env_threads}
+                    ),
+                    out,
+                )
+            )
         time.sleep(2)
         for proc, out in list(procs):
             if proc.poll() is not None:
@@ -164,9 +230,11 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
     picks = {
         "best": _best([r for r in rows if r["scheme"] in ("direct", "curriculum")]),
         "text-only": _best(rows, scheme="text"),
-        "low-speech": _best(rows, scheme="curriculum",
-                            speech_percent=min((float(r["speech_percent"]) for r in rows
-                                                if r["scheme"] == "curriculum"), default=-1)),
+        "low-speech": _best(
+            rows,
+            scheme="curriculum",
+            speech_percent=min((float(r["speech_percent"]) for r in rows if r["scheme"] == "curriculum"), default=-1),
+        ),
     }
     export = Path(cfg.export)
     tmp = export.with_name(f".{export.name}.building")
@@ -186,10 +254,12 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
         sets = [("test", manifest, "test")] + ([("novel", novel, "test")] if novel.is_file() else [])
         scored[name] = {"source_run": run.name}
         for label, mf, split in sets:
-            res = evaluate_on_manifest(dst, mf, split, out=dst / "eval" / label, num_beams=1 if cfg.quick else 3,
-                                       progress=False)
-            scored[name][label] = {k: res[k] for k in ("intent_accuracy", "entity_f1", "slu_f1", "n_invalid",
-                                                        "per_engine", "per_voice")}
+            res = evaluate_on_manifest(
+                dst, mf, split, out=dst / "eval" / label, num_beams=1 if cfg.quick else 3, progress=False
+            )
+            scored[name][label] = {
+                k: res[k] for k in ("intent_accuracy", "entity_f1", "slu_f1", "n_invalid", "per_engine", "per_voice")
+            }
             print(f"{name} on {label}: {res['line']}", flush=True)
     _export_clips(cfg, tmp, manifest, scored)
     for f in ("results.csv", "report.md"):
@@ -201,8 +271,11 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
         from evaluation.results import read_results as _read
 
         try:
-            (tmp / "slu_f1_vs_speech.svg").write_text(scheme_curves_svg(
-                _read(tmp / "results.csv"), title="Mini-LALM: test SLU-F1 vs speech (held-out voices)"))
+            (tmp / "slu_f1_vs_speech.svg").write_text(
+                scheme_curves_svg(
+                    _read(tmp / "results.csv"), title="Mini-LALM: test SLU-F1 vs speech (held-out voices)"
+                )
+            )
         except ValueError as exc:
             print(f"plot skipped: {exc}", flush=True)
     (tmp / "SCORES.md").write_text(scores_markdown(scored))
@@ -217,19 +290,30 @@ def stage_export(cfg: DemoConfig, work: Path, sweep: Path, manifest: Path) -> Pa
 
 def scores_markdown(scored: dict) -> str:
     """The exported checkpoints' scores as Markdown tables: overall, then per engine, on each held-out set."""
-    lines = ["# Demo checkpoints: scores of the exported (float16) weights", "",
-             "Held-out voices only (test: new sentences of the training templates; novel: sentences never seen in "
-             "any form). Beam 3.", "",
-             "| checkpoint | source run | set | intent acc | entity F1 | SLU-F1 | invalid outputs |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Demo checkpoints: scores of the exported (float16) weights",
+        "",
+        "Held-out voices only (test: new sentences of the training templates; novel: sentences never seen in "
+        "any form). Beam 3.",
+        "",
+        "| checkpoint | source run | set | intent acc | entity F1 | SLU-F1 | invalid outputs |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, info in scored.items():
         for label in ("test", "novel"):
             if label in info:
                 m = info[label]
-                lines.append(f"| {name} | {info.get('source_run', '')} | {label} | {m['intent_accuracy']:.4f} | "
-                             f"{m['entity_f1']:.4f} | {m['slu_f1']:.4f} | {m['n_invalid']} |")
-    lines += ["", "Per engine and voice (best checkpoint, test):", "", "| voice | n | intent acc | SLU-F1 |",
-              "|---|---|---|---|"]
+                lines.append(
+                    f"| {name} | {info.get('source_run', '')} | {label} | {m['intent_accuracy']:.4f} | "
+                    f"{m['entity_f1']:.4f} | {m['slu_f1']:.4f} | {m['n_invalid']} |"
+                )
+    lines += [
+        "",
+        "Per engine and voice (best checkpoint, test):",
+        "",
+        "| voice | n | intent acc | SLU-F1 |",
+        "|---|---|---|---|",
+    ]
     best = scored.get("best", {}).get("test", {})
     for voice, m in sorted(best.get("per_voice", {}).items()):
         lines.append(f"| {voice} | {m['n']} | {m['intent_accuracy']:.4f} | {m['slu_f1']:.4f} |")
@@ -246,8 +330,10 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
     rows = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines() if x.strip()]
     test = [r for r in rows if r.get("split") == "test" and r.get("audio")]
     if best_preds.is_file():
-        gold = {r["id"]: (r["scenario"], r["action"], sorted((e["type"], e["filler"]) for e in r.get("entities", [])))
-                for r in test}
+        gold = {
+            r["id"]: (r["scenario"], r["action"], sorted((e["type"], e["filler"]) for e in r.get("entities", [])))
+            for r in test
+        }
         for line in best_preds.read_text(encoding="utf-8").splitlines():
             p = json.loads(line)
             key = (p.get("scenario"), p.get("action"), sorted((e["type"], e["filler"]) for e in p.get("entities", [])))
@@ -274,8 +360,21 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
         name = src.with_suffix(".flac").name  # lossless, about half the size of the WAV (the demo ships in git)
         wave, rate = sf.read(src, dtype="int16")
         sf.write(clips / "audio" / name, wave, rate, subtype="PCM_16")
-        row = {k: r[k] for k in ("id", "transcript", "split", "language", "scenario", "action", "entities",
-                                 "speaker", "duration_s") if k in r}
+        row = {
+            k: r[k]
+            for k in (
+                "id",
+                "transcript",
+                "split",
+                "language",
+                "scenario",
+                "action",
+                "entities",
+                "speaker",
+                "duration_s",
+            )
+            if k in r
+        }
         lines.append(json.dumps({**row, "audio": f"audio/{name}"}))
     # The user-manifest format (data/manifest.py): the app reads it for its example clips.
     (clips / "manifest.jsonl").write_text("".join(x + "\n" for x in lines))
@@ -297,7 +396,9 @@ def build(cfg: DemoConfig) -> Path:
     t = time.time()
     export = stage_export(cfg, work, sweep, manifest)
     times["export_s"] = round(time.time() - t, 1)
-    atomic_write_text(export / "build.json", json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n")
+    atomic_write_text(
+        export / "build.json", json.dumps({"config": cfg.__dict__, "stage_seconds": times}, indent=2) + "\n"
+    )
     atomic_write_text(export / "README.md", demo_readme(cfg, times, work, export))
     print(json.dumps(times), flush=True)
     return export
@@ -315,41 +416,61 @@ def _stage_times(times: dict, work: Path) -> dict:
 def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
     """How the exported demo was made: the command, the corpus, the alignment stage's history, the time per stage,
     and the scores of the exported checkpoints (SCORES.md)."""
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.__dict__.items()
-                     if k not in ("work", "export") and v != getattr(DemoConfig(), k))
-    lines = ["# The embedded demo: Mini-LALM checkpoints", "",
-             "Made from nothing by this project's own code on CPU, with:", "",
-             f"    python -m training.demo --work WORK --export {export.name} {flags}".rstrip(), "",
-             "Stages and wall time on the machine that built it (seconds; a stage found done is taken from its "
-             "own record when it has one): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in _stage_times(times, work).items())
-             + ".", ""]
+    flags = " ".join(
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in cfg.__dict__.items()
+        if k not in ("work", "export") and v != getattr(DemoConfig(), k)
+    )
+    lines = [
+        "# The embedded demo: Mini-LALM checkpoints",
+        "",
+        "Made from nothing by this project's own code on CPU, with:",
+        "",
+        f"    python -m training.demo --work WORK --export {export.name} {flags}".rstrip(),
+        "",
+        "Stages and wall time on the machine that built it (seconds; a stage found done is taken from its "
+        "own record when it has one): "
+        + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in _stage_times(times, work).items())
+        + ".",
+        "",
+    ]
     summary = work / "corpus" / "summary.json"
     if summary.is_file():
         info = json.loads(summary.read_text())
         train = info.get("splits", {}).get("train", {})
-        lines += [f"Corpus (`python -m data.synth --preset demo`): {info.get('recordings')} recordings, "
-                  f"{info.get('hours')} h, {info.get('scenarios')} scenarios, {info.get('intents')} intents; "
-                  f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
-                  f"{info.get('train_voices')} voices. Test speech comes only from voices that never spoke a "
-                  "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".", ""]
+        lines += [
+            f"Corpus (`python -m data.synth --preset demo`): {info.get('recordings')} recordings, "
+            f"{info.get('hours')} h, {info.get('scenarios')} scenarios, {info.get('intents')} intents; "
+            f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
+            f"{info.get('train_voices')} voices. Test speech comes only from voices that never spoke a "
+            "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".",
+            "",
+        ]
     history = work / "base" / "pretrain.json"
     if history.is_file():
         info = json.loads(history.read_text())
         last = info["history"][-1]
         listen = [h for h in info["history"] if h.get("stage") == "listen"]
-        lines += [f"Alignment (`python -m training.pretrain`, {info['parameters'] / 1e6:.2f}M parameters, no SLU "
-                  f"label seen): {len(listen)} encoder-only epochs of character CTC, then "
-                  f"{len(info['history']) - len(listen)} epochs of transcription + repetition. On dev clips at the "
-                  f"end: transcription WER {last.get('dev_wer', float('nan')):.3f}, CTC character error rate "
-                  f"{last.get('dev_cer_ctc', float('nan')):.3f}.", ""]
-    lines += ["Checkpoints: `runs/best` (highest test SLU-F1 of the sweep), `runs/text-only` (best text-only run) and "
-              "`runs/low-speech` (curriculum at the lowest speech level), float16. Their scores on the held-out "
-              "voices are in SCORES.md, the sweep's table in report.md and results.csv, and SLU-F1 versus speech "
-              "level in slu_f1_vs_speech.svg.", "",
-              "These models learned from synthetic voices (espeak-ng, flite) reading sentences of a fixed domain. "
-              "How well they parse such clips is in SCORES.md; expect them to fail on a real human voice through a "
-              "real microphone. For "
-              "that, fine-tune Qwen2-Audio-7B-Instruct on real speech (see the project README).", ""]
+        lines += [
+            f"Alignment (`python -m training.pretrain`, {info['parameters'] / 1e6:.2f}M parameters, no SLU "
+            f"label seen): {len(listen)} encoder-only epochs of character CTC, then "
+            f"{len(info['history']) - len(listen)} epochs of transcription + repetition. On dev clips at the "
+            f"end: transcription WER {last.get('dev_wer', float('nan')):.3f}, CTC character error rate "
+            f"{last.get('dev_cer_ctc', float('nan')):.3f}.",
+            "",
+        ]
+    lines += [
+        "Checkpoints: `runs/best` (highest test SLU-F1 of the sweep), `runs/text-only` (best text-only run) and "
+        "`runs/low-speech` (curriculum at the lowest speech level), float16. Their scores on the held-out "
+        "voices are in SCORES.md, the sweep's table in report.md and results.csv, and SLU-F1 versus speech "
+        "level in slu_f1_vs_speech.svg.",
+        "",
+        "These models learned from synthetic voices (espeak-ng, flite) reading sentences of a fixed domain. "
+        "How well they parse such clips is in SCORES.md; expect them to fail on a real human voice through a "
+        "real microphone. For "
+        "that, fine-tune Qwen2-Audio-7B-Instruct on real speech (see the project README).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -357,8 +478,14 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI: flags from DemoConfig; our errors become one ``error:`` line and exit status 2."""
     from data.cli import run_cli
 
-    return run_cli(lambda cfg: print(build(cfg)), DemoConfig, (DemoError,), argv=argv, prog="python -m training.demo",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        lambda cfg: print(build(cfg)),
+        DemoConfig,
+        (DemoError,),
+        argv=argv,
+        prog="python -m training.demo",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

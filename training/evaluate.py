@@ -25,9 +25,16 @@ from data.cli import run_cli
 from training.config import ConfigError
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = False, num_beams: int | None = None,
-                 batch_size: int | None = None, max_new_tokens: int | None = None,
-                 results_csv: str | None = None) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "test",
+    *,
+    oracle: bool = False,
+    num_beams: int | None = None,
+    batch_size: int | None = None,
+    max_new_tokens: int | None = None,
+    results_csv: str | None = None,
+) -> dict:
     """Evaluate ``run_dir/model`` on ``split``; returns {eval folder name: metrics}."""
     from models.loading import ModelLoadError, load_model
     from training.loop import _Run, evaluate_sets, load_run_config
@@ -36,10 +43,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test", *, oracle: bool = Fal
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    decoding = {k: v for k, v in (("num_beams", num_beams), ("batch_size", batch_size),
-                                   ("max_new_tokens", max_new_tokens)) if v is not None}
-    changes = {"output_dir": str(run_dir), "resume": False, "data": dataclasses.replace(cfg.data, eval_splits=[split]),
-               "decoding": dataclasses.replace(cfg.decoding, **decoding)}
+    decoding = {
+        k: v
+        for k, v in (("num_beams", num_beams), ("batch_size", batch_size), ("max_new_tokens", max_new_tokens))
+        if v is not None
+    }
+    changes = {
+        "output_dir": str(run_dir),
+        "resume": False,
+        "data": dataclasses.replace(cfg.data, eval_splits=[split]),
+        "decoding": dataclasses.replace(cfg.decoding, **decoding),
+    }
     if results_csv is not None:
         changes["results_csv"] = results_csv
     moved = Path(cfg.output_dir).resolve() != run_dir.resolve()
@@ -72,21 +86,36 @@ def resolve_model(name: str | Path) -> Path:
         return path / "model"
     if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
         return path
-    raise ConfigError(f"{path} is neither a run folder (with model/) nor a model folder (config.json + "
-                      "*.safetensors); pass a run folder, RUN/model or demo")
+    raise ConfigError(
+        f"{path} is neither a run folder (with model/) nor a model folder (config.json + "
+        "*.safetensors); pass a run folder, RUN/model or demo"
+    )
 
 
 def _subset_scores(gold: dict, preds: dict, ids: list[str]) -> dict:
     from evaluation.metrics import score_keyed
 
     scores = score_keyed({i: gold[i] for i in ids}, {i: preds[i] for i in ids if i in preds})
-    return {"n": len(ids), "intent_accuracy": scores.intent_accuracy, "entity_f1": scores.entity_f1,
-            "slu_f1": scores.slu_f1}
+    return {
+        "n": len(ids),
+        "intent_accuracy": scores.intent_accuracy,
+        "entity_f1": scores.entity_f1,
+        "slu_f1": scores.slu_f1,
+    }
 
 
-def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: str = "test", *, oracle: bool = False,
-                         out: str | Path | None = None, num_beams: int = 3, batch_size: int = 16,
-                         max_new_tokens: int = 128, progress: bool = True) -> dict:
+def evaluate_on_manifest(
+    model_name: str | Path,
+    manifest: str | Path,
+    split: str = "test",
+    *,
+    oracle: bool = False,
+    out: str | Path | None = None,
+    num_beams: int = 3,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    progress: bool = True,
+) -> dict:
     """Decode ``split`` of a user manifest with a model; write metrics.json + predictions.jsonl; return metrics.
 
     The metrics hold the overall SLURP scores, and the same per speaker and per engine (the part of the speaker
@@ -108,8 +137,13 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
     except ModelLoadError as exc:
         raise ConfigError(str(exc)) from None
     items, gold = eval_items(corpus.texts, corpus.speech, oracle=oracle, split=split)
-    decode = DecodeSettings(adapter="qwen2-audio", batch_size=batch_size, num_beams=num_beams,
-                            max_new_tokens=max_new_tokens, progress=progress)
+    decode = DecodeSettings(
+        adapter="qwen2-audio",
+        batch_size=batch_size,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+    )
     res = decode_and_score(model, processor, items, gold, split=split, oracle=oracle or not items[0][1], decode=decode)
     preds = {p.id: p.frame for p in res.predictions}
     by_speaker: dict[str, list[str]] = {}
@@ -121,7 +155,8 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
         by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
         by_voice.setdefault(speaker.split("@", 1)[0], []).extend(ids)  # the voice, without its rate/pitch
     res.meta = {
-        "model": str(model_dir), "manifest": str(manifest),
+        "model": str(model_dir),
+        "manifest": str(manifest),
         "per_speaker": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_speaker.items())},
         "per_engine": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_engine.items())},
         "per_voice": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_voice.items())},
@@ -134,35 +169,57 @@ def evaluate_on_manifest(model_name: str | Path, manifest: str | Path, split: st
 
 @dataclass
 class EvaluateConfig:
-    run_dir: str = field(default="", metadata={"help": "a run folder written by python -m training.train (with "
-                                                       "--manifest: also a model folder or 'demo')",
-                                               "positional": True, "required": True})
-    manifest: str = field(default="", metadata={"help": "evaluate on this manifest (.jsonl/.csv) instead of the run's "
-                                                        "own corpus"})
+    run_dir: str = field(
+        default="",
+        metadata={
+            "help": "a run folder written by python -m training.train (with --manifest: also a model folder or 'demo')",
+            "positional": True,
+            "required": True,
+        },
+    )
+    manifest: str = field(
+        default="", metadata={"help": "evaluate on this manifest (.jsonl/.csv) instead of the run's own corpus"}
+    )
     out: str = field(default="", metadata={"help": "with --manifest: output folder"})
     json: bool = field(default=False, metadata={"help": "with --manifest: print the metrics as one JSON object"})
     split: str = field(default="test", metadata={"help": "split to evaluate"})
     oracle: bool = field(default=False, metadata={"help": "decode gold transcripts through the text path"})
     num_beams: int | None = field(default=None, metadata={"help": "beam width (default: the run's; 3 with --manifest)"})
-    batch_size: int | None = field(default=None, metadata={"help": "generation batch (default: the run's; 16 with "
-                                                                   "--manifest)"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "generation cap (default: the run's; 96 with "
-                                                                       "--manifest)"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "generation batch (default: the run's; 16 with --manifest)"}
+    )
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "generation cap (default: the run's; 96 with --manifest)"}
+    )
     results_csv: str | None = field(default=None, metadata={"help": "results table to append to (default: the run's)"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_evaluate, EvaluateConfig, (ValueError, OSError), argv=argv, prog="python -m training.evaluate",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        _evaluate,
+        EvaluateConfig,
+        (ValueError, OSError),
+        argv=argv,
+        prog="python -m training.evaluate",
+        description=__doc__.splitlines()[0],
+    )
 
 
 def _evaluate(args: EvaluateConfig) -> None:
     if args.manifest:
         import json
 
-        res = evaluate_on_manifest(args.run_dir, args.manifest, args.split, oracle=args.oracle, out=args.out or None,
-                                   num_beams=args.num_beams or 3, batch_size=args.batch_size or 16,
-                                   max_new_tokens=args.max_new_tokens or 96, progress=not args.json)
+        res = evaluate_on_manifest(
+            args.run_dir,
+            args.manifest,
+            args.split,
+            oracle=args.oracle,
+            out=args.out or None,
+            num_beams=args.num_beams or 3,
+            batch_size=args.batch_size or 16,
+            max_new_tokens=args.max_new_tokens or 96,
+            progress=not args.json,
+        )
         if args.json:
             print(json.dumps(res))
         else:
@@ -172,8 +229,15 @@ def _evaluate(args: EvaluateConfig) -> None:
                     print(f"  {key:40s} n={s['n']:4d}  intent {s['intent_accuracy']:.4f}  SLU-F1 {s['slu_f1']:.4f}")
             print(f"written: {res['out']}/metrics.json, predictions.jsonl")
         return
-    evaluate_run(args.run_dir, args.split, oracle=args.oracle, num_beams=args.num_beams,
-                 batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, results_csv=args.results_csv)
+    evaluate_run(
+        args.run_dir,
+        args.split,
+        oracle=args.oracle,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        results_csv=args.results_csv,
+    )
 
 
 if __name__ == "__main__":

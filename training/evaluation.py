@@ -41,20 +41,31 @@ class EvalResult:
     def one_line(self) -> str:
         s = self.scores
         kind = "oracle" if self.oracle else "speech"
-        return (f"{self.split} ({kind}, n={s.n_scored}): intent acc {s.intent_accuracy:.4f} | entity F1 "
-                f"{s.entity_f1:.4f} | SLU-F1 {s.slu_f1:.4f} | invalid {self.n_invalid}")
+        return (
+            f"{self.split} ({kind}, n={s.n_scored}): intent acc {s.intent_accuracy:.4f} | entity F1 "
+            f"{s.entity_f1:.4f} | SLU-F1 {s.slu_f1:.4f} | invalid {self.n_invalid}"
+        )
 
 
-def eval_items(texts: Sequence[SLUExample], speech: Sequence[SLUExample], *, oracle: bool, split: str,
-               limit: int = 0, seed: int = 0) -> tuple[list[Item], dict[str, SLUFrame]]:
+def eval_items(
+    texts: Sequence[SLUExample],
+    speech: Sequence[SLUExample],
+    *,
+    oracle: bool,
+    split: str,
+    limit: int = 0,
+    seed: int = 0,
+) -> tuple[list[Item], dict[str, SLUFrame]]:
     """Items to decode and gold frames keyed by id; ``limit > 0`` takes a seeded subset (for score curves)."""
     if oracle or not speech:
         pool, use_audio = list(texts), False
     else:
         pool, use_audio = list(speech), True
     if not pool:
-        raise EvaluationError(f"split {split!r} has no {'transcripts' if oracle else 'examples'} to evaluate; "
-                              "check --eval_splits/--dev_split against the corpus's splits")
+        raise EvaluationError(
+            f"split {split!r} has no {'transcripts' if oracle else 'examples'} to evaluate; "
+            "check --eval_splits/--dev_split against the corpus's splits"
+        )
     pool = subsample(pool, limit, seed)
     return [(x, use_audio) for x in pool], {x.id: x.frame for x in pool}
 
@@ -72,8 +83,17 @@ class DecodeSettings:
     generate_kwargs: dict[str, Any] | None = None  # to model.generate, e.g. synced_gpus for sharded models
 
 
-def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFrame], *, split: str, oracle: bool,
-                     decode: DecodeSettings, accelerator=None) -> EvalResult:
+def decode_and_score(
+    model,
+    processor,
+    items: list[Item],
+    gold: dict[str, SLUFrame],
+    *,
+    split: str,
+    oracle: bool,
+    decode: DecodeSettings,
+    accelerator=None,
+) -> EvalResult:
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     if world > 1:
@@ -83,9 +103,18 @@ def decode_and_score(model, processor, items: list[Item], gold: dict[str, SLUFra
         mine = padded[rank::world]
     else:
         mine = items
-    preds = generate_frames(model, processor, mine, batch_size=decode.batch_size, num_beams=decode.num_beams,
-                            max_new_tokens=decode.max_new_tokens, adapter=decode.adapter, progress=decode.progress,
-                            audio_loader=decode.audio_loader, generate_kwargs=decode.generate_kwargs)
+    preds = generate_frames(
+        model,
+        processor,
+        mine,
+        batch_size=decode.batch_size,
+        num_beams=decode.num_beams,
+        max_new_tokens=decode.max_new_tokens,
+        adapter=decode.adapter,
+        progress=decode.progress,
+        audio_loader=decode.audio_loader,
+        generate_kwargs=decode.generate_kwargs,
+    )
     if world > 1:
         from accelerate.utils import gather_object
 
@@ -108,7 +137,12 @@ def write_eval(out_dir: Path, result: EvalResult) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.jsonl", result.predictions, key="slurp_id" if result.oracle else "file")
-    payload = {"split": result.split, "oracle": result.oracle, **result.scores.to_dict(full=True),
-               "n_invalid": result.n_invalid, **result.meta}
+    payload = {
+        "split": result.split,
+        "oracle": result.oracle,
+        **result.scores.to_dict(full=True),
+        "n_invalid": result.n_invalid,
+        **result.meta,
+    }
     atomic_write_text(out_dir / "metrics.json", json.dumps(payload, indent=2))
     return out_dir

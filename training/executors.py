@@ -136,8 +136,20 @@ class CellJob:
         return cmd + ["--resume"] if self.resumable() else cmd
 
     def oracle_commands(self, python: str = sys.executable) -> list[list[str]]:
-        return [[python, "-m", "training.evaluate", str(self.run_dir), "--split", split, "--oracle",
-                 "--results_csv", str(self.results_csv)] for split in self.missing_oracle()]
+        return [
+            [
+                python,
+                "-m",
+                "training.evaluate",
+                str(self.run_dir),
+                "--split",
+                split,
+                "--oracle",
+                "--results_csv",
+                str(self.results_csv),
+            ]
+            for split in self.missing_oracle()
+        ]
 
     def commands(self, launcher: Sequence[str] | None = None) -> list[list[str]]:
         """What is still to run, read from the disk now."""
@@ -159,12 +171,25 @@ class CellJob:
         for attempt in range(1, self.max_attempts + 1):
             steps = self.commands(launcher) if main else ([self.train_command(launcher)] if not self.finished() else [])
             if main:
-                write_state(Path(self.out), self.name, state="running", attempt=attempt, job_id=job_id,
-                            host=socket.gethostname(), pid=os.getpid(), started=time.time(), error="")
+                write_state(
+                    Path(self.out),
+                    self.name,
+                    state="running",
+                    attempt=attempt,
+                    job_id=job_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started=time.time(),
+                    error="",
+                )
             rc = 0
             for cmd in steps:
-                rc = run_logged(cmd, log_path(Path(self.out), self.name), env=self.env,
-                                header=f"attempt {attempt} on {socket.gethostname()} (job {job_id}, node {node})")
+                rc = run_logged(
+                    cmd,
+                    log_path(Path(self.out), self.name),
+                    env=self.env,
+                    header=f"attempt {attempt} on {socket.gethostname()} (job {job_id}, node {node})",
+                )
                 if rc != 0:
                     break
             if rc == 0:
@@ -182,8 +207,13 @@ class CellJob:
         """submitit's preemption/time-limit hook: requeue this same cell (it resumes from its newest checkpoint)."""
         import submitit
 
-        write_state(Path(self.out), self.name, state="queued", pid=None,
-                    note="requeued after preemption or time limit; resumes from its newest checkpoint")
+        write_state(
+            Path(self.out),
+            self.name,
+            state="queued",
+            pid=None,
+            note="requeued after preemption or time limit; resumes from its newest checkpoint",
+        )
         return submitit.helpers.DelayedSubmission(dataclasses.replace(self))
 
 
@@ -198,8 +228,14 @@ def _job_environment() -> tuple[int, int, list[str], str]:
         return 0, 1, [], ""
 
 
-def run_logged(cmd: Sequence[str], log: Path, *, env: dict[str, str] | None = None, header: str = "",
-               on_start: Callable[[subprocess.Popen], None] | None = None) -> int:
+def run_logged(
+    cmd: Sequence[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    header: str = "",
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+) -> int:
     """Run ``cmd`` with its output appended to ``log``; returns the exit status (negative: killed by a signal)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as fh:
@@ -221,7 +257,7 @@ def device_sets(devices: Sequence[str], per_cell: int) -> list[str]:
         raise ConfigError("--gpus-per-cell must be >= 1")
     if devices and len(devices) < per_cell:
         raise ConfigError(f"--gpus-per-cell {per_cell} needs at least that many devices; --devices has {len(devices)}")
-    return [",".join(devices[i:i + per_cell]) for i in range(0, len(devices) - per_cell + 1, per_cell)]
+    return [",".join(devices[i : i + per_cell]) for i in range(0, len(devices) - per_cell + 1, per_cell)]
 
 
 def visible_devices() -> list[str]:
@@ -243,8 +279,16 @@ class _Slot:
     devices: str | None  # CUDA_VISIBLE_DEVICES of the cell in this slot; None on CPU
 
 
-def run_local(jobs: Sequence[CellJob], *, max_parallel: int, devices: Sequence[str] = (), gpus_per_cell: int = 1,
-              base_port: int = 29500, poll_s: float = 0.2, echo: Callable[[str], None] = print) -> list[CellJob]:
+def run_local(
+    jobs: Sequence[CellJob],
+    *,
+    max_parallel: int,
+    devices: Sequence[str] = (),
+    gpus_per_cell: int = 1,
+    base_port: int = 29500,
+    poll_s: float = 0.2,
+    echo: Callable[[str], None] = print,
+) -> list[CellJob]:
     """Run cells in parallel processes; requeue the ones killed by a signal. Returns the cells that failed."""
     if max_parallel < 1:
         raise ConfigError("--max-parallel must be >= 1")
@@ -273,16 +317,26 @@ def run_local(jobs: Sequence[CellJob], *, max_parallel: int, devices: Sequence[s
         log = log_path(Path(job.out), job.name)
         log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(log, "ab")
-        fh.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} attempt {attempts[job.name]} "
-                 f"(devices {slot.devices or 'cpu'}): {shlex.join(cmd)}\n".encode())
+        fh.write(
+            f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} attempt {attempts[job.name]} "
+            f"(devices {slot.devices or 'cpu'}): {shlex.join(cmd)}\n".encode()
+        )
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env})
         state = read_state(Path(job.out), job.name)
         history = state.get("history", [])
         if first:
             history.append({"attempt": attempts[job.name], "started": time.time()})
-        write_state(Path(job.out), job.name, state="running", attempt=attempts[job.name], pid=proc.pid,
-                    devices=slot.devices, history=history, error="")
+        write_state(
+            Path(job.out),
+            job.name,
+            state="running",
+            attempt=attempts[job.name],
+            pid=proc.pid,
+            devices=slot.devices,
+            history=history,
+            error="",
+        )
         running[job.name] = (job, slot, proc, steps, fh)
 
     def end_attempt(job: CellJob, **changes: Any) -> None:
@@ -302,8 +356,10 @@ def run_local(jobs: Sequence[CellJob], *, max_parallel: int, devices: Sequence[s
                     write_state(Path(job.out), job.name, state="done")
                     continue
                 slot = free.popleft()
-                echo(f"[{out_of - len(queue) - len(running)}/{out_of}] {job.name} started "
-                     f"(attempt {attempts[job.name]}, devices {slot.devices or 'cpu'})")
+                echo(
+                    f"[{out_of - len(queue) - len(running)}/{out_of}] {job.name} started "
+                    f"(attempt {attempts[job.name]}, devices {slot.devices or 'cpu'})"
+                )
                 start(job, slot, steps, first=True)
             time.sleep(poll_s)
             for name in list(running):
@@ -313,7 +369,9 @@ def run_local(jobs: Sequence[CellJob], *, max_parallel: int, devices: Sequence[s
                     continue
                 fh.close()
                 if rc == 0 and steps:
-                    start(job, slot, steps, first=False)  # the cell's next command (an Oracle evaluation) in the same slot
+                    start(
+                        job, slot, steps, first=False
+                    )  # the cell's next command (an Oracle evaluation) in the same slot
                     continue
                 del running[name]
                 free.append(slot)
@@ -321,8 +379,12 @@ def run_local(jobs: Sequence[CellJob], *, max_parallel: int, devices: Sequence[s
                     end_attempt(job, state="done")
                     echo(f"{name} done")
                 elif killed_by_signal(rc) and attempts[name] < job.max_attempts:
-                    end_attempt(job, state="queued", note=f"attempt {attempts[name]} ended by a signal ({rc}); "
-                                                          "requeued, resumes from its newest checkpoint")
+                    end_attempt(
+                        job,
+                        state="queued",
+                        note=f"attempt {attempts[name]} ended by a signal ({rc}); "
+                        "requeued, resumes from its newest checkpoint",
+                    )
                     echo(f"{name} stopped by a signal (exit {rc}); requeued")
                     queue.append(job)
                 else:
@@ -368,11 +430,15 @@ class SlurmConfig:
 
     def __post_init__(self) -> None:
         minutes = time_minutes(self.time)
-        checks = [(self.nodes >= 1, "nodes", "must be >= 1"), (self.gpus_per_node >= 0, "gpus_per_node", "must be >= 0"),
-                  (self.cpus_per_gpu >= 1, "cpus_per_gpu", "must be >= 1"), (self.mem_gb >= 0, "mem_gb", "must be >= 0"),
-                  (self.array_parallelism >= 1, "array_parallelism", "must be >= 1"),
-                  (self.max_requeue >= 0, "max_requeue", "must be >= 0"),
-                  (0 < self.signal_delay_s < minutes * 60, "signal_delay_s", "must be > 0 and below the time limit")]
+        checks = [
+            (self.nodes >= 1, "nodes", "must be >= 1"),
+            (self.gpus_per_node >= 0, "gpus_per_node", "must be >= 0"),
+            (self.cpus_per_gpu >= 1, "cpus_per_gpu", "must be >= 1"),
+            (self.mem_gb >= 0, "mem_gb", "must be >= 0"),
+            (self.array_parallelism >= 1, "array_parallelism", "must be >= 1"),
+            (self.max_requeue >= 0, "max_requeue", "must be >= 0"),
+            (0 < self.signal_delay_s < minutes * 60, "signal_delay_s", "must be > 0 and below the time limit"),
+        ]
         for ok, name, why in checks:
             if not ok:
                 raise ConfigError(f"slurm {name} {why}")
@@ -438,8 +504,16 @@ def slurm_launcher(cfg: dict[str, Any], *, node: int, nodes: int, master: str) -
     launcher = [sys.executable, "-m", "accelerate.commands.launch"]
     if cfg.get("accelerate_config"):
         launcher += ["--config_file", str(cfg["accelerate_config"])]
-    launcher += ["--num_machines", str(nodes), "--num_processes", str(nodes * max(gpus, 1)),
-                 "--machine_rank", str(node), "--main_process_port", str(cfg.get("main_process_port", 29500))]
+    launcher += [
+        "--num_machines",
+        str(nodes),
+        "--num_processes",
+        str(nodes * max(gpus, 1)),
+        "--machine_rank",
+        str(node),
+        "--main_process_port",
+        str(cfg.get("main_process_port", 29500)),
+    ]
     if nodes > 1:
         launcher += ["--main_process_ip", master]
     return launcher
@@ -465,7 +539,8 @@ def submit_slurm(jobs: Sequence[CellJob], cfg: SlurmConfig, out: Path, job_name:
             submitted.append(executor.submit(job))
     ids = []
     for job, handle in zip(jobs, submitted):
-        write_state(Path(job.out), job.name, state="queued", job_id=str(handle.job_id), pid=None, error="",
-                    executor="slurm")
+        write_state(
+            Path(job.out), job.name, state="queued", job_id=str(handle.job_id), pid=None, error="", executor="slurm"
+        )
         ids.append(str(handle.job_id))
     return ids

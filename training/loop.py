@@ -39,7 +39,16 @@ from training import parallel
 from data.cli import from_mapping, option_values
 from training.config import ConfigError, TrainConfig
 from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
-from training.plan import EpochPlan, epoch_counts, epoch_items, group_by_length, n_optimizer_steps, plan_epochs, rank_micro_batches, step_groups
+from training.plan import (
+    EpochPlan,
+    epoch_counts,
+    epoch_items,
+    group_by_length,
+    n_optimizer_steps,
+    plan_epochs,
+    rank_micro_batches,
+    step_groups,
+)
 from evaluation.results import append_results
 from training.run_folder import (
     DONE,
@@ -56,8 +65,16 @@ from training.schemes import Phase, build_phases
 from training.sources import RunData, load_run_data
 
 # Settings that may differ between a run and its resumption without changing what it computes.
-_RESUME_FREE = {"resume", "stop_after_steps", "results_csv", "data.eval_splits", "tensorboard", "decoding.batch_size",
-                "save_total_limit", "keep_resumable"}
+_RESUME_FREE = {
+    "resume",
+    "stop_after_steps",
+    "results_csv",
+    "data.eval_splits",
+    "tensorboard",
+    "decoding.batch_size",
+    "save_total_limit",
+    "keep_resumable",
+}
 
 
 class TrainingError(RuntimeError):
@@ -163,16 +180,22 @@ class _Run:
         """Refuse a finished run, checkpoints without --resume, a resume with other settings, LoRA when sharded."""
         cfg = self.cfg
         if (self.dir / DONE).is_file():
-            raise TrainingError(f"{self.dir} holds a finished run; choose another --output_dir "
-                                "(or evaluate it with python -m training.evaluate)")
+            raise TrainingError(
+                f"{self.dir} holds a finished run; choose another --output_dir "
+                "(or evaluate it with python -m training.evaluate)"
+            )
         if latest is not None and not cfg.resume:
-            raise TrainingError(f"{self.dir} holds checkpoints of an earlier run; pass --resume to continue it, "
-                                "or choose another --output_dir")
+            raise TrainingError(
+                f"{self.dir} holds checkpoints of an earlier run; pass --resume to continue it, "
+                "or choose another --output_dir"
+            )
         if cfg.resume and (self.dir / "config.json").is_file():
             self._check_same_run(read_json(self.dir / "config.json")["config"])
         if self.sharded and cfg.lora.r > 0:
-            raise TrainingError(f"LoRA (--lora.r {cfg.lora.r}) is not supported with {self.backend}: a LoRA run of "
-                                "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP")
+            raise TrainingError(
+                f"LoRA (--lora.r {cfg.lora.r}) is not supported with {self.backend}: a LoRA run of "
+                "the 7B model fits one GPU (configs/accelerate/1gpu.yaml) or DDP"
+            )
 
     def _plan(self) -> None:
         """The run's data, its phases and epochs, and the optimizer steps of each epoch."""
@@ -180,9 +203,15 @@ class _Run:
         self.data: RunData = load_run_data(cfg)
         self.phases = build_phases(cfg.scheme, len(self.data.speech), cfg.schedule)
         self.epochs = plan_epochs(self.phases)
-        self.steps_per_epoch = [n_optimizer_steps(len(self.data.texts) + e.phase.speech_per_epoch,
-                                                  cfg.per_device_batch_size, self.world, cfg.grad_accum_steps)
-                                for e in self.epochs]
+        self.steps_per_epoch = [
+            n_optimizer_steps(
+                len(self.data.texts) + e.phase.speech_per_epoch,
+                cfg.per_device_batch_size,
+                self.world,
+                cfg.grad_accum_steps,
+            )
+            for e in self.epochs
+        ]
 
     def _build_model(self) -> None:
         """The model and processor, with gradient checkpointing and LoRA as asked, weights in float32."""
@@ -214,8 +243,11 @@ class _Run:
         self.model.load_state_dict(ckpt.load_tensors(latest, "model.pt"))
         self.resume_from = latest
         if self.main:
-            print(f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
-                  f"{sum(self.steps_per_epoch)})", flush=True)
+            print(
+                f"resuming from {latest.parent.name}/{latest.name} (step {self.position.global_step} of "
+                f"{sum(self.steps_per_epoch)})",
+                flush=True,
+            )
         self.curves = [r for r in read_curves(self.dir / "curves.csv") if (r["step"] or 0) <= self.position.global_step]
 
     def _record(self) -> None:
@@ -234,9 +266,15 @@ class _Run:
             "source_language": self.data.source_language,
             "data": self.data.report,
             # What each epoch feeds the model (source/target x text/speech), from the very items trained on.
-            "epoch_counts": [epoch_counts(epoch_items(self.data.texts, self.data.speech, e.phase.speech_per_epoch,
-                                                      seed=cfg.seed, epoch=e.global_epoch), cfg.target_languages)
-                             for e in self.epochs],
+            "epoch_counts": [
+                epoch_counts(
+                    epoch_items(
+                        self.data.texts, self.data.speech, e.phase.speech_per_epoch, seed=cfg.seed, epoch=e.global_epoch
+                    ),
+                    cfg.target_languages,
+                )
+                for e in self.epochs
+            ],
         }
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -250,13 +288,16 @@ class _Run:
         try:
             before = option_values(from_mapping(TrainConfig, saved))
         except ConfigError as exc:
-            raise TrainingError(f"--resume: the config.json in {self.dir} cannot be read ({exc}); start a new "
-                                "--output_dir") from None
+            raise TrainingError(
+                f"--resume: the config.json in {self.dir} cannot be read ({exc}); start a new --output_dir"
+            ) from None
         now = option_values(self.cfg)
         diff = sorted(k for k in now if k not in _RESUME_FREE and before.get(k) != now[k])
         if diff:
-            raise TrainingError(f"--resume with different settings than the run in {self.dir}: {', '.join(diff)}; "
-                                "resume with the same config (or start a new --output_dir)")
+            raise TrainingError(
+                f"--resume with different settings than the run in {self.dir}: {', '.join(diff)}; "
+                "resume with the same config (or start a new --output_dir)"
+            )
 
     # -- phases ---------------------------------------------------------------------------------------------------
     def start_phase(self, index: int, phase: Phase) -> None:
@@ -273,26 +314,43 @@ class _Run:
             self.acc.free_memory()  # drop the previous phase's wrappers and optimizer before re-wrapping
             summary = set_trainable(base, train_audio=phase.train_audio, lora=_lora(cfg), adapter=cfg.adapter)
             params = [p for p in base.parameters() if p.requires_grad]
-            self.raw_optimizer = torch.optim.AdamW(params, lr=phase.peak_lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                                   eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+            self.raw_optimizer = torch.optim.AdamW(
+                params,
+                lr=phase.peak_lr,
+                betas=(cfg.adam_beta1, cfg.adam_beta2),
+                eps=cfg.adam_eps,
+                weight_decay=cfg.weight_decay,
+            )
             self.model, self.optimizer = self.acc.prepare(base, self.raw_optimizer)
         self.scheduler = _cosine(self.raw_optimizer, total, phase.warmup_ratio)
         if self.resume_from is not None and self.position.phase_index == index and self.position.global_step > 0:
             if self.sharded:
-                parallel.load_rank_state(self.acc, self.model, self.optimizer, self.resume_from / parallel.RANK_STATE_DIR,
-                                         int(self.resume_extra.get("world_size", self.world)))
+                parallel.load_rank_state(
+                    self.acc,
+                    self.model,
+                    self.optimizer,
+                    self.resume_from / parallel.RANK_STATE_DIR,
+                    int(self.resume_extra.get("world_size", self.world)),
+                )
             else:
                 self.optimizer.load_state_dict(ckpt.load_tensors(self.resume_from, "optimizer.pt"))
             self.scheduler.load_state_dict(ckpt.load_tensors(self.resume_from, "scheduler.pt"))
-        self.collator = SLUCollator(self.processor, adapter=cfg.adapter, audio_loader=_audio_loader(cfg),
-                                    ensure_audio=_ensure_audio(cfg, phase, self.world),
-                                    slu_target=slu_target_of(self.acc.unwrap_model(self.model)))
+        self.collator = SLUCollator(
+            self.processor,
+            adapter=cfg.adapter,
+            audio_loader=_audio_loader(cfg),
+            ensure_audio=_ensure_audio(cfg, phase, self.world),
+            slu_target=slu_target_of(self.acc.unwrap_model(self.model)),
+        )
         self.phase_index = index
         if self.main:
-            print(f"phase {index + 1}/{len(self.phases)} ({phase.name}): {phase.epochs} epoch(s), "
-                  f"{phase.speech_per_epoch} speech/epoch, peak LR {phase.peak_lr:g}, warmup {phase.warmup_ratio:g}, "
-                  f"{total} optimizer steps, trainable {summary.trainable:,} of {summary.total:,} parameters "
-                  f"(audio {summary.audio_trainable:,})", flush=True)
+            print(
+                f"phase {index + 1}/{len(self.phases)} ({phase.name}): {phase.epochs} epoch(s), "
+                f"{phase.speech_per_epoch} speech/epoch, peak LR {phase.peak_lr:g}, warmup {phase.warmup_ratio:g}, "
+                f"{total} optimizer steps, trainable {summary.trainable:,} of {summary.total:,} parameters "
+                f"(audio {summary.audio_trainable:,})",
+                flush=True,
+            )
 
     def _start_phase_sharded(self, phase: Phase):
         """FSDP / ZeRO-3: prepare once with every parameter any phase trains; later phases only retune groups."""
@@ -302,19 +360,28 @@ class _Run:
         if self.raw_optimizer is None:
             base = self.model
             # requires_grad is fixed before wrapping: the union over phases (frozen audio = LR 0 in its phases)
-            set_trainable(base, train_audio=any(p.train_audio for p in self.phases), lora=_lora(cfg),
-                          adapter=cfg.adapter)
+            set_trainable(
+                base, train_audio=any(p.train_audio for p in self.phases), lora=_lora(cfg), adapter=cfg.adapter
+            )
             self.audio_prefixes = audio_modules(base, cfg.adapter)
             groups = parallel.param_groups(base, self.audio_prefixes)
             # Counted before wrapping: ZeRO-3 empties the torch optimizer's groups between its steps
             self.group_sizes = {g["group"]: sum(p.numel() for p in g["params"]) for g in groups}
             self.total_params = sum(p.numel() for p in base.parameters())
-            self.raw_optimizer = torch.optim.AdamW(groups, lr=phase.peak_lr,
-                                                   betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
-                                                   weight_decay=cfg.weight_decay)
+            self.raw_optimizer = torch.optim.AdamW(
+                groups,
+                lr=phase.peak_lr,
+                betas=(cfg.adam_beta1, cfg.adam_beta2),
+                eps=cfg.adam_eps,
+                weight_decay=cfg.weight_decay,
+            )
             if self.backend == parallel.DEEPSPEED:
-                parallel.configure_deepspeed(self.acc, micro_batch=cfg.per_device_batch_size,
-                                             grad_accum=cfg.grad_accum_steps, max_grad_norm=cfg.max_grad_norm)
+                parallel.configure_deepspeed(
+                    self.acc,
+                    micro_batch=cfg.per_device_batch_size,
+                    grad_accum=cfg.grad_accum_steps,
+                    max_grad_norm=cfg.max_grad_norm,
+                )
             self.model, self.optimizer = self.acc.prepare(base, self.raw_optimizer)
             try:  # fail now, not at the first dev evaluation after hours of training
                 parallel.check_generation_support(self.acc, self.model)
@@ -362,12 +429,19 @@ class _Run:
         cfg = self.cfg
         items, gold = eval_items(texts, speech, oracle=oracle, split=split, limit=limit, seed=cfg.seed)
         model, ctx, generate_kwargs = parallel.generation_setup(self.acc, self.model)
-        decode = DecodeSettings(adapter=cfg.adapter, batch_size=cfg.decoding.batch_size, num_beams=cfg.decoding.num_beams,
-                                max_new_tokens=cfg.decoding.max_new_tokens, progress=self.main,
-                                audio_loader=_audio_loader(cfg), generate_kwargs=generate_kwargs)
+        decode = DecodeSettings(
+            adapter=cfg.adapter,
+            batch_size=cfg.decoding.batch_size,
+            num_beams=cfg.decoding.num_beams,
+            max_new_tokens=cfg.decoding.max_new_tokens,
+            progress=self.main,
+            audio_loader=_audio_loader(cfg),
+            generate_kwargs=generate_kwargs,
+        )
         with ctx, self.acc.autocast():
-            return decode_and_score(model, self.processor, items, gold, split=split, oracle=oracle, decode=decode,
-                                    accelerator=self.acc)
+            return decode_and_score(
+                model, self.processor, items, gold, split=split, oracle=oracle, decode=decode, accelerator=self.acc
+            )
 
     def dev_curve_point(self, step: int, epoch: float, phase: Phase) -> None:
         dev = self.data.dev
@@ -375,9 +449,19 @@ class _Run:
             return
         res = self.evaluate(dev.texts, dev.speech, split=dev.split, oracle=False, limit=self.cfg.eval_max_examples)
         s = res.scores
-        self.curves.append({"step": step, "epoch": round(epoch, 4), "phase": phase.name, "kind": "eval",
-                            "split": dev.split, "intent_accuracy": s.intent_accuracy, "entity_f1": s.entity_f1,
-                            "slu_f1": s.slu_f1, "n": s.n_scored})
+        self.curves.append(
+            {
+                "step": step,
+                "epoch": round(epoch, 4),
+                "phase": phase.name,
+                "kind": "eval",
+                "split": dev.split,
+                "intent_accuracy": s.intent_accuracy,
+                "entity_f1": s.entity_f1,
+                "slu_f1": s.slu_f1,
+                "n": s.n_scored,
+            }
+        )
         if self.main:
             print(f"[step {step} | epoch {epoch:.2f}] {res.one_line()}", flush=True)
             write_curves(self.dir / "curves.csv", self.curves)
@@ -396,11 +480,21 @@ class _Run:
             staged = parallel.staging_dir(self.dir, position.global_step)
             parallel.save_rank_state(self.acc, self.model, self.optimizer, staged)
         if self.main:
-            optimizer_state = ({"sharded": self.backend, "rank_files": parallel.RANK_STATE_DIR} if self.sharded
-                               else self.optimizer.state_dict())
-            path = ckpt.save_checkpoint(self.dir, position, state, optimizer_state, self.scheduler.state_dict(),
-                                        extra={"world_size": self.world, "backend": self.backend},
-                                        keep=self.cfg.save_total_limit, rank_state=staged)
+            optimizer_state = (
+                {"sharded": self.backend, "rank_files": parallel.RANK_STATE_DIR}
+                if self.sharded
+                else self.optimizer.state_dict()
+            )
+            path = ckpt.save_checkpoint(
+                self.dir,
+                position,
+                state,
+                optimizer_state,
+                self.scheduler.state_dict(),
+                extra={"world_size": self.world, "backend": self.backend},
+                keep=self.cfg.save_total_limit,
+                rank_state=staged,
+            )
             print(f"checkpoint {path.name} saved", flush=True)
         self.acc.wait_for_everyone()
 
@@ -423,8 +517,13 @@ class _Run:
                 started_phase = plan.phase_index
             groups = self._epoch_groups(plan)
             skip = pos.step_in_epoch if plan.global_epoch == pos.global_epoch else 0
-            bar = tqdm(total=len(groups), initial=skip, desc=f"epoch {plan.global_epoch + 1}/{len(self.epochs)}",
-                       unit="step", disable=not self.main)
+            bar = tqdm(
+                total=len(groups),
+                initial=skip,
+                desc=f"epoch {plan.global_epoch + 1}/{len(self.epochs)}",
+                unit="step",
+                disable=not self.main,
+            )
             for i in range(skip, len(groups)):
                 loss, lr = self.train_step(groups[i])
                 step += 1
@@ -432,8 +531,17 @@ class _Run:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if step % max(cfg.log_every_steps, 1) == 0 or i == len(groups) - 1:
-                    self.curves.append({"step": step, "epoch": round(epoch_f, 4), "phase": plan.phase.name,
-                                        "kind": "train", "split": "train", "loss": loss, "lr": lr})
+                    self.curves.append(
+                        {
+                            "step": step,
+                            "epoch": round(epoch_f, 4),
+                            "phase": plan.phase.name,
+                            "kind": "train",
+                            "split": "train",
+                            "loss": loss,
+                            "lr": lr,
+                        }
+                    )
                     if self.writer is not None:
                         self.writer.add_scalar("train/loss", loss, step)
                         self.writer.add_scalar("train/lr", lr, step)
@@ -456,8 +564,9 @@ class _Run:
 
     def _epoch_groups(self, plan: EpochPlan) -> list:
         cfg = self.cfg
-        items = epoch_items(self.data.texts, self.data.speech, plan.phase.speech_per_epoch, seed=cfg.seed,
-                            epoch=plan.global_epoch)
+        items = epoch_items(
+            self.data.texts, self.data.speech, plan.phase.speech_per_epoch, seed=cfg.seed, epoch=plan.global_epoch
+        )
         if cfg.group_by_length:
             items = group_by_length(items, cfg.per_device_batch_size, seed=cfg.seed, epoch=plan.global_epoch)
         micro = rank_micro_batches(items, cfg.per_device_batch_size, self.world, self.rank)
@@ -476,8 +585,12 @@ class _Run:
 
                 base = str(save_tiny(self.dir / "base_model", seed=0))
             trained_audio = any(p.train_audio for p in self.phases)
-            save_lora(model, self.dir / "lora_adapter", base=base,
-                      full_modules=audio_modules(model, cfg.adapter) if trained_audio else ())
+            save_lora(
+                model,
+                self.dir / "lora_adapter",
+                base=base,
+                full_modules=audio_modules(model, cfg.adapter) if trained_audio else (),
+            )
         if has_lora(model):
             merge_lora(model)
         self.save_final_model(model)
@@ -487,8 +600,14 @@ class _Run:
             from data.textio import atomic_write_text
 
             atomic_write_text(self.dir / "model" / "README.md", card)
-            write_json(self.dir / DONE, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics,
-                                         "steps": sum(self.steps_per_epoch)})
+            write_json(
+                self.dir / DONE,
+                {
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "metrics": metrics,
+                    "steps": sum(self.steps_per_epoch),
+                },
+            )
             if not cfg.keep_resumable:
                 remove_resumable_state(self.dir)
         self.acc.wait_for_everyone()
@@ -524,10 +643,17 @@ def evaluate_sets(run: "_Run", *, oracle: bool, splits=None) -> dict[str, dict[s
             if run.main:
                 write_eval(run.dir / "eval" / name, res)
                 print(res.one_line(), flush=True)
-                rows.append(results_row(run.meta["config"] | {"n_speech_used": run.meta["n_speech_used"],
-                                                              "source_language": run.data.source_language},
-                                        res.summary(), split=split, language=es.language, oracle=oracle,
-                                        run_dir=_relative_run_dir(run)))
+                rows.append(
+                    results_row(
+                        run.meta["config"]
+                        | {"n_speech_used": run.meta["n_speech_used"], "source_language": run.data.source_language},
+                        res.summary(),
+                        split=split,
+                        language=es.language,
+                        oracle=oracle,
+                        run_dir=_relative_run_dir(run),
+                    )
+                )
     if run.main and rows:
         append_results(results_path(cfg), rows)
     return out

@@ -53,13 +53,16 @@ def deepspeed_requested() -> bool:
 
 def require_deepspeed() -> None:
     if importlib.util.find_spec("deepspeed") is None:
-        raise ParallelError("the accelerate config asks for DeepSpeed (distributed_type: DEEPSPEED) but the deepspeed "
-                            "package is not installed: pip install deepspeed (on the GPU machine), or launch with "
-                            "configs/accelerate/8gpu_fsdp.yaml, which needs nothing beyond torch")
+        raise ParallelError(
+            "the accelerate config asks for DeepSpeed (distributed_type: DEEPSPEED) but the deepspeed "
+            "package is not installed: pip install deepspeed (on the GPU machine), or launch with "
+            "configs/accelerate/8gpu_fsdp.yaml, which needs nothing beyond torch"
+        )
 
 
-def deepspeed_batch_settings(ds_config: dict[str, Any], *, micro_batch: int, grad_accum: int, world: int,
-                             max_grad_norm: float) -> dict[str, Any]:
+def deepspeed_batch_settings(
+    ds_config: dict[str, Any], *, micro_batch: int, grad_accum: int, world: int, max_grad_norm: float
+) -> dict[str, Any]:
     """The DeepSpeed config with the run's explicit batch geometry filled in (a new dict; pure).
 
     accelerate cannot fill ``"auto"`` micro-batch sizes without a DataLoader (the loop has none), and DeepSpeed
@@ -68,23 +71,30 @@ def deepspeed_batch_settings(ds_config: dict[str, Any], *, micro_batch: int, gra
     disagrees with the run config is an error rather than silently winning.
     """
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ds_config.items()}
-    wanted = {"train_micro_batch_size_per_gpu": micro_batch, "gradient_accumulation_steps": grad_accum,
-              "train_batch_size": micro_batch * grad_accum * world}
+    wanted = {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": grad_accum,
+        "train_batch_size": micro_batch * grad_accum * world,
+    }
     for key, value in wanted.items():
         have = out.get(key, "auto")
         # accelerate writes gradient_accumulation_steps: 1 when the file names none; the run config decides then.
         pinned = have not in ("auto", None) and not (key == "gradient_accumulation_steps" and have == 1)
         if pinned and int(have) != value:
-            raise ParallelError(f"the DeepSpeed config sets {key}={have} but the run needs {value} "
-                                f"(per_device_batch_size {micro_batch} x grad_accum_steps {grad_accum} x {world} "
-                                f"processes); set it to \"auto\" (or leave it out) and choose the batch in the run "
-                                "config")
+            raise ParallelError(
+                f"the DeepSpeed config sets {key}={have} but the run needs {value} "
+                f"(per_device_batch_size {micro_batch} x grad_accum_steps {grad_accum} x {world} "
+                f'processes); set it to "auto" (or leave it out) and choose the batch in the run '
+                "config"
+            )
         out[key] = value
     if max_grad_norm > 0:
         out["gradient_clipping"] = max_grad_norm
     if "optimizer" in out or "scheduler" in out:
-        raise ParallelError("the DeepSpeed config names an optimizer or scheduler; remove them: the run builds AdamW "
-                            "and its cosine schedule per phase")
+        raise ParallelError(
+            "the DeepSpeed config names an optimizer or scheduler; remove them: the run builds AdamW "
+            "and its cosine schedule per phase"
+        )
     return out
 
 
@@ -92,8 +102,13 @@ def configure_deepspeed(accelerator, *, micro_batch: int, grad_accum: int, max_g
     """Write the explicit batch geometry into the active DeepSpeed plugin before ``prepare``. Returns the config."""
     require_deepspeed()
     plugin = accelerator.state.deepspeed_plugin
-    config = deepspeed_batch_settings(plugin.deepspeed_config, micro_batch=micro_batch, grad_accum=grad_accum,
-                                      world=accelerator.num_processes, max_grad_norm=max_grad_norm)
+    config = deepspeed_batch_settings(
+        plugin.deepspeed_config,
+        micro_batch=micro_batch,
+        grad_accum=grad_accum,
+        world=accelerator.num_processes,
+        max_grad_norm=max_grad_norm,
+    )
     plugin.deepspeed_config.clear()
     plugin.deepspeed_config.update(config)
     plugin.gradient_accumulation_steps = grad_accum
@@ -214,9 +229,11 @@ def check_generation_support(accelerator, prepared_model) -> None:
     if isinstance(prepared_model, FullyShardedDataParallel):
         return
     if isinstance(prepared_model, FSDPModule) or backend_of(accelerator) == FSDP:
-        raise ParallelError("decoding during training supports FSDP version 1 only (the model is not wrapped by "
-                            "FullyShardedDataParallel); set fsdp_version: 1 in the accelerate config, as "
-                            "configs/accelerate/8gpu_fsdp.yaml does")
+        raise ParallelError(
+            "decoding during training supports FSDP version 1 only (the model is not wrapped by "
+            "FullyShardedDataParallel); set fsdp_version: 1 in the accelerate config, as "
+            "configs/accelerate/8gpu_fsdp.yaml does"
+        )
 
 
 def full_state_dict(accelerator, prepared_model) -> dict[str, torch.Tensor]:
@@ -282,12 +299,19 @@ def save_rank_state(accelerator, prepared_model, optimizer, folder: Path) -> Non
 def load_rank_state(accelerator, prepared_model, optimizer, folder: Path, saved_world: int) -> None:
     """Restore this rank's optimizer shard from a checkpoint's ``ranks/`` folder."""
     if saved_world != accelerator.num_processes:
-        raise ParallelError(f"the checkpoint holds optimizer shards of {saved_world} processes but this run has "
-                            f"{accelerator.num_processes}; resume with {saved_world} processes")
+        raise ParallelError(
+            f"the checkpoint holds optimizer shards of {saved_world} processes but this run has "
+            f"{accelerator.num_processes}; resume with {saved_world} processes"
+        )
     folder = Path(folder)
     if backend_of(accelerator) == DEEPSPEED:
-        prepared_model.load_checkpoint(str(folder), tag="zero", load_module_strict=False, load_optimizer_states=True,
-                                       load_lr_scheduler_states=False)
+        prepared_model.load_checkpoint(
+            str(folder),
+            tag="zero",
+            load_module_strict=False,
+            load_optimizer_states=True,
+            load_lr_scheduler_states=False,
+        )
         return
     path = folder / f"optimizer-rank{accelerator.process_index:05d}.pt"
     if not path.is_file():
@@ -304,8 +328,10 @@ def float32_master_check(model) -> None:
     """Refuse trainable weights that are not float32: AdamW on bf16 weights drops most small updates."""
     low = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype != torch.float32})
     if low:
-        raise ParallelError(f"trainable weights are {', '.join(low)}, not float32: load the model in float32 for "
-                            "training (bf16 is the compute dtype via --mixed_precision bf16)")
+        raise ParallelError(
+            f"trainable weights are {', '.join(low)}, not float32: load the model in float32 for "
+            "training (bf16 is the compute dtype via --mixed_precision bf16)"
+        )
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -344,8 +370,9 @@ def adamw_fraction_moved(model, batches: list[dict], *, lr: float, steps: int, c
     model.train()
     for i in range(steps):
         batch = {k: v.to(device) for k, v in batches[i % len(batches)].items()}
-        ctx = (torch.autocast(device.type, dtype=compute_dtype) if compute_dtype is not None
-               else contextlib.nullcontext())
+        ctx = (
+            torch.autocast(device.type, dtype=compute_dtype) if compute_dtype is not None else contextlib.nullcontext()
+        )
         with ctx:
             loss = model(**batch).loss
         loss.backward()

@@ -44,12 +44,15 @@ def plan_epochs(phases: Sequence[Phase]) -> list[EpochPlan]:
     return out
 
 
-def epoch_items(texts: Sequence[SLUExample], speech: Sequence[SLUExample], n_speech: int, *, seed: int,
-                epoch: int) -> list[Item]:
+def epoch_items(
+    texts: Sequence[SLUExample], speech: Sequence[SLUExample], n_speech: int, *, seed: int, epoch: int
+) -> list[Item]:
     """All transcripts as text plus ``n_speech`` speech items (the subset cycled), shuffled for this epoch."""
     if n_speech > 0 and not speech:
-        raise PlanError(f"this epoch needs {n_speech} speech examples but the speech subset is empty; "
-                        "raise --speech_percent/--n_speech or use the text scheme")
+        raise PlanError(
+            f"this epoch needs {n_speech} speech examples but the speech subset is empty; "
+            "raise --speech_percent/--n_speech or use the text scheme"
+        )
     items: list[Item] = [(t.as_text() if t.has_audio else t, False) for t in texts]
     items += [(speech[i % len(speech)], True) for i in range(n_speech)]
     if not items:
@@ -91,12 +94,14 @@ def rank_micro_batches(items: Sequence[Item], batch_size: int, world_size: int, 
     n_mb = n_micro_batches(len(items), batch_size, world_size)
     total = n_mb * batch_size * world_size
     padded = [items[i % len(items)] for i in range(total)]
-    return [padded[(i * world_size + rank) * batch_size:(i * world_size + rank + 1) * batch_size] for i in range(n_mb)]
+    return [
+        padded[(i * world_size + rank) * batch_size : (i * world_size + rank + 1) * batch_size] for i in range(n_mb)
+    ]
 
 
 def step_groups(micro_batches: Sequence[list[Item]], grad_accum: int) -> list[list[list[Item]]]:
     """Micro-batches grouped into optimizer steps (the last step of an epoch may hold fewer)."""
-    return [list(micro_batches[i:i + grad_accum]) for i in range(0, len(micro_batches), grad_accum)]
+    return [list(micro_batches[i : i + grad_accum]) for i in range(0, len(micro_batches), grad_accum)]
 
 
 def subsample(items: Sequence[SLUExample], count: int, seed: int) -> list[SLUExample]:
@@ -114,8 +119,9 @@ def _clip_seconds(example: SLUExample) -> float:
     return len(example.transcript) / 15.0
 
 
-def group_by_length(items: Sequence[Item], batch_size: int, *, seed: int, epoch: int,
-                    megabatch: int = 50) -> list[Item]:
+def group_by_length(
+    items: Sequence[Item], batch_size: int, *, seed: int, epoch: int, megabatch: int = 50
+) -> list[Item]:
     """The same items reordered so that every micro-batch of ``batch_size`` holds one modality and, for speech,
     clips of similar length: text rows are then not padded to a clip's length, and a batch of speech is encoded at
     its longest clip (models/encoder_trim.py) with little padding.
@@ -134,11 +140,11 @@ def group_by_length(items: Sequence[Item], batch_size: int, *, seed: int, epoch:
     span = max(megabatch, 1) * batch_size
     speech_sorted: list[Item] = []
     for start in range(0, len(speech), span):
-        speech_sorted += sorted(speech[start:start + span], key=lambda it: _clip_seconds(it[0]), reverse=True)
+        speech_sorted += sorted(speech[start : start + span], key=lambda it: _clip_seconds(it[0]), reverse=True)
 
     def cut(rows: list[Item]) -> tuple[list[list[Item]], list[Item]]:
         n_full = len(rows) // batch_size * batch_size
-        return [rows[i:i + batch_size] for i in range(0, n_full, batch_size)], rows[n_full:]
+        return [rows[i : i + batch_size] for i in range(0, n_full, batch_size)], rows[n_full:]
 
     speech_batches, speech_rest = cut(speech_sorted)
     text_batches, text_rest = cut(text)

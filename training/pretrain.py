@@ -60,17 +60,29 @@ class PretrainConfig:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0 = torch's default)"})
     resume: bool = field(default=False, metadata={"help": "continue from OUT/state"})
     size: str = field(default="mini", metadata={"help": "model size preset: mini (~4M parameters) or tiny"})
-    init_from: str = field(default="", metadata={"help": "start from this model folder (weights and tokenizer) "
-                                                          "with a fresh optimizer and schedule, e.g. a second "
-                                                          "alignment round"})
-    encoder_epochs: int = field(default=0, metadata={"help": "encoder-only character CTC epochs before the LLM "
-                                                              "stage (0 = none)"})
+    init_from: str = field(
+        default="",
+        metadata={
+            "help": "start from this model folder (weights and tokenizer) "
+            "with a fresh optimizer and schedule, e.g. a second "
+            "alignment round"
+        },
+    )
+    encoder_epochs: int = field(
+        default=0, metadata={"help": "encoder-only character CTC epochs before the LLM stage (0 = none)"}
+    )
     encoder_lr: float = field(default=2e-3, metadata={"help": "peak learning rate of the encoder-only stage"})
-    ctc_weight: float = field(default=0.0, metadata={"help": "weight of the character CTC loss on the encoder during "
-                                                              "transcription (0 = off)"})
-    slu_target: str = field(default="frame", metadata={"help": "the SLU answer layout the model is set up for "
-                                                                "(its config.slu_target): frame (the paper's) or "
-                                                                "transcript+frame (the words heard, then the frame)"})
+    ctc_weight: float = field(
+        default=0.0, metadata={"help": "weight of the character CTC loss on the encoder during transcription (0 = off)"}
+    )
+    slu_target: str = field(
+        default="frame",
+        metadata={
+            "help": "the SLU answer layout the model is set up for "
+            "(its config.slu_target): frame (the paper's) or "
+            "transcript+frame (the words heard, then the frame)"
+        },
+    )
 
 
 def _edit_distance(ref, hyp) -> int:
@@ -117,7 +129,7 @@ def _batches(speech, texts, cfg: PretrainConfig, epoch: int) -> list[tuple[str, 
     items = [(s, True) for s in speech]
     rng.shuffle(items)
     ordered = group_by_length(items, cfg.batch_size, seed=cfg.seed, epoch=epoch)
-    batches = [("asr", ordered[i:i + cfg.batch_size]) for i in range(0, len(ordered), cfg.batch_size)]
+    batches = [("asr", ordered[i : i + cfg.batch_size]) for i in range(0, len(ordered), cfg.batch_size)]
     n_repeat = round(cfg.repeat_share * len(batches))
     pool = [(t, False) for t in texts]
     for _ in range(n_repeat):
@@ -139,12 +151,22 @@ def transcribe(model, processor, clips, batch_size: int = 16, max_new_tokens: in
     model.eval()
     try:
         for start in range(0, len(clips), batch_size):
-            batch = collator.for_generation([(c, True) for c in clips[start:start + batch_size]])
+            batch = collator.for_generation([(c, True) for c in clips[start : start + batch_size]])
             with torch.inference_mode():
-                gen = model.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=max_new_tokens,
-                                     eos_token_id=stop, pad_token_id=collator.pad_id)
-            out += [t.strip() for t in processor.tokenizer.batch_decode(gen[:, batch["input_ids"].shape[1]:],
-                                                                        skip_special_tokens=True)]
+                gen = model.generate(
+                    **batch,
+                    num_beams=1,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=stop,
+                    pad_token_id=collator.pad_id,
+                )
+            out += [
+                t.strip()
+                for t in processor.tokenizer.batch_decode(
+                    gen[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+            ]
     finally:
         model.train(was_training)
     return out
@@ -204,8 +226,9 @@ class CharCTC:
         flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
         lengths = torch.tensor([len(t) for t in targets], dtype=torch.long)
         self.value = None
-        return torch.nn.functional.ctc_loss(log_probs, flat, self.frames(feature_attention_mask), lengths, blank=0,
-                                            zero_infinity=True)
+        return torch.nn.functional.ctc_loss(
+            log_probs, flat, self.frames(feature_attention_mask), lengths, blank=0, zero_infinity=True
+        )
 
     def decode(self, feature_attention_mask) -> list[str]:
         best = self.log_probs().argmax(-1)
@@ -238,8 +261,9 @@ def character_error_rate(refs: list[str], hyps: list[str]) -> float:
     return sum(_edit_distance(r, h) for r, h in zip(refs, hyps)) / max(sum(len(r) for r in refs), 1)
 
 
-def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, history: list, ctc=None,
-                listening: bool = False) -> None:
+def _save_state(
+    out: Path, model, processor, optimizer, scheduler, epoch: int, history: list, ctc=None, listening: bool = False
+) -> None:
     """Model folder + optimizer/scheduler/epoch (+ the CTC head), each written whole (temporary name, then rename)."""
     import torch
 
@@ -247,9 +271,17 @@ def _save_state(out: Path, model, processor, optimizer, scheduler, epoch: int, h
 
     save_model(model, processor, out / "state" / "model")
     tmp = out / "state" / ".trainer.pt.tmp"
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                "history": history, "listening": listening,
-                **({"ctc_head": ctc.head.state_dict()} if ctc is not None else {})}, tmp)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "listening": listening,
+            **({"ctc_head": ctc.head.state_dict()} if ctc is not None else {}),
+        },
+        tmp,
+    )
     tmp.replace(out / "state" / "trainer.pt")
 
 
@@ -332,7 +364,7 @@ def _dev_cer(model, ctc, collator, clips, batch_size: int = 16) -> float:
     try:
         with torch.inference_mode():
             for start in range(0, len(clips), batch_size):
-                rows = [(c, True) for c in clips[start:start + batch_size]]
+                rows = [(c, True) for c in clips[start : start + batch_size]]
                 batch = collator(rows)
                 encode(model, batch)
                 hyps += ctc.decode(batch["feature_attention_mask"])
@@ -408,8 +440,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
         ctc.head.load_state_dict(saved["ctc_head"])
     dev_clips = sorted(dev.speech, key=lambda x: x.id)[: cfg.eval_examples] if cfg.eval_examples > 0 else []
     total_epochs = cfg.encoder_epochs + cfg.epochs
-    print(f"alignment pre-training: {n_params / 1e6:.2f}M parameters, {len(speech)} clips + {len(texts)} "
-          f"transcripts; {cfg.encoder_epochs} encoder epochs, then {cfg.epochs} epochs with the LLM", flush=True)
+    print(
+        f"alignment pre-training: {n_params / 1e6:.2f}M parameters, {len(speech)} clips + {len(texts)} "
+        f"transcripts; {cfg.encoder_epochs} encoder epochs, then {cfg.epochs} epochs with the LLM",
+        flush=True,
+    )
     started = time.time() - (history[-1]["seconds"] if history else 0.0)
     model.train()
     stage = None
@@ -425,8 +460,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         if listening:
             record = _listen_epoch(model, ctc, asr, speech, cfg, epoch, optimizer, scheduler, params, total_epochs)
         else:
-            record = _llm_epoch(model, ctc, asr, rep, speech, texts, cfg, epoch, optimizer, scheduler, params,
-                                total_epochs)
+            record = _llm_epoch(
+                model, ctc, asr, rep, speech, texts, cfg, epoch, optimizer, scheduler, params, total_epochs
+            )
         record["seconds"] = round(time.time() - started, 1)
         if dev_clips and ctc is not None:
             record["dev_cer_ctc"] = _dev_cer(model, ctc, asr, dev_clips)
@@ -441,8 +477,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     model.config.slu_target = cfg.slu_target  # read back by training and decoding (models/prompt.py slu_target_of)
     final = save_model(model, processor, out / "model")
-    summary = {"config": asdict(cfg), "parameters": n_params, "history": history,
-               "seconds": round(time.time() - started, 1)}
+    summary = {
+        "config": asdict(cfg),
+        "parameters": n_params,
+        "history": history,
+        "seconds": round(time.time() - started, 1),
+    }
     atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2) + "\n")
     return final
 
@@ -451,8 +491,14 @@ def main(argv: list[str] | None = None) -> int:
     """The CLI: flags from PretrainConfig; our errors become one ``error:`` line and exit status 2."""
     from data.cli import run_cli
 
-    return run_cli(lambda cfg: print(pretrain(cfg)), PretrainConfig, (PretrainError,), argv=argv,
-                   prog="python -m training.pretrain", description=__doc__.splitlines()[0])
+    return run_cli(
+        lambda cfg: print(pretrain(cfg)),
+        PretrainConfig,
+        (PretrainError,),
+        argv=argv,
+        prog="python -m training.pretrain",
+        description=__doc__.splitlines()[0],
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """The run folder: its layout, config.json with the code version, curves.csv, the model card, the results row.
 
-    <run>/config.json            the TrainConfig + code version + phases + data counts (enough to reproduce)
-    <run>/curves.csv             training loss and dev scores by optimizer step (the app's score curves)
-    <run>/checkpoints/step-N/    resumable state (removed when the run completes unless asked to keep it)
-    <run>/model/                 final weights in Hugging Face format + processor + README.md (model card)
-    <run>/lora_adapter/          the LoRA adapter before merging (LoRA runs only)
-    <run>/eval/<name>/           metrics.json + predictions.jsonl per evaluated split (and language / oracle)
-    <run>/done.json              written last: the run finished; sweeps skip it
-    <run>/.lock                  while a process owns the folder: its pid, host and start time (``acquire_lock``)
+<run>/config.json            the TrainConfig + code version + phases + data counts (enough to reproduce)
+<run>/curves.csv             training loss and dev scores by optimizer step (the app's score curves)
+<run>/checkpoints/step-N/    resumable state (removed when the run completes unless asked to keep it)
+<run>/model/                 final weights in Hugging Face format + processor + README.md (model card)
+<run>/lora_adapter/          the LoRA adapter before merging (LoRA runs only)
+<run>/eval/<name>/           metrics.json + predictions.jsonl per evaluated split (and language / oracle)
+<run>/done.json              written last: the run finished; sweeps skip it
+<run>/.lock                  while a process owns the folder: its pid, host and start time (``acquire_lock``)
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ except ImportError:  # Windows: run folders are not locked
 from data.textio import atomic_write_text, read_text
 from training.config import flat_record
 
-CURVE_COLUMNS = ("step", "epoch", "phase", "kind", "split", "loss", "lr", "intent_accuracy", "entity_f1", "slu_f1",
-                 "n")
+CURVE_COLUMNS = ("step", "epoch", "phase", "kind", "split", "loss", "lr", "intent_accuracy", "entity_f1", "slu_f1", "n")
 DONE = "done.json"
 
 
@@ -44,8 +43,13 @@ def code_version() -> str:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -108,9 +112,11 @@ def acquire_lock(run_dir: str | os.PathLike, *, log: Callable[[str], Any] | None
         except BlockingIOError:
             info = _lock_info(fh)
             fh.close()
-            raise RunFolderBusy(f"{run_dir} is in use by another run (pid {info.get('pid', '?')} on "
-                                f"{info.get('host', '?')}, since {info.get('started', '?')}); wait for it to finish, "
-                                "or choose another --output_dir") from None
+            raise RunFolderBusy(
+                f"{run_dir} is in use by another run (pid {info.get('pid', '?')} on "
+                f"{info.get('host', '?')}, since {info.get('started', '?')}); wait for it to finish, "
+                "or choose another --output_dir"
+            ) from None
         try:
             same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -121,14 +127,23 @@ def acquire_lock(run_dir: str | os.PathLike, *, log: Callable[[str], Any] | None
     try:
         old = _lock_info(fh)
         if old.get("pid") and log is not None:
-            state = "no longer running" if not _pid_alive(old["pid"]) or old.get("host") != socket.gethostname() \
+            state = (
+                "no longer running"
+                if not _pid_alive(old["pid"]) or old.get("host") != socket.gethostname()
                 else "running but no longer holding the lock"
-            log(f"taking over the stale lock of {run_dir}: it was held by pid {old['pid']} on {old.get('host', '?')} "
-                f"since {old.get('started', '?')}, {state}")
+            )
+            log(
+                f"taking over the stale lock of {run_dir}: it was held by pid {old['pid']} on {old.get('host', '?')} "
+                f"since {old.get('started', '?')}, {state}"
+            )
         fh.seek(0)
         fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        fh.write(
+            json.dumps(
+                {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            )
+            + "\n"
+        )
         fh.flush()
         yield path
     finally:
@@ -190,48 +205,77 @@ def _number(value: Any, kind: type, key: str, where: str) -> Any:
             return int(number)
         return number
     except (TypeError, ValueError):
-        raise RunFolderError(f"{where}: column {key!r} must be a{'n integer' if kind is int else ' number'}, got "
-                             f"{str(value)[:40]!r}; the curves file is damaged (delete the line, or the file to "
-                             "start the curves afresh)") from None
+        raise RunFolderError(
+            f"{where}: column {key!r} must be a{'n integer' if kind is int else ' number'}, got "
+            f"{str(value)[:40]!r}; the curves file is damaged (delete the line, or the file to "
+            "start the curves afresh)"
+        ) from None
 
 
 def model_card(config: Mapping[str, Any], metrics: Mapping[str, Mapping[str, Any]]) -> str:
     """A Hugging Face model card: YAML front matter (base model, metrics) and a short description."""
     config = flat_record(config)
     base = config.get("model", "")
-    lines = ["---", "library_name: transformers", "pipeline_tag: audio-text-to-text", "tags:",
-             "- spoken-language-understanding", "- slurp", "- lalm-slu"]
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: audio-text-to-text",
+        "tags:",
+        "- spoken-language-understanding",
+        "- slurp",
+        "- lalm-slu",
+    ]
     if base and base != "tiny" and not Path(str(base)).exists():
         lines += [f"base_model: {base}"]
     if metrics:
         lines += ["model-index:", f"- name: {Path(str(config.get('output_dir', 'run'))).name}", "  results:"]
         for name, m in metrics.items():
-            lines += ["  - task:", "      type: spoken-language-understanding",
-                      "    dataset:", f"      name: {corpus_name(config)} {name}", f"      type: {corpus_name(config)}",
-                      "    metrics:"]
+            lines += [
+                "  - task:",
+                "      type: spoken-language-understanding",
+                "    dataset:",
+                f"      name: {corpus_name(config)} {name}",
+                f"      type: {corpus_name(config)}",
+                "    metrics:",
+            ]
             for key in ("intent_accuracy", "entity_f1", "slu_f1"):
                 if key in m:
                     lines += [f"    - type: {key}", f"      value: {float(m[key]):.4f}"]
-    lines += ["---", "", f"# SLU fine-tune of {base}", "",
-              f"Scheme **{config.get('scheme')}** with {speech_percent_used(config):g} % of the training speech "
-              f"({config.get('n_speech_used', '?')} recordings) on corpus **{corpus_name(config)}** "
-              f"({config.get('language') or 'all languages'}), recipe {config.get('recipe')}{' without source data' if config.get('no_source') else ''}, seed {config.get('seed')}, "
-              f"{config.get('epochs')} epochs.",
-              "",
-              "Schemes follow Choi et al., *Exploring fine-tuning of large audio language models for spoken language "
-              "understanding under limited speech data* (section 2.2). The model answers with one line of JSON: "
-              '`{"scenario": ..., "action": ..., "entities": [{"type": ..., "filler": ...}]}`.', "",
-              f"Code version: `{config.get('code_version', 'unknown')}`.", ""]
+    lines += [
+        "---",
+        "",
+        f"# SLU fine-tune of {base}",
+        "",
+        f"Scheme **{config.get('scheme')}** with {speech_percent_used(config):g} % of the training speech "
+        f"({config.get('n_speech_used', '?')} recordings) on corpus **{corpus_name(config)}** "
+        f"({config.get('language') or 'all languages'}), recipe {config.get('recipe')}{' without source data' if config.get('no_source') else ''}, seed {config.get('seed')}, "
+        f"{config.get('epochs')} epochs.",
+        "",
+        "Schemes follow Choi et al., *Exploring fine-tuning of large audio language models for spoken language "
+        "understanding under limited speech data* (section 2.2). The model answers with one line of JSON: "
+        '`{"scenario": ..., "action": ..., "entities": [{"type": ..., "filler": ...}]}`.',
+        "",
+        f"Code version: `{config.get('code_version', 'unknown')}`.",
+        "",
+    ]
     if metrics:
         lines += ["| split | intent accuracy | entity F1 | SLU-F1 | n |", "|---|---|---|---|---|"]
         for name, m in metrics.items():
-            lines.append(f"| {name} | {m.get('intent_accuracy', 0):.4f} | {m.get('entity_f1', 0):.4f} | "
-                         f"{m.get('slu_f1', 0):.4f} | {m.get('n_scored', '')} |")
+            lines.append(
+                f"| {name} | {m.get('intent_accuracy', 0):.4f} | {m.get('entity_f1', 0):.4f} | "
+                f"{m.get('slu_f1', 0):.4f} | {m.get('n_scored', '')} |"
+            )
         lines.append("")
-    lines += ["Load it with plain transformers:", "", "```python",
-              "from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration",
-              "model = Qwen2AudioForConditionalGeneration.from_pretrained(PATH)",
-              "processor = AutoProcessor.from_pretrained(PATH)", "```", ""]
+    lines += [
+        "Load it with plain transformers:",
+        "",
+        "```python",
+        "from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration",
+        "model = Qwen2AudioForConditionalGeneration.from_pretrained(PATH)",
+        "processor = AutoProcessor.from_pretrained(PATH)",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -265,8 +309,15 @@ def speech_percent_used(config: Mapping[str, Any]) -> Any:
     return 0.0 if config.get("scheme") == "text" else config.get("speech_percent")
 
 
-def results_row(config: Mapping[str, Any], result_summary: Mapping[str, Any], *, split: str, language: str,
-                oracle: bool, run_dir: str) -> dict[str, Any]:
+def results_row(
+    config: Mapping[str, Any],
+    result_summary: Mapping[str, Any],
+    *,
+    split: str,
+    language: str,
+    oracle: bool,
+    run_dir: str,
+) -> dict[str, Any]:
     """One results.csv row; ``config`` is a recorded TrainConfig (nested, or the flat layout of older runs)."""
     config = flat_record(config)
     recipe = config.get("recipe", "mono")
@@ -281,8 +332,24 @@ def results_row(config: Mapping[str, Any], result_summary: Mapping[str, Any], *,
         "n_speech": config.get("n_speech_used"),
         "seed": config.get("seed"),
         "split": split,
-        **{k: v for k, v in result_summary.items() if k in {
-            "intent_accuracy", "scenario_accuracy", "action_accuracy", "entity_f1", "word_f1", "char_f1", "slu_f1",
-            "slu_precision", "slu_recall", "n_scored", "n_missing", "n_invalid"}},
+        **{
+            k: v
+            for k, v in result_summary.items()
+            if k
+            in {
+                "intent_accuracy",
+                "scenario_accuracy",
+                "action_accuracy",
+                "entity_f1",
+                "word_f1",
+                "char_f1",
+                "slu_f1",
+                "slu_precision",
+                "slu_recall",
+                "n_scored",
+                "n_missing",
+                "n_invalid",
+            }
+        },
         "run_dir": run_dir,
     }

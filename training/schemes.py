@@ -51,8 +51,9 @@ class ScheduleSettings:
     epochs: int = field(default=3, metadata={"help": "E: all experiments run three epochs"})
     peak_lr: float = field(default=5e-6, metadata={"help": "text-only, direct mixing, and curriculum's text epochs"})
     warmup_ratio: float = field(default=0.04, metadata={"help": "warmup share of those schedules"})
-    final_peak_lr: float = field(default=3e-6, metadata={"help": "curriculum's last (speech) epoch: reduced to "
-                                                                 "stabilise adaptation"})
+    final_peak_lr: float = field(
+        default=3e-6, metadata={"help": "curriculum's last (speech) epoch: reduced to stabilise adaptation"}
+    )
     final_warmup_ratio: float = field(default=0.02, metadata={"help": "curriculum's last epoch"})
 
     def __post_init__(self) -> None:

@@ -74,8 +74,10 @@ def _source_training(cfg: TrainConfig, source: Corpus) -> tuple[list[SLUExample]
     """(transcripts, speech pool) of the source's training split, texts subsampled if asked."""
     train = source.split(cfg.data.train_split)
     if not train.texts and not train.speech:
-        raise ConfigError(f"--train_split {cfg.data.train_split!r} is empty in corpus {cfg.data.corpus!r} "
-                          f"(its splits: {', '.join(source.splits)})")
+        raise ConfigError(
+            f"--train_split {cfg.data.train_split!r} is empty in corpus {cfg.data.corpus!r} "
+            f"(its splits: {', '.join(source.splits)})"
+        )
     texts = subsample(train.texts, cfg.data.limit_train_texts, cfg.seed)
     pool = list(train.speech)
     if cfg.data.limit_train_texts > 0:  # keep speech consistent with the kept texts when texts are subsampled
@@ -122,25 +124,36 @@ def _target_corpora(cfg: TrainConfig, source_items: list[SLUExample]) -> tuple[C
         target_all = _load(cfg.data.corpus, cfg.data.corpus_args, "corpus")
     missing = [lang for lang in cfg.target_languages if lang not in target_all.languages]
     if missing:
-        raise ConfigError(f"--target_languages {missing} not in the target corpus "
-                          f"(it has {', '.join(target_all.languages)})")
+        raise ConfigError(
+            f"--target_languages {missing} not in the target corpus (it has {', '.join(target_all.languages)})"
+        )
     both = sorted(set(cfg.target_languages) & {x.language for x in source_items})
     if both:
-        raise ConfigError(f"--target_languages {both} also in the source training data; pick the source "
-                          f"locale with --language (e.g. --language en-US)")
+        raise ConfigError(
+            f"--target_languages {both} also in the source training data; pick the source "
+            f"locale with --language (e.g. --language en-US)"
+        )
     return target_all, [target_all.language(lang) for lang in cfg.target_languages]
 
 
-def _cross_lingual_mix(cfg: TrainConfig, texts: list[SLUExample], speech: list[SLUExample], target_all: Corpus,
-                       targets: list[Corpus], report: dict[str, Any]) -> tuple[list[SLUExample], list[SLUExample]]:
+def _cross_lingual_mix(
+    cfg: TrainConfig,
+    texts: list[SLUExample],
+    speech: list[SLUExample],
+    target_all: Corpus,
+    targets: list[Corpus],
+    report: dict[str, Any],
+) -> tuple[list[SLUExample], list[SLUExample]]:
     """The recipe's training data: source texts and speech plus the targets' few-shot data (and MASSIVE text)."""
     from data.corpus import merge_corpora
     from data.subsets import MixSpec, cross_lingual_mix
 
     few = merge_corpora(t.split(cfg.target_split) for t in targets)
     if cfg.recipe != "zero" and not few.texts and not few.speech:
-        raise ConfigError(f"--target_split {cfg.target_split!r} holds no data for {cfg.target_languages} "
-                          f"(splits: {', '.join(target_all.splits)})")
+        raise ConfigError(
+            f"--target_split {cfg.target_split!r} holds no data for {cfg.target_languages} "
+            f"(splits: {', '.join(target_all.splits)})"
+        )
     massive = None
     if "M" in cfg.recipe:
         m = _load("massive", cfg.massive_args, "massive_args").split("train")
@@ -150,8 +163,12 @@ def _cross_lingual_mix(cfg: TrainConfig, texts: list[SLUExample], speech: list[S
     # The source subset is already N_p = round(p * N) recordings; fraction 1.0 keeps it whole, and fraction None is
     # the "No Source" row (data.subsets.MixSpec).
     fraction = None if cfg.no_source else 1.0
-    mix = cross_lingual_mix(MixSpec(recipe=cfg.recipe, source_speech_fraction=fraction, seed=cfg.seed),
-                            source=None if cfg.no_source else Corpus(texts, speech), target=few, massive=massive)
+    mix = cross_lingual_mix(
+        MixSpec(recipe=cfg.recipe, source_speech_fraction=fraction, seed=cfg.seed),
+        source=None if cfg.no_source else Corpus(texts, speech),
+        target=few,
+        massive=massive,
+    )
     report["mix"] = mix.report.get("mix")
     return list(mix.texts), list(mix.speech)
 
@@ -159,7 +176,9 @@ def _cross_lingual_mix(cfg: TrainConfig, texts: list[SLUExample], speech: list[S
 def load_run_data(cfg: TrainConfig) -> RunData:
     # "No Source" with its own target corpus never touches the source corpus (it may not even be on disk).
     need_source = not cfg.no_source or not cfg.target_corpus
-    source = _languages(_load(cfg.data.corpus, cfg.data.corpus_args, "corpus"), cfg.data.language) if need_source else None
+    source = (
+        _languages(_load(cfg.data.corpus, cfg.data.corpus_args, "corpus"), cfg.data.language) if need_source else None
+    )
     if cfg.no_source:
         texts, pool = [], []
     else:
@@ -167,8 +186,11 @@ def load_run_data(cfg: TrainConfig) -> RunData:
         texts, pool = _source_training(cfg, source)
     subset = _speech_subset(cfg, pool)
     source_language = "" if cfg.no_source else (cfg.data.language or ",".join(source.languages))
-    report: dict[str, Any] = {"source": source.counts() if source is not None else {},
-                              "n_speech_pool": len(pool), "n_speech": len(subset)}
+    report: dict[str, Any] = {
+        "source": source.counts() if source is not None else {},
+        "n_speech_pool": len(pool),
+        "n_speech": len(subset),
+    }
     if cfg.recipe == "mono":
         assert source is not None
         speech, language = list(subset), source_language
@@ -187,5 +209,4 @@ def load_run_data(cfg: TrainConfig) -> RunData:
         raise ConfigError("no training data: the recipe and splits chosen select nothing to train on")
     report["n_texts"] = len(texts)
     report["n_speech_scheduled"] = len(speech)
-    return RunData(texts, speech, len(pool), len(subset), language, dev, evals, report,
-                   source_language=source_language)
+    return RunData(texts, speech, len(pool), len(subset), language, dev, evals, report, source_language=source_language)

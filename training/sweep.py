@@ -78,9 +78,16 @@ def _numbers(text: str, kind, flag: str) -> list:
 def cell_config(base: TrainConfig, out: Path, cell: Cell) -> TrainConfig:
     run_dir = out / cell.name()
     resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").glob("step-*"))
-    return dataclasses.replace(base, scheme=cell.scheme, speech_percent=cell.speech_percent, seed=cell.seed,
-                               output_dir=str(run_dir), results_csv=str(out / "results.csv"), resume=resume,
-                               stop_after_steps=0)
+    return dataclasses.replace(
+        base,
+        scheme=cell.scheme,
+        speech_percent=cell.speech_percent,
+        seed=cell.seed,
+        output_dir=str(run_dir),
+        results_csv=str(out / "results.csv"),
+        resume=resume,
+        stop_after_steps=0,
+    )
 
 
 def status(cfg: TrainConfig) -> str:
@@ -93,8 +100,24 @@ def status(cfg: TrainConfig) -> str:
 def train_args(cfg: TrainConfig, config_file: str | None, overrides: dict) -> list[str]:
     """The ``training.train`` arguments of one cell (without ``--resume``, which is decided when it starts)."""
     args = ["--config", config_file] if config_file else []
-    return args + to_flags(overrides) + ["--scheme", cfg.scheme, "--speech_percent", f"{cfg.speech_percent:g}", "--seed", str(cfg.seed),
-                   "--output_dir", cfg.output_dir, "--results_csv", cfg.results_csv, "--stop_after_steps", "0"]
+    return (
+        args
+        + to_flags(overrides)
+        + [
+            "--scheme",
+            cfg.scheme,
+            "--speech_percent",
+            f"{cfg.speech_percent:g}",
+            "--seed",
+            str(cfg.seed),
+            "--output_dir",
+            cfg.output_dir,
+            "--results_csv",
+            cfg.results_csv,
+            "--stop_after_steps",
+            "0",
+        ]
+    )
 
 
 def command(cfg: TrainConfig, config_file: str | None, overrides: dict, launcher: str) -> str:
@@ -104,12 +127,26 @@ def command(cfg: TrainConfig, config_file: str | None, overrides: dict, launcher
     return shlex.join(args)
 
 
-def cell_job(cfg: TrainConfig, config_file: str | None, overrides: dict, *, launcher: str = "", oracle: bool = False,
-             env: dict | None = None, max_attempts: int = 3) -> CellJob:
+def cell_job(
+    cfg: TrainConfig,
+    config_file: str | None,
+    overrides: dict,
+    *,
+    launcher: str = "",
+    oracle: bool = False,
+    env: dict | None = None,
+    max_attempts: int = 3,
+) -> CellJob:
     run_dir = Path(cfg.output_dir)
-    return CellJob(name=run_dir.name, out=str(run_dir.parent), train_args=train_args(cfg, config_file, overrides),
-                   oracle_splits=list(cfg.data.eval_splits) if oracle and cfg.scheme == "text" else [],
-                   launcher=shlex.split(launcher), env=dict(env or {}), max_attempts=max_attempts)
+    return CellJob(
+        name=run_dir.name,
+        out=str(run_dir.parent),
+        train_args=train_args(cfg, config_file, overrides),
+        oracle_splits=list(cfg.data.eval_splits) if oracle and cfg.scheme == "text" else [],
+        launcher=shlex.split(launcher),
+        env=dict(env or {}),
+        max_attempts=max_attempts,
+    )
 
 
 def write_report(out: Path) -> Path | None:
@@ -193,8 +230,12 @@ class SweepConfig:
     oracle: bool = _opt(False, "also score text-only runs on gold transcripts")
     print_commands: bool = _opt(False, "print the launch command per pending run and run nothing")
     launch: str = _opt("", "run each run as '<LAUNCH> -m training.train ...' in a subprocess")
-    executor: str = _opt("", "inline (this process), local (parallel processes) or slurm (submitit job array); "
-                             "default: local with --launch, else inline", choices=("",) + EXECUTORS)
+    executor: str = _opt(
+        "",
+        "inline (this process), local (parallel processes) or slurm (submitit job array); "
+        "default: local with --launch, else inline",
+        choices=("",) + EXECUTORS,
+    )
     max_parallel: int = _opt(1, "local: most cells running at once")
     devices: str | None = _opt(None, "local: GPU ids to share out (default: all visible)")
     gpus_per_cell: int = _opt(1, "local: GPUs each cell holds")
@@ -218,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return status_main(argv[1:])
     try:
-        args, rest = parse_config(SweepConfig, argv, prog="python -m training.sweep", description=__doc__,
-                                  known_only=True)
+        args, rest = parse_config(
+            SweepConfig, argv, prog="python -m training.sweep", description=__doc__, known_only=True
+        )
         executor = args.executor or ("local" if args.launch else "inline")
         try:
             overrides, bare, _ = split_flags(TrainConfig, rest)  # the TrainConfig flags, handed on to every run
@@ -227,35 +269,54 @@ def main(argv: list[str] | None = None) -> int:
             unknown, _, known = str(exc).partition("; known options: ")
             if not known:
                 raise
-            raise ConfigError(f"{unknown}; known options: {', '.join(option_names(SweepConfig))}, and every "
-                              "training option (python -m training.train --help)") from None
+            raise ConfigError(
+                f"{unknown}; known options: {', '.join(option_names(SweepConfig))}, and every "
+                "training option (python -m training.train --help)"
+            ) from None
         if bare:
             raise ConfigError(f"unexpected argument(s) {' '.join(bare)}; options are written --name value")
         base = parse_config(TrainConfig, (["--config", args.config] if args.config else []) + rest)
         if base.n_speech >= 0:
-            raise ConfigError("--n_speech is set, which would give every speech level the same count; the sweep "
-                              "sets speech by --speech-percent: remove n_speech from the config and flags")
+            raise ConfigError(
+                "--n_speech is set, which would give every speech level the same count; the sweep "
+                "sets speech by --speech-percent: remove n_speech from the config and flags"
+            )
         schemes = [canonical_scheme(s) for s in args.schemes.split(",") if s.strip()]
-        cells = grid(schemes, _numbers(args.speech_percent, float, "speech-percent"),
-                     _numbers(args.seeds, int, "seeds"))
+        cells = grid(
+            schemes, _numbers(args.speech_percent, float, "speech-percent"), _numbers(args.seeds, int, "seeds")
+        )
         if not cells:
-            raise ConfigError("the grid is empty: give --schemes, --speech-percent (above 0 for direct and "
-                              "curriculum) and --seeds")
+            raise ConfigError(
+                "the grid is empty: give --schemes, --speech-percent (above 0 for direct and curriculum) and --seeds"
+            )
         out = Path(args.out or base.output_dir)
         configs = {c.name(): cell_config(base, out, c) for c in cells}
         trackers = parse_names(args.track)
         check_available(trackers + (["tensorboard"] if base.tensorboard else []))
         env = {TRACK_ENV: ",".join(trackers)} if trackers else {}
         launcher = args.launch or ("accelerate launch" if args.print_commands else "")
-        jobs = [cell_job(cfg, args.config or None, overrides, launcher=launcher, oracle=args.oracle, env=env,
-                         max_attempts=args.max_attempts) for cfg in configs.values()]
+        jobs = [
+            cell_job(
+                cfg,
+                args.config or None,
+                overrides,
+                launcher=launcher,
+                oracle=args.oracle,
+                env=env,
+                max_attempts=args.max_attempts,
+            )
+            for cfg in configs.values()
+        ]
         slurm_cfg = _slurm_config(args) if executor == "slurm" and not args.print_commands else None
         if args.max_parallel < 1 or args.max_attempts < 1:
             raise ConfigError("--max-parallel and --max-attempts must be >= 1")
         devices: list[str] = []
         if executor == "local" and not args.print_commands:
-            devices = ([d.strip() for d in args.devices.split(",") if d.strip()] if args.devices is not None
-                       else visible_devices())
+            devices = (
+                [d.strip() for d in args.devices.split(",") if d.strip()]
+                if args.devices is not None
+                else visible_devices()
+            )
             if devices:
                 device_sets(devices, args.gpus_per_cell)
     except (ConfigError, ValueError) as exc:
@@ -266,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         for job in pending:
             print(job.shell_line())
         return 0
-    print(f"sweep: {len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run -> {out} "
-          f"({executor})", flush=True)
+    print(
+        f"sweep: {len(jobs)} runs, {len(jobs) - len(pending)} finished, {len(pending)} to run -> {out} ({executor})",
+        flush=True,
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_cell_list(out, jobs, executor)
     if executor == "slurm":
@@ -278,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, RuntimeError, ConfigError) as exc:  # sbatch missing or refusing the job
             print(f"error: submitting to Slurm failed: {exc}", file=sys.stderr)
             return 2
-        print(f"submitted {len(ids)} cell(s) as a job array ({ids[0].split('_')[0]}); "
-              f"follow them with: python -m training.sweep status {out}")
+        print(
+            f"submitted {len(ids)} cell(s) as a job array ({ids[0].split('_')[0]}); "
+            f"follow them with: python -m training.sweep status {out}"
+        )
         return 0
     if executor == "local":
         try:
@@ -301,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         for run_dir, why in failed:
             print(f"failed: {run_dir}: {why}", file=sys.stderr)
-        print(f"error: {len(failed)} run(s) failed; rerun the same command to resume them "
-              f"(python -m training.sweep status {out} shows each cell)", file=sys.stderr)
+        print(
+            f"error: {len(failed)} run(s) failed; rerun the same command to resume them "
+            f"(python -m training.sweep status {out} shows each cell)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -69,8 +69,13 @@ def cell_status(out: Path, name: str) -> dict[str, Any]:
     where = state.get("job_id") or (f"pid {state['pid']}" if state.get("pid") else "")
     if state.get("devices"):
         where += f" gpu {state['devices']}"
-    return {"cell": name, "state": kind if kind in STATES else "queued", "attempt": state.get("attempt", 0),
-            "where": where.strip(), "detail": detail}
+    return {
+        "cell": name,
+        "state": kind if kind in STATES else "queued",
+        "attempt": state.get("attempt", 0),
+        "where": where.strip(),
+        "detail": detail,
+    }
 
 
 def status_table(rows: list[dict[str, Any]], width: int = 100) -> str:
@@ -80,8 +85,10 @@ def status_table(rows: list[dict[str, Any]], width: int = 100) -> str:
     lines = [f"{'cell':<{name_w}}  {'state':<7}  {'try':>3}  {'where':<{where_w}}  detail"]
     for r in rows:
         detail = r["detail"] if len(r["detail"]) <= width else r["detail"][: width - 3] + "..."
-        lines.append(f"{r['cell']:<{name_w}}  {r['state']:<7}  {r['attempt'] or '':>3}  {r['where']:<{where_w}}  "
-                     f"{detail}".rstrip())
+        lines.append(
+            f"{r['cell']:<{name_w}}  {r['state']:<7}  {r['attempt'] or '':>3}  {r['where']:<{where_w}}  "
+            f"{detail}".rstrip()
+        )
     lines.append(", ".join(f"{counts[s]} {s}" for s in STATES) + f" of {len(rows)} cells")
     return "\n".join(lines)
 
@@ -89,8 +96,10 @@ def status_table(rows: list[dict[str, Any]], width: int = 100) -> str:
 def finished_rows(run_dir: Path, results_csv: Path) -> list[dict[str, Any]]:
     """The results rows of a finished run, rebuilt from config.json and each eval/*/metrics.json."""
     meta = read_json(run_dir / "config.json")
-    config = meta["config"] | {"n_speech_used": meta.get("n_speech_used"),
-                               "source_language": meta.get("source_language", "")}
+    config = meta["config"] | {
+        "n_speech_used": meta.get("n_speech_used"),
+        "source_language": meta.get("source_language", ""),
+    }
     try:
         rel = str(run_dir.resolve().relative_to(results_csv.resolve().parent))
     except ValueError:
@@ -98,8 +107,16 @@ def finished_rows(run_dir: Path, results_csv: Path) -> list[dict[str, Any]]:
     rows = []
     for metrics_file in sorted(run_dir.glob("eval/*/metrics.json")):
         metrics = read_json(metrics_file)
-        rows.append(results_row(config, metrics, split=metrics.get("split", ""), language=metrics.get("language", ""),
-                                oracle=bool(metrics.get("oracle")), run_dir=rel))
+        rows.append(
+            results_row(
+                config,
+                metrics,
+                split=metrics.get("split", ""),
+                language=metrics.get("language", ""),
+                oracle=bool(metrics.get("oracle")),
+                run_dir=rel,
+            )
+        )
     return rows
 
 
@@ -120,14 +137,17 @@ def rebuild_results(out: Path) -> int:
 
 @dataclass
 class StatusConfig:
-    out: str = field(default="", metadata={"help": "the sweep folder (--out of python -m training.sweep)",
-                                           "positional": True, "required": True})
+    out: str = field(
+        default="",
+        metadata={"help": "the sweep folder (--out of python -m training.sweep)", "positional": True, "required": True},
+    )
     no_rebuild: bool = field(default=False, metadata={"help": "only print the table; leave results.csv alone"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_status, StatusConfig, argv=argv, prog="python -m training.sweep status",
-                   description=__doc__.splitlines()[0])
+    return run_cli(
+        _status, StatusConfig, argv=argv, prog="python -m training.sweep status", description=__doc__.splitlines()[0]
+    )
 
 
 def _status(args: StatusConfig) -> int:
@@ -137,8 +157,11 @@ def _status(args: StatusConfig) -> int:
         return 2
     names = cell_names(out)
     if not names:
-        print(f"error: {out} holds no sweep cells (no {STATE_DIR}/cells.json, no run folders); pass the --out "
-              "folder of a sweep", file=sys.stderr)
+        print(
+            f"error: {out} holds no sweep cells (no {STATE_DIR}/cells.json, no run folders); pass the --out "
+            "folder of a sweep",
+            file=sys.stderr,
+        )
         return 2
     print(status_table([cell_status(out, n) for n in names]))
     if args.no_rebuild:

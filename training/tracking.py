@@ -29,8 +29,17 @@ from training.config import ConfigError, TrainConfig
 TRACK_ENV = "LALM_SLU_TRACK"
 EXPERIMENT_ENV = "LALM_SLU_EXPERIMENT"
 # accelerate logger name -> the package a user installs for it
-PACKAGES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
-            "comet_ml": "comet_ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab"}
+PACKAGES = {
+    "tensorboard": "tensorboard",
+    "trackio": "trackio",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "aim": "aim",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "swanlab": "swanlab",
+}
 
 
 def parse_names(text: str) -> list[str]:
@@ -61,8 +70,10 @@ def check_available(names: Iterable[str]) -> None:
     available = {str(t) for t in get_available_trackers()}
     for name in names:
         if name not in available:
-            raise ConfigError(f"tracking with {name} needs the {PACKAGES[name]} package: pip install {PACKAGES[name]} "
-                              f"(or drop --track {name} / --tensorboard)")
+            raise ConfigError(
+                f"tracking with {name} needs the {PACKAGES[name]} package: pip install {PACKAGES[name]} "
+                f"(or drop --track {name} / --tensorboard)"
+            )
 
 
 def experiment_name(run_dir: Path, environ: dict | None = None) -> str:
@@ -72,8 +83,10 @@ def experiment_name(run_dir: Path, environ: dict | None = None) -> str:
 
 def flat_config(values: dict[str, Any]) -> dict[str, Any]:
     """Config values as the scalar types trackers accept (lists and mappings become JSON text)."""
-    return {k: v if isinstance(v, (bool, int, float, str)) or v is None else json.dumps(v, sort_keys=True)
-            for k, v in values.items()}
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) or v is None else json.dumps(v, sort_keys=True)
+        for k, v in values.items()
+    }
 
 
 class RunTracker:

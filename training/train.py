@@ -32,8 +32,14 @@ def main(cfg: TrainConfig) -> int:
 def cli(argv: Sequence[str] | None = None) -> int:
     from training.loop import TrainingError
 
-    return run_cli(main, TrainConfig, (TrainingError, ValueError, OSError), argv=argv, prog="python -m training.train",
-                   description=__doc__)
+    return run_cli(
+        main,
+        TrainConfig,
+        (TrainingError, ValueError, OSError),
+        argv=argv,
+        prog="python -m training.train",
+        description=__doc__,
+    )
 
 
 if __name__ == "__main__":
