@@ -112,10 +112,14 @@ def _final_save(run_dir: Path, weights: str) -> None:
     """The training loop's final save on the main process, with stand-ins for accelerate, the model and processor."""
     from types import SimpleNamespace
 
+    from accelerate.utils import DistributedType
+
     from training.loop import _Run
 
     run = SimpleNamespace(
-        acc=SimpleNamespace(get_state_dict=lambda model: {"w": weights}),
+        acc=SimpleNamespace(
+            get_state_dict=lambda model: {"w": weights}, distributed_type=DistributedType.NO, num_processes=1
+        ),
         main=True,
         dir=run_dir,
         model=None,
