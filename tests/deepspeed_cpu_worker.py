@@ -24,7 +24,6 @@ from pathlib import Path
 os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed is imported anywhere
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,21 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 def deepspeed_accelerator():
     from accelerate import Accelerator, PartialState
-    from accelerate.utils import DeepSpeedPlugin, DistributedType
+    from accelerate.utils import DistributedType
 
-    ds = yaml.safe_load((ROOT / "configs" / "accelerate" / "8gpu_zero3.yaml").read_text())["deepspeed_config"]
+    from tests.distributed import zero3_plugin, zero3_yaml
+
     acc = Accelerator(cpu=True)  # opens the gloo process group
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)  # adopts the open group
-    plugin = DeepSpeedPlugin(
-        zero_stage=ds["zero_stage"],
-        gradient_clipping=ds.get("gradient_clipping"),
-        offload_optimizer_device=ds["offload_optimizer_device"],
-        offload_param_device=ds["offload_param_device"],
-        zero3_init_flag=ds["zero3_init_flag"],
-        zero3_save_16bit_model=ds["zero3_save_16bit_model"],
-    )
+    plugin = zero3_plugin(zero3_yaml()["deepspeed_config"])
     plugin.set_mixed_precision(os.environ.get("DS_WORKER_MIXED_PRECISION", "no"))  # bf16: a manual check
     acc.state.distributed_type = DistributedType.DEEPSPEED
     acc.state.deepspeed_plugins = plugin

@@ -8,16 +8,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from tests.distributed import run_workers
 from tests.test_training_run import tiny_config
 
 pytestmark = [
@@ -26,7 +24,6 @@ pytestmark = [
         importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed (pip install deepspeed)"
     ),
 ]
-ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT_S = 1500  # generous: the CPUs of a shared test machine can be heavily loaded
 SETTINGS = dict(
     scheme="direct",
@@ -50,39 +47,10 @@ def _launch(
 ) -> subprocess.CompletedProcess | None:
     path = tmp_path / f"{Path(cfg.output_dir).name}-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "DS_ACCELERATOR": "cpu",
-        "DS_WORKER_MIXED_PRECISION": mixed_precision,
-    }
+    env = {"DS_ACCELERATOR": "cpu", "DS_WORKER_MIXED_PRECISION": mixed_precision}
     if counts is not None:
         env["DS_WORKER_COUNTS"] = str(counts)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        str(ROOT / "tests" / "deepspeed_cpu_worker.py"),
-        "train",
-        str(path),
-    ]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True
-    )  # its own group: a hang is ended whole
-    try:
-        stdout, stderr = proc.communicate(timeout=TIME_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return None
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return run_workers("deepspeed_cpu_worker.py", "train", str(path), timeout=TIME_LIMIT_S, env=env)
 
 
 def _rows(run_dir: Path, kind: str) -> list[dict]:

@@ -4,11 +4,10 @@ the paper's 2 x 8 per GPU, DeepSpeed's own loss scaling compensated, and a clear
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.distributed import zero3_plugin, zero3_yaml
 from training.parallel import (
     DEEPSPEED,
     DDP,
@@ -18,26 +17,15 @@ from training.parallel import (
     require_deepspeed,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _plugin_config(tmp_path, monkeypatch) -> dict:
     """The DeepSpeed config accelerate builds from configs/accelerate/8gpu_zero3.yaml (as its launcher would)."""
-    from accelerate.utils import DeepSpeedPlugin
-
-    cfg = yaml.safe_load((ROOT / "configs" / "accelerate" / "8gpu_zero3.yaml").read_text())
+    cfg = zero3_yaml()
     assert cfg["distributed_type"] == "DEEPSPEED" and cfg["mixed_precision"] == "bf16"
     ds = cfg["deepspeed_config"]
     assert ds["zero_stage"] == 3
     monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", str(ds.get("gradient_accumulation_steps", "auto")))
-    plugin = DeepSpeedPlugin(
-        zero_stage=ds["zero_stage"],
-        gradient_clipping=ds.get("gradient_clipping"),
-        offload_optimizer_device=ds["offload_optimizer_device"],
-        offload_param_device=ds["offload_param_device"],
-        zero3_init_flag=ds["zero3_init_flag"],
-        zero3_save_16bit_model=ds["zero3_save_16bit_model"],
-    )
+    plugin = zero3_plugin(ds)
     return dict(plugin.deepspeed_config)
 
 

@@ -7,53 +7,22 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from tests.distributed import run_workers
 from tests.test_training_run import tiny_config
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT_S = 900  # generous: the CPUs of a shared test machine can be heavily loaded
 
 
 def _launch(*args: str, timeout: int = TIME_LIMIT_S) -> subprocess.CompletedProcess | None:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--standalone",
-        str(ROOT / "tests" / "fsdp_cpu_worker.py"),
-        *args,
-    ]
-    # Its own process group, so a hang is ended whole: torchrun's workers would outlive a plain kill of torchrun.
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return None
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return run_workers("fsdp_cpu_worker.py", *args, timeout=timeout)
 
 
 def _yaml(tmp_path: Path, name: str, cfg) -> str:
