@@ -30,10 +30,15 @@ except ImportError:  # Windows: run folders are not locked
     fcntl = None  # type: ignore[assignment]
 
 from data.textio import atomic_write_text, read_text
+from evaluation.metrics import CONTRACT_KEYS
 from training.config import flat_record
 
 CURVE_COLUMNS = ("step", "epoch", "phase", "kind", "split", "loss", "lr", "intent_accuracy", "entity_f1", "slu_f1", "n")
 DONE = "done.json"
+
+
+# The score columns a results row takes from an evaluation summary: the metrics, their counts and the invalid outputs.
+SCORE_COLUMNS = frozenset(CONTRACT_KEYS + ("n_invalid",))
 
 
 def code_version() -> str:
@@ -332,24 +337,6 @@ def results_row(
         "n_speech": config.get("n_speech_used"),
         "seed": config.get("seed"),
         "split": split,
-        **{
-            k: v
-            for k, v in result_summary.items()
-            if k
-            in {
-                "intent_accuracy",
-                "scenario_accuracy",
-                "action_accuracy",
-                "entity_f1",
-                "word_f1",
-                "char_f1",
-                "slu_f1",
-                "slu_precision",
-                "slu_recall",
-                "n_scored",
-                "n_missing",
-                "n_invalid",
-            }
-        },
+        **{k: v for k, v in result_summary.items() if k in SCORE_COLUMNS},
         "run_dir": run_dir,
     }
