@@ -10,6 +10,11 @@ Speech (data/synth_voices.py): train texts are spoken 2-3 times by different TRA
 flite kal/awb/rms, rate and pitch drawn per recording) and augmented (speed 0.9/1.0/1.1, gain -6..+6 dB without
 clipping, white/pink/brown noise at 30/20/10 dB SNR, all seeded per recording); dev is spoken by train voices,
 clean; test twice by HELD-OUT voices (never heard in train/dev), clean, plus a noisy copy in test_noisy.jsonl.
+Text-only training rows (no audio; ``source: "text"``): the paper's setting is plentiful text and scarce speech, so
+beside the spoken train sentences the corpus holds N_TRAIN_TEXT more sentences of the same templates with fillers
+drawn afresh, labelled but never spoken. A small model trained from scratch on only the spoken sentences learns them
+by heart (it answers a test sentence with the fillers of a training sentence like it); sentences whose fillers vary
+teach it to copy the filler it reads or hears. They are distinct from every dev/test sentence.
 novel.jsonl: sentences from NOVEL_TEMPLATES/NOVEL_FILLERS (phrasings and filler values absent from
 train/dev/test), spoken by held-out voices.
 
@@ -62,6 +67,7 @@ _SLOT_RE = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")  # {type} or {type:list}: v
 
 # Sizes at --scale 1.0.
 N_TRAIN_TEMPLATE, N_TRAIN_SLURP, N_DEV, N_TEST, N_NOVEL = 1000, 500, 250, 300, 100
+N_TRAIN_TEXT = 3000  # text-only training sentences (labelled, not spoken)
 SLURP_MAX_WORDS = 12
 PREFIXES = ("", "", "", "", "", "hey olly ", "olly ", "okay ")
 SUFFIXES = ("", "", "", "", " please", " thanks")
@@ -88,7 +94,7 @@ class Text:
     split: str
     transcript: str
     frame: SLUFrame
-    source: str  # template, slurp, novel
+    source: str  # template, slurp, novel, text (a text-only training sentence: never spoken)
 
 
 @dataclass(frozen=True)
@@ -215,7 +221,52 @@ def plan_texts(
         _rng(seed, "order", split).shuffle(items)
         for text, frame, source in items:
             texts.append(Text(f"demo-t{len(texts):05d}", split, text, frame, source))
-    return texts, plan_novel(seed, scale, texts, intents)
+    texts += plan_text_only(seed, scale, intents, seen | slurp_sentences)
+    return texts, plan_novel(seed, scale, [t for t in texts if t.source != "text"], intents)
+
+
+def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[str]) -> list[Text]:
+    """N_TRAIN_TEXT * scale labelled training sentences that are never spoken: the templates with fillers drawn
+    afresh, none equal to a sentence in ``taken`` (every spoken, dev or test sentence)."""
+    per_intent = math.ceil(N_TRAIN_TEXT * scale / len(intents))
+    seen = set(taken)
+    out: list[Text] = []
+    for intent in intents:
+        rng = _rng(seed, "text-only", intent)
+        scenario, action = split_intent(intent)
+        found = 0
+        for _ in range(per_intent * 40):
+            if found >= per_intent:
+                break
+            text, entities = fill(rng.choice(DEMO_TEMPLATES[intent]), DEMO_FILLERS, rng)
+            prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
+            if "please" in suffix and "please" in prefix + text:
+                suffix = ""
+            text = normalize_text(prefix + text + suffix)
+            if text in seen:
+                continue
+            seen.add(text)
+            found += 1
+            out.append(Text(f"demo-x{len(out):05d}", "train", text, SLUFrame(scenario, action, entities), "text"))
+    _rng(seed, "order", "text-only").shuffle(out)
+    return out
+
+
+def text_row(t: Text) -> dict[str, Any]:
+    """The manifest row of a text-only sentence: labels and transcript, no audio."""
+    return {
+        "id": t.text_id,
+        "text_id": t.text_id,
+        "transcript": t.transcript,
+        "audio": "",
+        "split": t.split,
+        "language": LOCALE,
+        "scenario": t.frame.scenario,
+        "action": t.frame.action,
+        "entities": [e.to_dict() for e in t.frame.entities],
+        "source": t.source,
+        "corpus": CORPUS,
+    }
 
 
 def plan_novel(seed: int, scale: float, texts: list[Text], intents: Sequence[str]) -> list[Text]:
@@ -296,6 +347,8 @@ def plan(
     recordings: list[Recording] = []
     counters: Counter[str] = Counter()
     for t in texts:
+        if t.source == "text":
+            continue  # labelled, never spoken
         rng = _rng(seed, "speech", t.text_id)
         if t.split == "train":
             k = 3 if rng.random() < 2 / 3 else 2
@@ -434,7 +487,7 @@ def build(
     workers = max(1, workers)
     estimate = len(every) * SEC_PER_RECORDING / workers
     print(
-        f"demo corpus: {len(p.texts)} texts + {len(p.novel)} novel, {len(every)} recordings on {workers} "
+        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel, {len(every)} recordings on {workers} "
         f"worker(s); estimated {estimate / 60:.1f} min",
         flush=True,
     )
@@ -460,15 +513,18 @@ def build(
             main_rows.append(rec.row(dur))
             if rec.noisy_audio:
                 noisy_rows.append(rec.row(noisy_dur, noisy=True))
-    atomic_write_text(root / "manifest.jsonl", _jsonl(main_rows))
+    text_rows = [text_row(t) for t in p.texts if t.source == "text"]
+    atomic_write_text(root / "manifest.jsonl", _jsonl(main_rows + text_rows))
     atomic_write_text(root / "novel.jsonl", _jsonl(novel_rows))
     atomic_write_text(root / "test_noisy.jsonl", _jsonl(noisy_rows))
     summary = summarize(main_rows, novel_rows, noisy_rows)
+    summary["text_only_train_texts"] = len(text_rows)
     summary.update(seed=seed, scale=scale, workers=workers, seconds=round(time.monotonic() - start, 1))
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(
         f"done in {summary['seconds'] / 60:.1f} min: {summary['recordings']} recordings, "
-        f"{summary['hours']:.2f} h of audio -> {root / 'manifest.jsonl'}",
+        f"{summary['hours']:.2f} h of audio, {len(text_rows)} text-only training sentences -> "
+        f"{root / 'manifest.jsonl'}",
         flush=True,
     )
     return summary

@@ -115,8 +115,9 @@ def test_slurp_sentences_keep_the_scorer_gold_and_only_known_intents():
 
 def test_full_scale_sizes():
     p = plan(0, 1.0)
-    texts = Counter(t.split for t in p.texts)
+    texts = Counter(t.split for t in p.texts if t.source != "text")
     recs = Counter(r.text.split for r in p.recordings)
+    assert 2600 <= sum(t.source == "text" for t in p.texts) <= 3100  # intents with few fillers run out of sentences
     assert 1400 <= texts["train"] <= 1600 and 200 <= texts["dev"] <= 320 and 250 <= texts["test"] <= 350
     assert 3700 <= recs["train"] <= 4300 and 250 <= recs["dev"] <= 400 and 500 <= recs["test"] <= 700
     assert 90 <= len(p.novel_recordings) <= 110
@@ -131,7 +132,21 @@ def test_coverage_at_tiny_scale(tiny_plan):
         assert intents <= INTENT_SET
         assert len(intents) == len(DEMO_TEMPLATES), split  # every intent in every split
         assert {i.partition("_")[0] for i in intents} == SCENARIO_SET
-    assert {t.source for t in tiny_plan.texts if t.split == "train"} == {"template", "slurp"}
+    assert {t.source for t in tiny_plan.texts if t.split == "train"} == {"template", "slurp", "text"}
+
+
+def test_text_only_sentences_are_new_labelled_and_never_spoken(tiny_plan):
+    text_only = [t for t in tiny_plan.texts if t.source == "text"]
+    spoken = [t for t in tiny_plan.texts if t.source != "text"]
+    assert len(text_only) >= len(DEMO_TEMPLATES) and all(t.split == "train" for t in text_only)
+    assert {t.frame.intent for t in text_only} == set(DEMO_TEMPLATES)
+    assert len({t.transcript for t in text_only}) == len(text_only)
+    assert not {t.transcript for t in text_only} & {t.transcript for t in spoken}  # not a dev/test sentence either
+    assert all(e.filler in t.transcript for t in text_only for e in t.frame.entities)
+    assert not {r.text.text_id for r in tiny_plan.recordings} & {t.text_id for t in text_only}
+    # Their fillers vary: more distinct (type, filler) pairs than the spoken training sentences alone.
+    pairs = lambda ts: {(e.type, e.filler) for t in ts for e in t.frame.entities}  # noqa: E731
+    assert len(pairs(text_only) - pairs(spoken)) > 0
 
 
 def test_held_out_voices_speak_only_test_and_novel(tiny_plan):
@@ -236,6 +251,9 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
     corpus = load_corpus("manifest", path=demo_dir / "manifest.jsonl", missing_audio="error")
     assert set(corpus.splits) == {"train", "dev", "test"} and corpus.languages == ["en-US"]
     assert len(corpus.speech) == len(subset_plan.recordings)
+    text_only = {t.text_id for t in subset_plan.texts if t.source == "text"}
+    assert text_only and text_only <= {x.id for x in corpus.split("train").texts}
+    assert not text_only & {x.text_id for x in corpus.speech}
     assert {x.frame.intent for x in corpus.split("train").speech} == set(SUBSET)
     assert {x.frame.intent for x in corpus.split("test").speech} == set(SUBSET)
     novel = load_corpus("manifest", path=demo_dir / "novel.jsonl", missing_audio="error")
@@ -244,6 +262,8 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
     noisy = load_corpus("manifest", path=demo_dir / "test_noisy.jsonl", missing_audio="error")
     assert len(noisy.speech) == len(corpus.split("test").speech)
     rows = [json.loads(x) for x in (demo_dir / "manifest.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in rows if not r["audio"]} == text_only
+    rows = [r for r in rows if r["audio"]]
     held = {v.key for v in held_out_voices()}
     assert all((r["voice"] in held) == (r["split"] == "test") for r in rows)
     assert all(r["speaker"].startswith(r["voice"] + "@") for r in rows)
@@ -254,6 +274,7 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
         assert (info.samplerate, info.channels) == (SAMPLE_RATE, 1)
         assert info.duration == pytest.approx(r["duration_s"], abs=1e-3) and 0.5 < info.duration < 6
     summary = json.loads((demo_dir / "summary.json").read_text())
+    assert summary["text_only_train_texts"] == len(text_only)
     assert summary["intents"] == len(SUBSET) and summary["scenarios"] == len({i.split("_")[0] for i in SUBSET})
 
 

@@ -10,6 +10,7 @@ from training.pretrain import (
     CTC_CHARS,
     PretrainConfig,
     PretrainError,
+    alignment_texts,
     character_error_rate,
     ctc_greedy,
     ctc_targets,
@@ -24,6 +25,26 @@ def test_word_error_rate():
     assert word_error_rate(["a b c"], ["a b c"]) == 0.0
     assert word_error_rate(["a b c"], ["a x c d"]) == pytest.approx(2 / 3)  # one substitution, one insertion
     assert word_error_rate(["a b", "c"], ["", "c"]) == pytest.approx(2 / 3)
+
+
+def test_alignment_learns_only_the_sentences_of_its_recordings():
+    from data.example import AudioRef, SLUExample
+    from data.frames import SLUFrame
+
+    frame = SLUFrame("alarm", "set", ())
+
+    def text(i):
+        return SLUExample(f"t{i}", "c", "en-US", "train", f"sentence {i}", frame, None, f"t{i}")
+
+    def clip(i, k):
+        return SLUExample(
+            f"r{i}{k}", "c", "en-US", "train", f"sentence {i}", frame, AudioRef(path="x.wav", duration_s=1.0), f"t{i}"
+        )
+
+    texts = [text(i) for i in range(4)]  # t2 and t3 are text-only rows: labelled, never spoken
+    speech = [clip(1, 0), clip(0, 0), clip(1, 1)]
+    assert [t.id for t in alignment_texts(texts, speech)] == ["t0", "t1"]  # corpus order, each sentence once
+    assert all(t.audio is None for t in alignment_texts([], speech))  # no text rows: the clips' transcripts
 
 
 def test_character_ctc_helpers():

@@ -2,7 +2,8 @@
 
 The seed paper's premise is that an LALM arrives already aligned (Qwen2-Audio was pre-trained on large amounts of
 speech-text data); that is why text-only SLU fine-tuning transfers to speech at all. A model built from random
-weights has no such alignment, so this stage gives it one, on transcripts only (no intent or slot label is seen):
+weights has no such alignment, so this stage gives it one, on the training recordings and their transcripts only (no
+intent or slot label is seen, and a corpus's text-only rows are left to the SLU schemes):
 
 * listening (``--encoder-epochs``, first): the audio encoder alone learns to spell what it hears, with a CTC loss over
   characters on its last layer (50 frames a second, before the pooling that feeds the LLM; at the LLM's 25 tokens
@@ -119,6 +120,14 @@ def build_base(train_texts, size_name: str, seed: int):
     prompts = [INSTRUCTION, TRANSCRIBE, REPEAT, "You are a helpful assistant.", "Transcript: "]
     texts = tokenizer_texts([t.transcript for t in train_texts], [t.frame.to_target() for t in train_texts], prompts)
     return build_mini(texts, size=_size(size_name), seed=seed)
+
+
+def alignment_texts(train_texts, speech) -> list:
+    """The sentences alignment learns from: those of the training recordings, in corpus order. Alignment stands in
+    for an LALM's speech-text pre-training; labelled text-only rows (a corpus's plentiful text) are SLU data, left to
+    the schemes, so they shape neither the tokenizer nor the repetition task."""
+    spoken = {s.text_id for s in speech}
+    return [t for t in train_texts if t.text_id in spoken] or [s.as_text() for s in speech]
 
 
 def _batches(speech, texts, cfg: PretrainConfig, epoch: int) -> list[tuple[str, list]]:
@@ -400,7 +409,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         speech = random.Random(cfg.seed).sample(speech, min(cfg.max_speech, len(speech)))
     if not speech:
         raise PretrainError(f"{cfg.manifest} has no training speech: alignment needs recordings with transcripts")
-    texts = train.texts or [s.as_text() for s in speech]
+    texts = alignment_texts(train.texts, speech)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -424,7 +433,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         saved = None
         print(f"starting from {cfg.init_from} (fresh optimizer and schedule)", flush=True)
     else:
-        model, processor = build_base(train.texts or texts, cfg.size, cfg.seed)
+        model, processor = build_base(texts, cfg.size, cfg.seed)
         saved = None
     n_params = sum(p.numel() for p in model.parameters())
     asr = SLUCollator(processor, instruction=TRANSCRIBE, target_fn=lambda e: e.transcript)
