@@ -405,11 +405,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
         raise PretrainError(f"cannot read the corpus: {exc}") from None
     train, dev = corpus.split("train"), corpus.split("dev")
     speech = sorted(train.speech, key=lambda x: x.id)
+    texts = alignment_texts(train.texts, speech)  # every recorded sentence, whatever --max-speech keeps
     if cfg.max_speech > 0:
         speech = random.Random(cfg.seed).sample(speech, min(cfg.max_speech, len(speech)))
     if not speech:
         raise PretrainError(f"{cfg.manifest} has no training speech: alignment needs recordings with transcripts")
-    texts = alignment_texts(train.texts, speech)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
