@@ -27,7 +27,7 @@ from planner.model import WINDOWS, Calibration, HyperParams, Library, learn_libr
 from planner.shift import StackParams
 
 # Bump when the model or the learning changes what a library holds: old cache files are then simply not found.
-MODEL_VERSION = "planner-library-5"
+MODEL_VERSION = "planner-library-6"
 
 _MEMORY: dict[str, Library] = {}
 

@@ -15,9 +15,11 @@ So the model is:
   That is the library model; for a curve it explains badly it is one candidate of a stack with the curve's own
   extrapolators (`planner.shift`, weighted by the curve's own leave-last-levels-out validation).
 - Bands: split-conformal quantiles of signed residuals measured on held-out groups (the library model's and the open
-  stack's, blended by a fit's gate), widened by a curve's own evidence beyond the library's range. An extrapolation error is model
+  stack's, blended by a fit's gate). An extrapolation error is model
   error growing with the horizon plus the run-to-run noise of the measured score, so residuals are normalised by
-  sqrt((s0 (offset + doublings past the last level) ** gamma) ** 2 + sigma ** 2), with sigma the curve's seed
+  sqrt((s0 (offset + doublings past the last level) ** gamma) ** 2 + sigma ** 2) and, in quadrature, the fit's own
+  evidence on its error (its stack's validation error; normalised split conformal: a band is a quantile of the
+  library's normalised residuals times the fit's own difficulty, `CurveFit._ext_scale`), with sigma the curve's seed
   standard error, or for single runs (no CIs) a noise learned from the library's single-run curves; the four scale
   parameters are learned by maximum likelihood on the held-out errors. Residuals are pooled per fit window (a curve
   uses the pool of the window nearest its last level); interpolation residuals come from leave-one-level-out.
@@ -99,11 +101,12 @@ class Calibration:
 
     d = doublings past the last fitted level. sigma is the curve's own seed standard error when it has CIs, else
     `noise_single`, the noise of a single run learned from the library's curves without CIs. (s0, offset, gamma,
-    noise_single) are learned by maximum likelihood (`learn_scale`); the residuals stored are divided by b.
+    noise_single) are learned by maximum likelihood (`learn_scale`); the residuals stored are divided by b and the
+    fit's own evidence in quadrature (`CurveFit._ext_scale`), so a band is a quantile times that difficulty.
     With the defaults (s0 = 1, no noise) b is the plain growth law and residuals are in score units.
     """
 
-    extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by b, see `scale`
+    extrap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # normalised by a fit's difficulty, see above
     interp: np.ndarray = field(default_factory=lambda: np.zeros(0))  # leave-one-level-out inside the range
     gamma: float = 1.0  # residual growth with the horizon, learned
     offset: float = 1.0  # learned with gamma; a small offset lets the first doubling be much surer than the third
@@ -125,8 +128,9 @@ class Calibration:
     # quantile, score units): a predicted gain above it is added to the band's scale (the library never saw it).
     slope_max: float = math.inf
     # How much evidence of error the library's own held-out curves carry: the EVIDENCE_QUANTILE quantile, over its
-    # cases, of (the curve's own evidence / the library's law) one doubling out. Evidence beyond evidence_ref x the
-    # law is added to the scale (times the fit's gate); within it, the library's bands stand.
+    # cases, of (the curve's own evidence / the library's law) one doubling out. It marks the edge of the library's
+    # range for `CurveFit.inflation` (the widening reported to the user); the bands themselves take every fit's
+    # evidence in (`CurveFit._ext_scale`).
     evidence_ref: float = math.inf
     # How much further below the prediction than the lower band a safe amount beyond the measurements is drawn
     # (`learn_claim_margin`): 1 keeps the band, more corrects for claims being a selected subset.
@@ -294,7 +298,7 @@ S0_GRID = tuple(np.geomspace(0.05, 4.0, 40))  # times the median |residual|
 NOISE_GRID = (0.0,) + tuple(np.geomspace(2e-4, 0.03, 30))  # single-run sd: 0.02 to 3 points
 
 
-EVIDENCE_QUANTILE = 0.95  # a stacked curve whose evidence ratio exceeds this quantile of the library's is widened
+EVIDENCE_QUANTILE = 0.95  # the edge of the library's range of evidence ratios, for the widening reported (`inflation`)
 SHIFT_QUANTILE = 0.9  # a curve whose own back-test error ratio exceeds this quantile of the library's is "unlike" it
 
 
@@ -416,25 +420,23 @@ class CurveFit:
         base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
         return base * self.calibration.inflation(self.unlikeness, self.u_last, self.sigma)
 
-    def _excess_evidence(self, u: np.ndarray) -> np.ndarray:
-        """The curve's own evidence on its error beyond what the library's curves carried (`evidence_ref` x the
-        library's law), score units; 0 for a curve within the library's range or without a stack."""
-        if self.stack is None:
-            return np.zeros(np.shape(u))
-        base = self.calibration.scale(np.asarray(u, float), self.u_last, self.sigma)
-        return np.sqrt(np.maximum(0.0, self._evidence(u) ** 2 - (self.calibration.evidence_ref * base) ** 2))
-
     def _ext_scale(self, u: np.ndarray) -> np.ndarray:
-        """The library's scale and the excess evidence together (quadrature): how wide, one sd-like unit."""
-        return np.sqrt(self._lib_scale(u) ** 2 + self._excess_evidence(u) ** 2)
+        """The difficulty of this fit at levels u beyond the last one, one sd-like unit (score units): the library's
+        law (`_lib_scale`) and, when stacked, the curve's own evidence on its error (`_evidence`), in quadrature.
+        The library's held-out residuals are divided by the same difficulty of their own fits (`learn_library`), so
+        a band is a conformal quantile times this: normalised split conformal, with the curve's own back-test as
+        its difficulty estimate. A curve whose own levels show errors the library's curves never did gets bands as
+        much wider; a smooth one gets narrower ones."""
+        lib = self._lib_scale(u)
+        if self.stack is None:
+            return lib
+        return np.sqrt(lib**2 + self._evidence(u) ** 2)
 
     def _offset(self, u: np.ndarray, q_pool: float, q: float) -> np.ndarray:
         """The q-quantile's distance from the prediction at levels u beyond the last one: the library's conformal
-        quantile `q_pool` (clipped to hold the prediction) times its scale, and the excess evidence as a normal
-        error, added in quadrature, on the side of q."""
+        quantile `q_pool` (clipped to hold the prediction) times this fit's difficulty (`_ext_scale`)."""
         q_pool = min(q_pool, 0.0) if q < 0.5 else max(q_pool, 0.0)
-        z = abs(float(ndtri(q)))
-        return np.sign(q - 0.5) * np.sqrt((q_pool * self._lib_scale(u)) ** 2 + (z * self._excess_evidence(u)) ** 2)
+        return q_pool * self._ext_scale(u)
 
     @property
     def evidence_ratio(self) -> float:
@@ -479,10 +481,14 @@ class CurveFit:
 
     @property
     def inflation(self) -> float:
-        """How much wider this curve's extrapolation band is, one doubling out, than the library's error law alone
-        would make it (1: not at all): the curve's own evidence when stacked, else the pre-stacking guard."""
+        """How much wider this curve's extrapolation band is, one doubling out, than that of a curve at the edge of
+        the library's range (1: within it): the pre-stacking guard, and the curve's own evidence beyond the library's
+        `evidence_ref` quantile."""
         u1 = np.array([2 * self.u_last])
-        return float(self._ext_scale(u1)[0] / self.calibration.scale(u1, self.u_last, self.sigma)[0])
+        law = float(self.calibration.scale(u1, self.u_last, self.sigma)[0])
+        ref = self.calibration.evidence_ref if self.stack is not None else 0.0
+        edge = law * math.sqrt(1.0 + (ref**2 if math.isfinite(ref) else 0.0))
+        return max(1.0, float(self._ext_scale(u1)[0]) / edge) if edge > 0 else 1.0
 
     @property
     def shift_ratio(self) -> float:
@@ -521,11 +527,31 @@ class CurveFit:
             )
         return np.where(ext, pred + off, pred + q_int)
 
+    def own_claim_distance(self, u: np.ndarray, risk: float) -> np.ndarray:
+        """How far below the prediction the bound a safe amount beyond the measurements must clear lies at least, at
+        levels u (fractions of the corpus), on the curve's own evidence: the normal risk-quantile of this fit's
+        difficulty (`_ext_scale`: the library's law and the curve's own back-test error, the stack's validation
+        error grown with the horizon with the candidates' spread). inf where the curve has no back-test of its own
+        (too few levels to validate on): a guarantee would rest on the library alone, which knows nothing of this
+        curve. 0 without a stack (a calibration without stacking has no such evidence)."""
+        u = np.asarray(u, float)
+        st = self.stack
+        if st is None:
+            return np.zeros(u.shape)
+        if not math.isfinite(st.error):
+            return np.full(u.shape, math.inf)
+        return abs(float(ndtri(risk))) * self._ext_scale(u)
+
     def safe_quantile(self, x: Sequence[float] | float, risk: float) -> np.ndarray:
-        """The lower bound a safe amount beyond the measurements must clear: the risk-quantile's distance below the
-        prediction, times the library's `claim_margin`."""
+        """The lower bound a safe amount beyond the measurements must clear: the conformal risk-quantile's distance
+        below the prediction times the library's `claim_margin`, or the curve's own floor (`own_claim_distance`),
+        whichever is further. The conformal quantile is calibrated over the library's curves (marginal coverage);
+        a guarantee for this curve must also survive its own evidence taken as a normal error."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
         pred = self.predict(x)
-        return pred + self.calibration.claim_margin * (self.quantile(x, risk) - pred)
+        lib = self.calibration.claim_margin * (pred - self.quantile(x, risk))
+        with np.errstate(invalid="ignore"):
+            return pred - np.maximum(lib, self.own_claim_distance(x / self.curve.corpus_size, risk))
 
     def band(self, x: Sequence[float] | float, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         lo = self.quantile(x, (1 - level) / 2)
@@ -538,18 +564,14 @@ class CurveFit:
         if not ext:
             return self.calibration.prob_at_least(target - pred, 1.0, extrapolating=False)
         u = np.array([x / self.curve.corpus_size])
-        scale = float(self._lib_scale(u)[0])
-        spread = float(self._excess_evidence(u)[0])
-        if spread <= 0:
-            return self.calibration.prob_at_least(
-                target - pred, scale, extrapolating=True, u_last=self.u_last, gate=self.gate
-            )
-        # the library's residuals convolved with the excess evidence as a normal error
-        s = self.calibration.residuals(extrapolating=True, u_last=self.u_last, gate=self.gate)
-        if s.size == 0:
-            return 0.5
-        p = float(np.mean(ndtr((s * scale - (target - pred)) / spread)))
-        return min(max(p, 1 / (s.size + 1)), s.size / (s.size + 1))
+        scale = float(self._ext_scale(u)[0])
+        p = self.calibration.prob_at_least(target - pred, scale, extrapolating=True, u_last=self.u_last, gate=self.gate)
+        st = self.stack
+        if st is not None and math.isfinite(st.error) and scale > 0:
+            # the curve's own evidence as a normal error, as the safe amount's floor takes it (`own_claim_distance`):
+            # the smaller of the two, so "no safe amount at risk r" never comes with P(reach) above 1 - r
+            p = min(p, float(ndtr((pred - target) / scale)))
+        return p
 
 
 def self_error(curve: Curve, hyper: HyperParams, n_last: int = 2) -> float:
@@ -836,9 +858,9 @@ def learn_library(curves: Sequence[Curve], windows: Sequence[float] = WINDOWS) -
     evidence = [f.evidence_ratio for f in fits]
     if len(evidence) >= 5:
         cal = replace(cal, evidence_ref=float(np.quantile(evidence, EVIDENCE_QUANTILE)))
-    # each residual in units of the library's law alone: the conformal quantiles are those of the library's own
-    # curves, and a curve with more evidence of error than the library's (`evidence_ref`) has them widened on top
-    scales = [cal.scale(case.u_eval, case.u_last, s if math.isfinite(s) else sc.noise_single) for case, *_, s in cases]
+    # each residual in units of its own fit's difficulty (`CurveFit._ext_scale`: the library's law and the fit's own
+    # evidence on its error): normalised split conformal, so a fit's band is a quantile of these times its difficulty
+    scales = [f._ext_scale(case.u_eval) for (case, *_), f in zip(cases, fits)]
     norm_lib = [r / b for r, b in zip(res_lib, scales)]
     norm_stk = [r / b for r, b in zip(res_stk, scales)]
     lib_all, stk_all = (np.concatenate([np.zeros(0)] + a) for a in (norm_lib, norm_stk))
@@ -889,8 +911,8 @@ def _conformal_low(residuals: np.ndarray, q: float) -> float:
 def learn_claim_margin(
     cases: Sequence[tuple[_Case, "CurveFit", np.ndarray, np.ndarray]], risk: float = CLAIM_RISK
 ) -> float:
-    """The smallest multiplier m of the lower band's distance below the prediction (`CurveFit.safe_quantile`) with
-    which safe amounts claimed beyond the fit window fall short at most `risk` of the time on the library's held-out
+    """The smallest multiplier m of the lower band's distance below the prediction (`CurveFit.safe_quantile`, with
+    the curve's own evidence as a floor, as there) with which safe amounts claimed beyond the fit window fall short at most `risk` of the time on the library's held-out
     cases.
 
     A safe amount is only given where the lower band clears the target within the corpus, and those answers are a
@@ -911,6 +933,7 @@ def learn_claim_margin(
         lo = fit._offset(case.u_eval, q, risk) if math.isfinite(q) else np.full(x.shape, -np.inf)
         if not np.all(np.isfinite(lo)):
             continue
+        own = fit.own_claim_distance(case.u_eval, risk)  # the same floor as `CurveFit.safe_quantile`
         best = float(c.score.max())
         targets = [(t, float(c.x[np.nonzero(c.score >= t - 1e-12)[0][0]])) for t in case.y_eval]
         targets += [(best + d, math.inf) for d in CLAIM_PROBES if best + d <= 1]
@@ -919,7 +942,7 @@ def learn_claim_margin(
             if inside[-1] >= t - 1e-12:
                 continue  # reached inside the window: answered by a measured level, never short
             for m in CLAIM_MARGIN_GRID:
-                lower = np.maximum.accumulate(pred + m * lo)
+                lower = np.maximum.accumulate(pred - np.maximum(-m * lo, own))
                 if lower[-1] >= t - 1e-12:
                     counts[m][0] += 1
                     counts[m][1] += bool(np.any(lower[x < need * (1 - 1e-9)] >= t - 1e-12))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy.special import ndtri
 
 from planner.curves import PlannerError
 from planner.model import CurveFit
@@ -73,11 +74,18 @@ def expected_amount(fit: CurveFit, target: float, x_max: float | None = None) ->
     return first_crossing(fit.predict, target, x_max or SEARCH_LIMIT * size, size * 1e-4)
 
 
-def measured_safe(fit: CurveFit, target: float) -> float:
-    """Inside the measured range a safe amount is a measured level that reached the target, and from which every
-    later measured level did too (no single lucky level); inf when the last measured level falls short."""
+def measured_safe(fit: CurveFit, target: float, risk: float = 0.1) -> float:
+    """Inside the measured range a safe amount is a measured level that reached the target beyond its own
+    measurement noise, and from which every later measured level did too (no single lucky level); inf when the
+    last measured level falls short.
+
+    A level "reached" the target when its score minus the normal risk-quantile of its noise (its seed standard
+    error, else the curve's noise: a single run's, learned on the library) still clears it: a measured mean is an
+    estimate, and one that clears the target by less than its noise reached it by luck as often as not."""
     x, y = fit.curve.x, fit.curve.score
-    reached = y >= target - 1e-12
+    se = fit.curve.std_err()
+    se = np.where(np.isfinite(se), se, fit.sigma)
+    reached = y - abs(float(ndtri(risk))) * se >= target - 1e-12
     if not reached.size or not reached[-1]:
         return math.inf
     short = np.nonzero(~reached)[0]
@@ -88,17 +96,18 @@ def measured_safe(fit: CurveFit, target: float) -> float:
 def safe_amount(fit: CurveFit, target: float, risk: float, x_max: float | None = None) -> float:
     """The safe amount for a target: with probability about 1 - risk the target is met there; inf if none.
 
-    Inside the measured range it is a measured level that reached the target (`measured_safe`): the model is not
-    asked where the measurements already answer. Beyond the last measured level it is the (1 - risk)-quantile of
+    Inside the measured range it is a measured level that reached the target beyond its noise (`measured_safe`):
+    the model is not asked where the measurements already answer. Beyond the last measured level it is the (1 - risk)-quantile of
     the amount needed, searched up to `x_max` (default: the corpus): the amount needed D is random through the
     curve, P(D <= x) = P(score(x) >= target), and with the band's quantiles moving together along x, D's
     (1 - risk)-quantile is where the risk-quantile of the score crosses the target (Mahmood et al., NeurIPS 2022:
     collect a quantile of D, not the point estimate). So a safe amount beyond the measurements exists only where the
-    lower band clears the target. The default cap is the corpus: beyond it no curve was ever measured, and a "safe"
+    lower band clears the target, and the curve's own back-test error as well (`CurveFit.safe_quantile`); a curve
+    too short to back-test itself gets none beyond its measurements. The default cap is the corpus: beyond it no curve was ever measured, and a "safe"
     amount resting on several doublings of extrapolation is not one; `recommend` then reports the probability of
     reaching the target with the whole corpus instead, with a note.
     """
-    inside = measured_safe(fit, target)
+    inside = measured_safe(fit, target, risk)
     if math.isfinite(inside):
         return inside
     size = fit.curve.corpus_size

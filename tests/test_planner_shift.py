@@ -160,7 +160,7 @@ def test_no_safe_amount_is_invented(library):
     # expected within the corpus, but the lower band never clears it there: no safe amount, P(reach) and a note
     target = float(fit.predict(0.5 * SIZE)[0])
     assert target > fit.curve.score[-1] and math.isinf(measured_safe(fit, target))  # not answered by a level
-    assert float(fit.band(float(SIZE))[0][0]) < target
+    assert float(fit.safe_quantile(float(SIZE), 0.1)[0]) < target  # the bound a safe amount must clear
     assert math.isinf(safe_amount(fit, target, 0.1))
     rec = recommend([fit], target=target, language="q")
     assert rec.status == "within corpus" and rec.best_safe["amount"] is None
@@ -187,3 +187,39 @@ def test_stack_survives_the_cache_round_trip(library):
     x = np.array([0.32, 1.0]) * SIZE
     a, b = library.fit(curve), again.fit(curve)
     assert np.allclose(a.predict(x), b.predict(x)) and np.allclose(a.band(x)[0], b.band(x)[0])
+
+
+def test_a_measured_level_that_reaches_the_target_only_by_noise_is_not_a_safe_amount(library):
+    # five seeds, CI half-width 2 points (se ~0.7 points): the last level clears 0.71 by 0.05 points, well within its
+    # noise; the level before it dipped below. Before issue 16's fix that one lucky level was the safe amount.
+    x = LEVELS[:6] * SIZE
+    y = np.array([0.60, 0.66, 0.69, 0.705, 0.700, 0.7105])
+    fit = library.fit(make_curve("n", "n/s", x, y, np.full(6, 0.02), np.full(6, 5), corpus_size=SIZE))
+    assert math.isinf(measured_safe(fit, 0.71))
+    assert safe_amount(fit, 0.71, 0.1) != x[-1]  # not the lucky level: only the band beyond it may answer
+    # a target the levels clear by more than their noise, from a level on, is still answered by that level
+    assert measured_safe(fit, 0.69) == x[3]  # 0.69 itself (x[2]) reached it only by a hair
+
+
+def test_a_curve_too_short_to_back_test_itself_gets_no_safe_amount_beyond_its_levels(library):
+    # two levels: no level is left to validate its extrapolators on, so nothing of the curve's own says how far
+    # its extrapolation can be trusted; a target just above its last level got a "safe" amount from the library's
+    # band alone before the fix
+    curve = loglin("s", 0.76, 0.016).subset(LEVELS <= 0.01)
+    fit = library.fit(curve)
+    assert not math.isfinite(fit.stack.error)
+    target = float(curve.score[-1]) + 0.002
+    assert float(fit.predict(float(SIZE))[0]) > target + 0.02  # the model expects it well within the corpus
+    assert math.isinf(safe_amount(fit, target, 0.1))
+    assert fit.prob_reach(float(SIZE), target) > 0.5  # the probability still says it is likely
+
+
+def test_a_safe_amount_beyond_the_levels_clears_the_curves_own_error(library):
+    # jagged levels: the curve's own back-test error is large; the bound a safe amount must clear lies at least the
+    # normal risk-quantile of that error (with the library's law) below the prediction
+    fit = library.fit(noisy_curve())
+    u = np.array([0.32, 0.64, 1.0])
+    pred = fit.predict(u * SIZE)
+    floor = 1.2815515 * fit._ext_scale(u)
+    assert np.all(fit.safe_quantile(u * SIZE, 0.1) <= pred - floor + 1e-9)
+    assert np.all(fit._ext_scale(u) > 2 * library.fit(loglin("z", 0.76, 0.016).subset(LEVELS <= 0.16))._ext_scale(u))
