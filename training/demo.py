@@ -20,6 +20,7 @@ Progress bars come from each stage; the time each stage took is written to ``EXP
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -380,9 +381,63 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
     (clips / "manifest.jsonl").write_text("".join(x + "\n" for x in lines))
 
 
+# Wall seconds per item with one thread per process on a 2-core machine (two processes at once), measured in the
+# build of the shipped demo (demo/README.md); the estimate printed at the start of a build scales them.
+SEC_PER_LISTEN_CLIP = 0.022  # an encoder-only CTC epoch, per training clip
+SEC_PER_ALIGN_CLIP = 0.056  # a transcription + repetition epoch, per training clip
+SEC_PER_SLU_TEXT = 0.033  # an SLU training example given as text
+SEC_PER_SLU_SPEECH = 0.075  # an SLU training example given as speech
+SEC_PER_DECODE = 0.12  # one evaluated item, greedy (the grid's test set and the curves' dev items)
+
+
+def estimate_seconds(cfg: DemoConfig, n_clips: int, n_texts: int, n_test: int, n_recordings: int) -> dict[str, float]:
+    """The stages' expected wall time on 2 CPU cores for a corpus of ``n_clips`` training recordings, ``n_texts``
+    training sentences (spoken and text-only), ``n_test`` test clips and ``n_recordings`` to synthesise."""
+    from data.synth_demo import SEC_PER_RECORDING
+
+    levels = [float(x) / 100 for x in cfg.speech_percent.split(",") if x.strip()]
+    schemes = [x.strip() for x in cfg.schemes.split(",") if x.strip()]
+    speech_runs = [p for s in schemes if s != "text" for p in levels if p > 0]
+    n_runs = len(speech_runs) + ("text" in schemes)
+    train = n_runs * cfg.epochs * n_texts * SEC_PER_SLU_TEXT
+    train += sum(cfg.epochs * p * n_clips for p in speech_runs) * SEC_PER_SLU_SPEECH
+    decode = (n_runs * (n_test + cfg.epochs * 64) + n_test / 2) * SEC_PER_DECODE
+    n_seeds = len([x for x in cfg.seeds.split(",") if x.strip()])
+    waves = math.ceil(n_seeds / max(cfg.parallel, 1))
+    return {
+        "corpus_s": n_recordings * SEC_PER_RECORDING / 2,
+        "alignment_s": n_clips * (cfg.encoder_epochs * SEC_PER_LISTEN_CLIP + cfg.pretrain_epochs * SEC_PER_ALIGN_CLIP),
+        "sweep_s": waves * (train + decode),
+        "export_s": 3 * (n_test + 100) * SEC_PER_DECODE * 1.2,
+    }
+
+
+def print_estimate(cfg: DemoConfig, work: Path) -> None:
+    """One line before the build starts: the expected time per stage, and in all (stages found done are skipped)."""
+    from data.synth_demo import plan
+
+    p = plan(0, cfg.scale)
+    clips = [r for r in p.recordings if r.text.split == "train"]
+    texts = [t for t in p.texts if t.split == "train"]
+    test = [r for r in p.recordings if r.text.split == "test"]
+    est = estimate_seconds(cfg, len(clips), len(texts), len(test), len(p.recordings) + len(p.novel_recordings))
+    done = {
+        "corpus_s": (work / "corpus" / "manifest.jsonl").is_file(),
+        "alignment_s": (work / "base" / "model" / "config.json").is_file(),
+    }
+    parts = [f"{k[:-2]} {v / 60:.0f} min" + (" (done)" if done.get(k) else "") for k, v in est.items()]
+    total = sum(v for k, v in est.items() if not done.get(k))
+    print(
+        f"estimated wall time on 2 CPU cores (the mini size; tiny is faster): {', '.join(parts)}; "
+        f"about {total / 60:.0f} min to go",
+        flush=True,
+    )
+
+
 def build(cfg: DemoConfig) -> Path:
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
+    print_estimate(cfg, work)
     times = {}
     t = time.time()
     manifest = stage_corpus(cfg, work)
@@ -442,7 +497,9 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
             f"Corpus (`python -m data.synth --preset demo`): {info.get('recordings')} recordings, "
             f"{info.get('hours')} h, {info.get('scenarios')} scenarios, {info.get('intents')} intents; "
             f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
-            f"{info.get('train_voices')} voices. Test speech comes only from voices that never spoke a "
+            f"{info.get('train_voices')} voices, plus {info.get('text_only_train_texts', 0)} labelled training "
+            "sentences that are never spoken (text-only rows: the plentiful text of the paper's setting). "
+            "Test speech comes only from voices that never spoke a "
             "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".",
             "",
         ]
