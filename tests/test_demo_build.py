@@ -54,3 +54,22 @@ def test_demo_build_scaled_down(tmp_path):
     # a second build finds every stage done and only re-exports
     again = build(cfg)
     assert again == out
+
+
+def test_the_build_estimates_its_time_from_the_grid_it_will_run(tmp_path, capsys):
+    from training.demo import DemoConfig, estimate_seconds, print_estimate
+
+    base = DemoConfig()
+    est = estimate_seconds(base, n_clips=4000, n_texts=4400, n_test=560, n_recordings=5000)
+    longer = estimate_seconds(DemoConfig(epochs=6), 4000, 4400, 560, 5000)
+    serial = estimate_seconds(DemoConfig(parallel=1), 4000, 4400, 560, 5000)
+    no_full = estimate_seconds(DemoConfig(speech_percent="2,10"), 4000, 4400, 560, 5000)
+    assert 1.6 < longer["sweep_s"] / est["sweep_s"] < 2.0  # training doubles, the test-set decoding does not
+    assert serial["sweep_s"] == pytest.approx(2 * est["sweep_s"])  # two seeds one after the other
+    assert no_full["sweep_s"] < 0.7 * est["sweep_s"]  # the 100% cells are the dearest
+    assert longer["alignment_s"] == est["alignment_s"] and est["alignment_s"] > 0
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "manifest.jsonl").write_text("")
+    print_estimate(DemoConfig(scale=0.05), tmp_path)
+    line = capsys.readouterr().out
+    assert "corpus" in line and "(done)" in line.split("alignment")[0] and "(done)" not in line.split("alignment")[1]
