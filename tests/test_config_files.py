@@ -98,8 +98,13 @@ def test_each_default_is_written_once():
     assert cfg.lora.settings() is None  # rank 0: full fine-tuning
 
 
-@pytest.mark.parametrize("run", sorted((ROOT / "demo" / "runs").glob("*/config.json")), ids=lambda p: p.parent.name)
-def test_shipped_run_records_in_the_flat_layout_load(run):
+# Run records written before the groups existed: the demo runs' config.json as shipped until the demo was rebuilt
+# (tests/fixtures/flat_layout/<run>.json, copied from git history).
+FLAT_RECORDS = sorted((ROOT / "tests" / "fixtures" / "flat_layout").glob("*.json"))
+
+
+@pytest.mark.parametrize("run", FLAT_RECORDS, ids=lambda p: p.stem)
+def test_run_records_in_the_flat_layout_load(run):
     flat = json.loads(run.read_text(encoding="utf-8"))["config"]
     assert "peak_lr" in flat and "schedule" not in flat  # written before the groups existed
     cfg = from_mapping(TrainConfig, flat)
@@ -112,8 +117,15 @@ def test_shipped_run_records_in_the_flat_layout_load(run):
 
 
 def _old_layout(record: dict) -> dict:
-    """A nested record as the flat layout the code wrote before the groups (the demo runs' config.json)."""
+    """A nested record as the flat layout the code wrote before the groups (tests/fixtures/flat_layout)."""
     return {k: v for k, v in flat_record(record).items() if k not in GROUPS}
+
+
+@pytest.mark.parametrize("run", sorted((ROOT / "demo" / "runs").glob("*/config.json")), ids=lambda p: p.parent.name)
+def test_shipped_run_records_load(run):
+    record = json.loads(run.read_text(encoding="utf-8"))["config"]
+    cfg = from_mapping(TrainConfig, record)
+    assert flat_record(cfg.to_dict())["peak_lr"] == flat_record(record)["peak_lr"] > 0
 
 
 def test_a_run_recorded_in_the_flat_layout_resumes(synth_corpus_dir, tmp_path):
@@ -130,7 +142,7 @@ def test_a_run_recorded_in_the_flat_layout_resumes(synth_corpus_dir, tmp_path):
     record_file = out / "config.json"
     meta = json.loads(record_file.read_text())
     old = _old_layout(meta["config"])
-    shipped = json.loads(next((ROOT / "demo" / "runs").glob("*/config.json")).read_text())["config"]
+    shipped = json.loads(FLAT_RECORDS[0].read_text())["config"]
     assert set(old) == set(shipped)  # exactly the layout older versions wrote
     record_file.write_text(json.dumps({**meta, "config": old}))
     changed = dataclasses.replace(
