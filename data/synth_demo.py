@@ -156,6 +156,16 @@ def fill(template: str, fillers: dict[str, list[str]], rng: random.Random) -> tu
     return " ".join(_SLOT_RE.sub(sub, template).split()), tuple(entities)
 
 
+def draw_sentence(intent: str, rng: random.Random) -> tuple[str, tuple[Entity, ...]]:
+    """One sentence of ``intent``: a template filled with DEMO_FILLERS, maybe a wake-word prefix and a polite
+    suffix (never a second "please"), normalised as transcripts are."""
+    text, entities = fill(rng.choice(DEMO_TEMPLATES[intent]), DEMO_FILLERS, rng)
+    prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
+    if "please" in suffix and "please" in prefix + text:
+        suffix = ""
+    return normalize_text(prefix + text + suffix), entities
+
+
 def slurp_texts(path: Path, intents: set[str]) -> list[tuple[str, SLUFrame]]:
     """SLURP sentences whose intent is in ``intents`` (short ones, every filler spelled out in the sentence)."""
     if not path.is_file():
@@ -197,11 +207,7 @@ def plan_texts(
         for _ in range(per_intent * 40):
             if len(found) >= per_intent:
                 break
-            text, entities = fill(rng.choice(DEMO_TEMPLATES[intent]), DEMO_FILLERS, rng)
-            prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
-            if "please" in suffix and "please" in prefix + text:
-                suffix = ""
-            text = normalize_text(prefix + text + suffix)
+            text, entities = draw_sentence(intent, rng)
             if text in seen or text in slurp_sentences:
                 continue
             seen.add(text)
@@ -238,11 +244,7 @@ def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[s
         for _ in range(per_intent * 40):
             if found >= per_intent:
                 break
-            text, entities = fill(rng.choice(DEMO_TEMPLATES[intent]), DEMO_FILLERS, rng)
-            prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
-            if "please" in suffix and "please" in prefix + text:
-                suffix = ""
-            text = normalize_text(prefix + text + suffix)
+            text, entities = draw_sentence(intent, rng)
             if text in seen:
                 continue
             seen.add(text)
@@ -487,8 +489,8 @@ def build(
     workers = max(1, workers)
     estimate = len(every) * SEC_PER_RECORDING / workers
     print(
-        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel, {len(every)} recordings on {workers} "
-        f"worker(s); estimated {estimate / 60:.1f} min",
+        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel, "
+        f"{len(every)} recordings on {workers} worker(s); estimated {estimate / 60:.1f} min",
         flush=True,
     )
     jobs = [(r, str(root), seed, espeak, flite) for r in every]
