@@ -17,8 +17,14 @@ by heart (it answers a test sentence with the fillers of a training sentence lik
 teach it to copy the filler it reads or hears. They are distinct from every dev/test sentence.
 novel.jsonl: sentences from NOVEL_TEMPLATES/NOVEL_FILLERS (phrasings and filler values absent from
 train/dev/test), spoken by held-out voices.
+alignment.jsonl: about N_ALIGN more sentences (unused SLURP devel sentences of any intent, and template sentences
+with fresh fillers), each spoken once by a TRAIN voice with augmentation, for the alignment pre-training stage only
+(training/pretrain.py --alignment-manifest). It stands in for the large transcribed-speech data a real LALM is
+pre-trained on: the SLU schemes never see it, so their speech levels still count only manifest.jsonl's clips. None of
+its sentences is a train/dev/test/text-only sentence or holds a novel filler; held-out voices never speak it.
 
-Writes DIR/manifest.jsonl (train/dev/test), DIR/novel.jsonl, DIR/test_noisy.jsonl, DIR/summary.json and
+Writes DIR/manifest.jsonl (train/dev/test), DIR/novel.jsonl, DIR/test_noisy.jsonl, DIR/alignment.jsonl,
+DIR/summary.json and
 DIR/audio/<split>/<id>.wav (16 kHz mono PCM_16). Same seed and scale, same corpus.
 """
 
@@ -68,13 +74,15 @@ _SLOT_RE = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")  # {type} or {type:list}: v
 # Sizes at --scale 1.0.
 N_TRAIN_TEMPLATE, N_TRAIN_SLURP, N_DEV, N_TEST, N_NOVEL = 1000, 500, 250, 300, 100
 N_TRAIN_TEXT = 3000  # text-only training sentences (labelled, not spoken)
+N_ALIGN = 6000  # alignment-only recordings (transcribed speech for the pre-training stage; never SLU data)
+ALIGN_SLURP_MAX_WORDS = 20
 SLURP_MAX_WORDS = 12
 PREFIXES = ("", "", "", "", "", "hey olly ", "olly ", "okay ")
 SUFFIXES = ("", "", "", "", " please", " thanks")
 NOISES = ("white", "pink", "brown")
 SNRS_DB = (30, 20, 10)
 SPEEDS = (0.9, 1.0, 1.1)
-SEC_PER_RECORDING = 0.1  # measured wall time per recording and worker on a shared 2-core machine
+SEC_PER_RECORDING = 0.02  # measured wall time per recording and worker (10,557 recordings in 91 s on 2 workers)
 
 
 class DemoError(RuntimeError):
@@ -137,6 +145,7 @@ class DemoPlan:
     novel: list[Text]
     recordings: list[Recording]  # train, dev, test
     novel_recordings: list[Recording] = field(default_factory=list)
+    align_recordings: list[Recording] = field(default_factory=list)  # alignment pre-training only
 
 
 def fill(template: str, fillers: dict[str, list[str]], rng: random.Random) -> tuple[str, tuple[Entity, ...]]:
@@ -166,8 +175,9 @@ def draw_sentence(intent: str, rng: random.Random) -> tuple[str, tuple[Entity, .
     return normalize_text(prefix + text + suffix), entities
 
 
-def slurp_texts(path: Path, intents: set[str]) -> list[tuple[str, SLUFrame]]:
-    """SLURP sentences whose intent is in ``intents`` (short ones, every filler spelled out in the sentence)."""
+def slurp_texts(path: Path, intents: set[str] | None, max_words: int = SLURP_MAX_WORDS) -> list[tuple[str, SLUFrame]]:
+    """SLURP sentences whose intent is in ``intents`` (None: any) of at most ``max_words`` words, every filler
+    spelled out in the sentence."""
     if not path.is_file():
         raise DemoError(
             f"SLURP devel texts not found at {path}; pass --slurp PATH (SLURP's dataset/slurp/devel.jsonl) "
@@ -178,8 +188,8 @@ def slurp_texts(path: Path, intents: set[str]) -> list[tuple[str, SLUFrame]]:
         frame = slurp_frame(row)
         text = normalize_text(row["sentence"])
         if (
-            frame.intent in intents
-            and len(text.split()) <= SLURP_MAX_WORDS
+            (intents is None or frame.intent in intents)
+            and len(text.split()) <= max_words
             and all(e.filler in text for e in frame.entities)
         ):
             out.append((text, frame))
@@ -305,6 +315,48 @@ def plan_novel(seed: int, scale: float, texts: list[Text], intents: Sequence[str
     return out
 
 
+def plan_alignment(
+    seed: int, scale: float, slurp: Path | None, intents: Sequence[str], taken: set[str], novel: list[Text]
+) -> list[Text]:
+    """About N_ALIGN * scale transcribed sentences, spoken once each for alignment pre-training only (the stand-in
+    for the large speech-text data an LALM is pre-trained on; never SLU training data): up to a third from the SLURP
+    devel sentences not already used (any intent, up to ALIGN_SLURP_MAX_WORDS words), the rest template sentences
+    with fillers drawn afresh. None equals a sentence in ``taken`` (train/dev/test/text-only) and none contains a
+    filler of the ``novel`` sentences, so those stay new in every form."""
+    want = max(len(intents), round(N_ALIGN * scale))
+    novel_fillers = {f" {e.filler} " for t in novel for e in t.frame.entities}
+    seen = set(taken)
+
+    def fresh(text: str) -> bool:
+        return text not in seen and not any(f in f" {text} " for f in novel_fillers)
+
+    found: list[tuple[str, SLUFrame]] = []
+    if slurp is not None:
+        rows = slurp_texts(slurp, None, ALIGN_SLURP_MAX_WORDS)
+        _rng(seed, "align-slurp").shuffle(rows)
+        for text, frame in rows:
+            if len(found) >= want // 3:
+                break
+            if fresh(text):
+                seen.add(text)
+                found.append((text, frame))
+    per_intent = math.ceil((want - len(found)) / len(intents))
+    for intent in intents:
+        rng = _rng(seed, "align", intent)
+        scenario, action = split_intent(intent)
+        n = 0
+        for _ in range(per_intent * 40):
+            if n >= per_intent:
+                break
+            text, entities = draw_sentence(intent, rng)
+            if fresh(text):
+                seen.add(text)
+                found.append((text, SLUFrame(scenario, action, entities)))
+                n += 1
+    _rng(seed, "order", "align").shuffle(found)
+    return [Text(f"demo-a{k:05d}", "train", text, frame, "align") for k, (text, frame) in enumerate(found)]
+
+
 def _draw_voice_params(voice: Voice, rng: random.Random) -> tuple[float, int]:
     if voice.engine == "espeak":
         return rng.choice(ESPEAK_RATES), rng.choice(ESPEAK_PITCHES)
@@ -382,7 +434,17 @@ def plan(
         v = next_held(set())
         rate, pitch = _draw_voice_params(v, rng)
         novel_recs.append(Recording(f"demo-novel-{k:04d}", t, v, rate, pitch, f"audio/novel/demo-novel-{k:04d}.wav"))
-    return DemoPlan(texts, novel, recordings, novel_recs)
+    align = plan_alignment(
+        seed, scale, slurp, sorted(intents or DEMO_TEMPLATES), {t.transcript for t in texts + novel}, novel
+    )
+    align_recs = []
+    for k, t in enumerate(align):
+        rng = _rng(seed, "speech", t.text_id)
+        v = _pick_train_voice(pool_espeak, pool_flite, rng)
+        rate, pitch = _draw_voice_params(v, rng)
+        uid = f"demo-align-{k:05d}"
+        align_recs.append(Recording(uid, t, v, rate, pitch, f"audio/align/{uid}.wav", _draw_augment(rng)))
+    return DemoPlan(texts, novel, recordings, novel_recs, align_recs)
 
 
 # ------------------------------------------------------------------------------------------------- augmentation
@@ -482,14 +544,15 @@ def build(
     """Make the demo corpus in ``out``; returns the summary (also written to out/summary.json)."""
     start = time.monotonic()
     p = plan(seed, scale, slurp, intents)
-    every = p.recordings + p.novel_recordings
+    every = p.recordings + p.novel_recordings + p.align_recordings
     check_engines(sorted({r.voice for r in every}, key=lambda v: v.key), espeak, flite)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers)
     estimate = len(every) * SEC_PER_RECORDING / workers
     print(
-        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel, "
+        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel + "
+        f"{len(p.align_recordings)} for alignment only, "
         f"{len(every)} recordings on {workers} worker(s); estimated {estimate / 60:.1f} min",
         flush=True,
     )
@@ -507,9 +570,11 @@ def build(
                 results.append(r)
                 bar.update()
     bar.close()
-    main_rows, noisy_rows, novel_rows = [], [], []
+    main_rows, noisy_rows, novel_rows, align_rows = [], [], [], []
     for rec, (dur, noisy_dur) in zip(every, results):
-        if rec.text.source == "novel":
+        if rec.text.source == "align":
+            align_rows.append(rec.row(dur))
+        elif rec.text.source == "novel":
             novel_rows.append(rec.row(dur))
         else:
             main_rows.append(rec.row(dur))
@@ -519,7 +584,8 @@ def build(
     atomic_write_text(root / "manifest.jsonl", _jsonl(main_rows + text_rows))
     atomic_write_text(root / "novel.jsonl", _jsonl(novel_rows))
     atomic_write_text(root / "test_noisy.jsonl", _jsonl(noisy_rows))
-    summary = summarize(main_rows, novel_rows, noisy_rows)
+    atomic_write_text(root / "alignment.jsonl", _jsonl(align_rows))
+    summary = summarize(main_rows, novel_rows, noisy_rows, align_rows)
     summary["text_only_train_texts"] = len(text_rows)
     summary.update(seed=seed, scale=scale, workers=workers, seconds=round(time.monotonic() - start, 1))
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
@@ -532,8 +598,10 @@ def build(
     return summary
 
 
-def summarize(main_rows: list[dict], novel_rows: list[dict], noisy_rows: list[dict]) -> dict[str, Any]:
-    every = main_rows + novel_rows + noisy_rows
+def summarize(
+    main_rows: list[dict], novel_rows: list[dict], noisy_rows: list[dict], align_rows: Sequence[dict] = ()
+) -> dict[str, Any]:
+    every = main_rows + novel_rows + noisy_rows + list(align_rows)
     held = set(h for h in (v.key for v in held_out_voices()))
     per_split: dict[str, Any] = {}
     for name, rows in (
@@ -542,6 +610,7 @@ def summarize(main_rows: list[dict], novel_rows: list[dict], noisy_rows: list[di
         ("test", [r for r in main_rows if r["split"] == "test"]),
         ("test_noisy", noisy_rows),
         ("novel", novel_rows),
+        ("alignment", list(align_rows)),
     ):
         per_split[name] = {
             "texts": len({r["text_id"] for r in rows}),

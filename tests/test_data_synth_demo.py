@@ -121,6 +121,7 @@ def test_full_scale_sizes():
     assert 1400 <= texts["train"] <= 1600 and 200 <= texts["dev"] <= 320 and 250 <= texts["test"] <= 350
     assert 3700 <= recs["train"] <= 4300 and 250 <= recs["dev"] <= 400 and 500 <= recs["test"] <= 700
     assert 90 <= len(p.novel_recordings) <= 110
+    assert 5000 <= len(p.align_recordings) <= 6000  # intents with few fillers run out of fresh sentences
     assert 400 <= sum(t.source == "slurp" for t in p.texts) <= 500
     per_held = Counter(r.voice for r in p.recordings if r.text.split == "test")
     assert set(per_held) == set(held_out_voices()) and min(per_held.values()) >= 80  # ~100 per held-out voice
@@ -147,6 +148,23 @@ def test_text_only_sentences_are_new_labelled_and_never_spoken(tiny_plan):
     # Their fillers vary: more distinct (type, filler) pairs than the spoken training sentences alone.
     pairs = lambda ts: {(e.type, e.filler) for t in ts for e in t.frame.entities}  # noqa: E731
     assert len(pairs(text_only) - pairs(spoken)) > 0
+
+
+def test_alignment_clips_are_new_sentences_spoken_once_by_train_voices(tiny_plan):
+    align = tiny_plan.align_recordings
+    texts = [r.text for r in align]
+    assert len(align) >= 0.8 * 6000 * TINY and len({r.id for r in align}) == len(align)
+    assert all(t.source == "align" and t.split == "train" for t in texts)
+    assert len({t.transcript for t in texts}) == len(texts)  # each sentence spoken once
+    others = {t.transcript for t in tiny_plan.texts + tiny_plan.novel}
+    assert not {t.transcript for t in texts} & others  # no SLU sentence of any split, text-only ones included
+    novel_fillers = {f" {e.filler} " for t in tiny_plan.novel for e in t.frame.entities}
+    assert not any(f in f" {t.transcript} " for t in texts for f in novel_fillers)
+    assert {r.voice for r in align} <= set(train_voices()) and {r.voice.engine for r in align} == {"espeak", "flite"}
+    assert all(r.augment.startswith("speed=") and r.audio.startswith("audio/align/") for r in align)
+    # natural SLURP phrasing of any intent beside the templates, most intents of the templates
+    assert any(t.frame.intent not in DEMO_TEMPLATES for t in texts)
+    assert len({t.frame.intent for t in texts} & set(DEMO_TEMPLATES)) >= 0.8 * len(DEMO_TEMPLATES)
 
 
 def test_held_out_voices_speak_only_test_and_novel(tiny_plan):
@@ -273,7 +291,11 @@ def test_demo_corpus_loads_and_matches_its_plan(demo_dir, subset_plan):
         info = sf.info(demo_dir / r["audio"])
         assert (info.samplerate, info.channels) == (SAMPLE_RATE, 1)
         assert info.duration == pytest.approx(r["duration_s"], abs=1e-3) and 0.5 < info.duration < 6
+    align = load_corpus("manifest", path=demo_dir / "alignment.jsonl", missing_audio="error")
+    assert len(align.speech) == len(subset_plan.align_recordings) > 0 and set(align.splits) == {"train"}
+    assert not {x.id for x in align.speech} & {x.id for x in corpus.speech}  # never SLU data
     summary = json.loads((demo_dir / "summary.json").read_text())
+    assert summary["splits"]["alignment"]["recordings"] == len(align.speech)
     assert summary["text_only_train_texts"] == len(text_only)
     assert summary["intents"] == len(SUBSET) and summary["scenarios"] == len({i.split("_")[0] for i in SUBSET})
 

@@ -129,6 +129,56 @@ def test_listening_stage_learns_and_leaves_the_llm_alone(synth_corpus_dir, tmp_p
             assert torch.allclose(p, trained[name], atol=1e-6)  # the LLM's embeddings barely moved at lr 1e-9
 
 
+def test_alignment_manifest_adds_clips_heard_by_alignment_only(synth_corpus_dir, tmp_path):
+    """--alignment-manifest: its clips join the training clips (and their sentences the repetition texts); the
+    held-out test voices are transcribed once at the end and recorded."""
+    rows = [json.loads(x) for x in (synth_corpus_dir / "manifest.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train" and r.get("audio")]
+    dev = [r for r in rows if r["split"] == "dev" and r.get("audio")][:5]
+    extra = tmp_path / "alignment.jsonl"
+    audio_root = synth_corpus_dir
+    extra.write_text(
+        "".join(
+            json.dumps(
+                {
+                    **r,
+                    "id": f"align-{i}",
+                    "text_id": f"align-t{i}",
+                    "split": "train",
+                    "audio": str(audio_root / r["audio"]),
+                }
+            )
+            + "\n"
+            for i, r in enumerate(dev)
+        )
+    )
+    out = tmp_path / "base"
+    cfg = PretrainConfig(
+        manifest=str(synth_corpus_dir / "manifest.jsonl"),
+        alignment_manifest=str(extra),
+        out=str(out),
+        encoder_epochs=1,
+        epochs=1,
+        batch_size=8,
+        eval_examples=2,
+        size="tiny",
+        ctc_weight=0.3,
+    )
+    pretrain(cfg)
+    summary = json.loads((out / "pretrain.json").read_text())
+    assert summary["alignment_only_clips"] == len(dev) and summary["clips"] == len(train) + len(dev)
+    assert summary["test"]["clips"] > 0 and 0 <= summary["test"]["cer_ctc"] and summary["test"]["wer"] >= 0
+    with pytest.raises(PretrainError, match="cannot read --alignment-manifest"):
+        pretrain(
+            PretrainConfig(
+                manifest=cfg.manifest,
+                alignment_manifest=str(tmp_path / "nope.jsonl"),
+                out=str(tmp_path / "x"),
+                size="tiny",
+            )
+        )
+
+
 def test_pretrain_bad_input(tmp_path):
     with pytest.raises(PretrainError, match="--manifest is required"):
         pretrain(PretrainConfig(manifest="", out=str(tmp_path)))

@@ -164,6 +164,21 @@ def test_interrupted_run_resumes_to_the_same_weights(scheme_runs, synth_corpus_d
     assert _train_losses(out) == pytest.approx(_train_losses(reference), abs=1e-6)
 
 
+def test_spec_augment_changes_speech_training_and_resumes_to_the_same_weights(scheme_runs, synth_corpus_dir, tmp_path):
+    """--spec_augment: speech batches are augmented (the run differs from the plain one) with draws seeded by step, so
+    a killed and resumed run ends with the weights of an uninterrupted one."""
+    from training.loop import run
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    run(tiny_config(synth_corpus_dir, whole, spec_augment=True))
+    assert run(tiny_config(synth_corpus_dir, killed, spec_augment=True, stop_after_steps=5))["stopped"]
+    run(tiny_config(synth_corpus_dir, killed, spec_augment=True, resume=True))
+    a, b, plain = _final_state(whole), _final_state(killed), _final_state(scheme_runs["direct"])
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    assert any(not torch.allclose(a[k], plain[k], rtol=0, atol=1e-6) for k in a)
+    assert _train_losses(whole) != pytest.approx(_train_losses(scheme_runs["direct"]), abs=1e-6)
+
+
 def test_sweep_two_cells_end_to_end(synth_corpus_dir, tmp_path, capsys):
     from training import sweep
 

@@ -155,6 +155,9 @@ class TrainConfig:
     )
     max_audio_seconds: float = _opt(30.0, "Qwen2-Audio's encoder window; longer clips are trimmed")
     group_by_length: bool = _opt(True, "micro-batches of one modality, speech grouped by clip length (training.plan)")
+    spec_augment: bool = _opt(
+        False, "SpecAugment on training speech: frequency warp, frequency and time masks (training/specaugment.py)"
+    )
     ensure_audio: str = _opt(
         "auto",
         "auto/yes/no: add a masked silent clip to audio-free batches when audio trains",

@@ -43,8 +43,8 @@ class DemoConfig:
     export: str = field(default="demo", metadata={"help": "folder to write the demo checkpoints and clips to"})
     scale: float = field(default=1.0, metadata={"help": "corpus size factor (1.0: ~4,000 training clips)"})
     size: str = field(default="mini", metadata={"help": "model size: mini (~4M parameters) or tiny (tests)"})
-    encoder_epochs: int = field(default=10, metadata={"help": "alignment: encoder-only character CTC epochs"})
-    pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
+    encoder_epochs: int = field(default=6, metadata={"help": "alignment: encoder-only character CTC epochs"})
+    pretrain_epochs: int = field(default=3, metadata={"help": "alignment: transcription + repetition epochs"})
     pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
     ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
     slu_target: str = field(
@@ -93,6 +93,7 @@ def stage_corpus(cfg: DemoConfig, work: Path) -> Path:
 
 def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
     base = work / "base" / "model"
+    extra = manifest.parent / "alignment.jsonl"  # the corpus's alignment-only clips (data/synth_demo.py)
     if not (base / "config.json").is_file():
         _run(
             [
@@ -120,6 +121,7 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
                 cfg.slu_target,
                 "--eval-examples",
                 "8" if cfg.quick else "48",
+                *(["--alignment-manifest", str(extra)] if extra.is_file() else []),
             ]
         )
     return base
@@ -390,9 +392,12 @@ SEC_PER_SLU_SPEECH = 0.075  # an SLU training example given as speech
 SEC_PER_DECODE = 0.12  # one evaluated item, greedy (the grid's test set and the curves' dev items)
 
 
-def estimate_seconds(cfg: DemoConfig, n_clips: int, n_texts: int, n_test: int, n_recordings: int) -> dict[str, float]:
-    """The stages' expected wall time on 2 CPU cores for a corpus of ``n_clips`` training recordings, ``n_texts``
-    training sentences (spoken and text-only), ``n_test`` test clips and ``n_recordings`` to synthesise."""
+def estimate_seconds(
+    cfg: DemoConfig, n_clips: int, n_texts: int, n_test: int, n_recordings: int, n_align: int = 0
+) -> dict[str, float]:
+    """The stages' expected wall time on 2 CPU cores for a corpus of ``n_clips`` training recordings (plus
+    ``n_align`` heard by alignment only), ``n_texts`` training sentences (spoken and text-only), ``n_test`` test clips
+    and ``n_recordings`` to synthesise."""
     from data.synth_demo import SEC_PER_RECORDING
 
     levels = [float(x) / 100 for x in cfg.speech_percent.split(",") if x.strip()]
@@ -406,7 +411,8 @@ def estimate_seconds(cfg: DemoConfig, n_clips: int, n_texts: int, n_test: int, n
     waves = math.ceil(n_seeds / max(cfg.parallel, 1))
     return {
         "corpus_s": n_recordings * SEC_PER_RECORDING / 2,
-        "alignment_s": n_clips * (cfg.encoder_epochs * SEC_PER_LISTEN_CLIP + cfg.pretrain_epochs * SEC_PER_ALIGN_CLIP),
+        "alignment_s": (n_clips + n_align)
+        * (cfg.encoder_epochs * SEC_PER_LISTEN_CLIP + cfg.pretrain_epochs * SEC_PER_ALIGN_CLIP),
         "sweep_s": waves * (train + decode),
         "export_s": 3 * (n_test + 100) * SEC_PER_DECODE * 1.2,
     }
@@ -420,7 +426,8 @@ def print_estimate(cfg: DemoConfig, work: Path) -> None:
     clips = [r for r in p.recordings if r.text.split == "train"]
     texts = [t for t in p.texts if t.split == "train"]
     test = [r for r in p.recordings if r.text.split == "test"]
-    est = estimate_seconds(cfg, len(clips), len(texts), len(test), len(p.recordings) + len(p.novel_recordings))
+    n_rec = len(p.recordings) + len(p.novel_recordings) + len(p.align_recordings)
+    est = estimate_seconds(cfg, len(clips), len(texts), len(test), n_rec, len(p.align_recordings))
     done = {
         "corpus_s": (work / "corpus" / "manifest.jsonl").is_file(),
         "alignment_s": (work / "base" / "model" / "config.json").is_file(),

@@ -62,6 +62,7 @@ from training.run_folder import (
     write_json,
 )
 from training.schemes import Phase, build_phases
+from training.specaugment import spec_augment
 from training.sources import RunData, load_run_data
 
 # Settings that may differ between a run and its resumption without changing what it computes.
@@ -397,14 +398,22 @@ class _Run:
         return TrainableSummary(total=self.total_params, trainable=trainable, audio_trainable=audio, lora=0)
 
     # -- one optimizer step ---------------------------------------------------------------------------------------
-    def train_step(self, group: list) -> tuple[float, float]:
-        """One optimizer step over a group of micro-batches; returns (mean loss, learning rate used)."""
+    def train_step(self, group: list, step: int = 0) -> tuple[float, float]:
+        """One optimizer step (``step``: its index in the run, seeding SpecAugment) over a group of micro-batches;
+        returns (mean loss, learning rate used)."""
         self.model.train()
         lr = self.scheduler.get_last_lr()[0]
         losses = []
         scale = parallel.micro_batch_loss_scale(self.backend, len(group), self.cfg.grad_accum_steps)
         for i, micro in enumerate(group):
-            batch = {k: v.to(self.acc.device) for k, v in self.collator(micro).items()}
+            batch = self.collator(micro)
+            if self.cfg.spec_augment and "input_features" in batch:
+                # seeded by run seed, step, micro-batch and process: a resumed run draws the same masks
+                key = ((self.cfg.seed * 1_000_003 + step) * 64 + i) * 4096 + self.acc.process_index
+                batch["input_features"] = spec_augment(
+                    batch["input_features"], batch["feature_attention_mask"], torch.Generator().manual_seed(key)
+                )
+            batch = {k: v.to(self.acc.device) for k, v in batch.items()}
             sync = i == len(group) - 1
             # DDP skips the all-reduce until the last micro-batch; FSDP reduce-scatters every micro-batch (its
             # no_sync would hold full unsharded gradients); DeepSpeed accumulates and steps at the boundary.
@@ -525,7 +534,7 @@ class _Run:
                 disable=not self.main,
             )
             for i in range(skip, len(groups)):
-                loss, lr = self.train_step(groups[i])
+                loss, lr = self.train_step(groups[i], step)
                 step += 1
                 epoch_f = plan.global_epoch + (i + 1) / len(groups)
                 bar.update(1)

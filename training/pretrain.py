@@ -76,6 +76,16 @@ class PretrainConfig:
     ctc_weight: float = field(
         default=0.0, metadata={"help": "weight of the character CTC loss on the encoder during transcription (0 = off)"}
     )
+    alignment_manifest: str = field(
+        default="",
+        metadata={
+            "help": "more transcribed clips for this stage only, e.g. the demo corpus's alignment.jsonl "
+            "(all its speech rows are used; labels ignored)"
+        },
+    )
+    spec_augment: bool = field(
+        default=True, metadata={"help": "SpecAugment (frequency warp, frequency and time masks) on training clips"}
+    )
     slu_target: str = field(
         default="frame",
         metadata={
@@ -323,15 +333,33 @@ def _step(loss, optimizer, scheduler, params) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def _augmenter(cfg: PretrainConfig, epoch: int):
+    """``batch -> batch`` with SpecAugment on its clips (seeded by seed and epoch, so a resumed run draws alike),
+    or the identity when --spec-augment is off."""
+    import torch
+
+    from training.specaugment import spec_augment
+
+    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+
+    def apply(batch):
+        if cfg.spec_augment and "input_features" in batch:
+            batch["input_features"] = spec_augment(batch["input_features"], batch["feature_attention_mask"], generator)
+        return batch
+
+    return apply
+
+
 def _listen_epoch(model, ctc, collator, speech, cfg, epoch, optimizer, scheduler, params, total_epochs) -> dict:
     """One epoch of character CTC on the encoder alone (speech only, batches grouped by clip length)."""
     from tqdm.auto import tqdm
 
     batches = [rows for kind, rows in _batches(speech, [], cfg, epoch) if kind == "asr"]
     losses = []
+    augment = _augmenter(cfg, epoch)
     bar = tqdm(batches, desc=f"listen epoch {epoch + 1}/{total_epochs}", unit="step")
     for rows in bar:
-        batch = collator(rows)
+        batch = augment(collator(rows))
         encode(model, batch)
         loss = ctc.loss(batch["feature_attention_mask"], [e.transcript for e, _ in rows])
         _step(loss, optimizer, scheduler, params)
@@ -345,9 +373,10 @@ def _llm_epoch(model, ctc, asr, rep, speech, texts, cfg, epoch, optimizer, sched
     from tqdm.auto import tqdm
 
     losses: dict[str, list[float]] = {"asr": [], "repeat": [], "ctc": []}
+    augment = _augmenter(cfg, epoch)
     bar = tqdm(_batches(speech, texts, cfg, epoch), desc=f"align epoch {epoch + 1}/{total_epochs}", unit="step")
     for kind, rows in bar:
-        batch = (asr if kind == "asr" else rep)(rows)
+        batch = augment((asr if kind == "asr" else rep)(rows))
         loss = model(**batch).loss
         losses[kind].append(loss.item())
         if ctc is not None and kind == "asr" and cfg.ctc_weight > 0:
@@ -405,7 +434,19 @@ def pretrain(cfg: PretrainConfig) -> Path:
         raise PretrainError(f"cannot read the corpus: {exc}") from None
     train, dev = corpus.split("train"), corpus.split("dev")
     speech = sorted(train.speech, key=lambda x: x.id)
-    texts = alignment_texts(train.texts, speech)  # every recorded sentence, whatever --max-speech keeps
+    train_ids = {s.id for s in speech}
+    if cfg.alignment_manifest:
+        try:
+            extra = load_corpus("manifest", path=cfg.alignment_manifest).speech
+        except (CorpusError, OSError) as exc:
+            raise PretrainError(f"cannot read --alignment-manifest: {exc}") from None
+        if not extra:
+            raise PretrainError(f"--alignment-manifest {cfg.alignment_manifest} has no speech rows")
+        speech += sorted((s for s in extra if s.id not in train_ids), key=lambda x: x.id)
+        train_texts = list(train.texts) + [s.as_text() for s in extra]
+    else:
+        train_texts = list(train.texts)
+    texts = alignment_texts(train_texts, speech)  # every recorded sentence, whatever --max-speech keeps
     if cfg.max_speech > 0:
         speech = random.Random(cfg.seed).sample(speech, min(cfg.max_speech, len(speech)))
     if not speech:
@@ -486,12 +527,25 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     model.config.slu_target = cfg.slu_target  # read back by training and decoding (models/prompt.py slu_target_of)
     final = save_model(model, processor, out / "model")
+    seconds = round(time.time() - started, 1)
     summary = {
         "config": asdict(cfg),
         "parameters": n_params,
+        "clips": len(speech),
+        "alignment_only_clips": sum(s.id not in train_ids for s in speech),
         "history": history,
-        "seconds": round(time.time() - started, 1),
+        "seconds": seconds,
     }
+    test_clips = sorted(corpus.split("test").speech, key=lambda x: x.id)[: 2 * cfg.eval_examples]
+    if test_clips:  # reported once at the end (never used to choose anything): how well it hears unseen voices
+        hyps = transcribe(model, processor, test_clips)
+        summary["test"] = {
+            "clips": len(test_clips),
+            "wer": word_error_rate([c.transcript for c in test_clips], hyps),
+            **({"cer_ctc": _dev_cer(model, ctc, asr, test_clips)} if ctc is not None else {}),
+            "examples": [{"ref": c.transcript, "hyp": h} for c, h in list(zip(test_clips, hyps))[:5]],
+        }
+        print(json.dumps({"test": {k: v for k, v in summary["test"].items() if k != "examples"}}), flush=True)
     atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2) + "\n")
     return final
 
