@@ -7,7 +7,7 @@ data.slurp.slurp_frame, as the official scorer builds them). Template sentences 
 train/dev/test, so no test sentence is ever a train sentence; SLURP sentences are train only.
 
 Speech (data/synth_voices.py): train texts are spoken 2-3 times by different TRAIN voices (espeak-ng variants and
-flite kal/awb/rms, rate and pitch drawn per recording) and augmented (speed 0.9/1.0/1.1, gain -6..+6 dB without
+flite kal/awb/rms, rate and pitch drawn per recording) and augmented (speed 0.9/1.0/1.1/1.2, gain -6..+6 dB without
 clipping, white/pink/brown noise at 30/20/10 dB SNR, all seeded per recording); dev is spoken by train voices,
 clean; test twice by HELD-OUT voices (never heard in train/dev), clean, plus a noisy copy in test_noisy.jsonl.
 Text-only training rows (no audio; ``source: "text"``): the paper's setting is plentiful text and scarce speech, so
@@ -81,7 +81,7 @@ PREFIXES = ("", "", "", "", "", "hey olly ", "olly ", "okay ")
 SUFFIXES = ("", "", "", "", " please", " thanks")
 NOISES = ("white", "pink", "brown")
 SNRS_DB = (30, 20, 10)
-SPEEDS = (0.9, 1.0, 1.1)
+SPEEDS = (0.9, 1.0, 1.1, 1.2)  # 1.2 raises formants as a shorter vocal tract would (the flite voices are all male)
 SEC_PER_RECORDING = 0.02  # measured wall time per recording and worker (10,557 recordings in 91 s on 2 workers)
 
 

@@ -5,8 +5,8 @@ Rate and pitch are drawn per recording on top (espeak-ng: 140-190 wpm, pitch 30-
 0.9-1.1, mean F0 shifted), so every recording's ``speaker`` is ``engine:voice@rate/pitch``.
 
 TRAIN voices speak train and dev; HELD-OUT voices speak only test and novel. The held-out pool is disjoint by
-construction: its espeak-ng accents (Scotland, Caribbean, West Midlands) and variants (f4, m6, Annie, every klatt*)
-never occur in the train pool, and its flite voices (slt, kal16) are not among the train flite voices
+construction: its espeak-ng accents (Scotland, Caribbean, West Midlands) and variants (f4, m6, Annie, every klatt*,
+and no train variant uses the klatt synthesiser) never occur in the train pool, and its flite voices (slt, kal16) are not among the train flite voices
 (kal, awb, rms).
 """
 
@@ -43,6 +43,13 @@ ESPEAK_TRAIN_VARIANTS = (
     "Mike",
     "steph",
     "robert",
+    # more speakers: every espeak-ng variant that sounds like a person and does not use the klatt synthesiser (the
+    # held-out en-us+klatt stays the only klatt voice), so the encoder meets many vocal tracts, not a few
+    *(
+        "Alicia Andrea antonio aunty belinda boris Diogo ed Gene Gene2 gustave Henrique Hugo iven iven2 iven3 iven4 "
+        "Jacky john kaukovalta Lee linda marcelo Marco Mario max Michael michel miguel Nguyen pablo paul pedro "
+        "quincy rob steph2 steph3 Storm zac anika grandpa grandma norbert sandro shelby travis victor m8"
+    ).split(),
 )
 FLITE_TRAIN = ("kal", "awb", "rms")
 HELD_OUT = (

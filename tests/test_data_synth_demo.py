@@ -210,11 +210,11 @@ def _speechlike(seconds: float = 2.0) -> np.ndarray:
     return (0.5 * env * np.sin(2 * np.pi * (150 + 50 * t) * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("speed", [0.9, 1.0, 1.1])
+@pytest.mark.parametrize("speed", [0.9, 1.0, 1.1, 1.2])
 def test_augmentation_changes_the_waveform_and_keeps_duration(speed):
     x = _speechlike()
     y = augment(x, f"speed={speed} gain=+4.0dB noise=pink@20dB", seed=7)
-    assert abs(len(y) / len(x) - 1 / speed) < 0.01 and abs(len(y) / len(x) - 1) <= 0.12
+    assert abs(len(y) / len(x) - 1 / speed) < 0.01 and abs(len(y) / len(x) - 1) <= 0.18
     assert np.abs(y).max() <= 0.99 + 1e-6  # +4 dB on a 0.5 peak would clip; it is scaled back instead
     if speed == 1.0:
         assert not np.allclose(y, x * 10 ** (4 / 20), atol=1e-3)
@@ -310,6 +310,6 @@ def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, subs
     clean = type(rec)(rec.id, rec.text, rec.voice, rec.rate, rec.pitch, rec.audio)  # same voice, no augmentation
     d_aug, _ = render((rec, str(tmp_path / "a"), 0, "espeak-ng", "flite"))
     d_clean, _ = render((clean, str(tmp_path / "b"), 0, "espeak-ng", "flite"))
-    assert abs(d_aug / d_clean - 1) <= 0.12 and d_aug != d_clean
+    assert abs(d_aug / d_clean - 1) <= 0.18 and d_aug != d_clean
     assert (tmp_path / "a" / rec.audio).read_bytes() == (demo_dir / rec.audio).read_bytes()  # same seed, same bytes
     assert (tmp_path / "a" / rec.audio).read_bytes() != (tmp_path / "b" / rec.audio).read_bytes()
