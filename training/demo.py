@@ -505,7 +505,9 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
             f"{info.get('hours')} h, {info.get('scenarios')} scenarios, {info.get('intents')} intents; "
             f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
             f"{info.get('train_voices')} voices, plus {info.get('text_only_train_texts', 0)} labelled training "
-            "sentences that are never spoken (text-only rows: the plentiful text of the paper's setting). "
+            "sentences that are never spoken (text-only rows: the plentiful text of the paper's setting), and "
+            f"{info.get('splits', {}).get('alignment', {}).get('recordings', 0)} clips of other sentences heard "
+            "only by the alignment stage (alignment.jsonl). "
             "Test speech comes only from voices that never spoke a "
             "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".",
             "",
@@ -520,7 +522,13 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
             f"label seen): {len(listen)} encoder-only epochs of character CTC, then "
             f"{len(info['history']) - len(listen)} epochs of transcription + repetition. On dev clips at the "
             f"end: transcription WER {last.get('dev_wer', float('nan')):.3f}, CTC character error rate "
-            f"{last.get('dev_cer_ctc', float('nan')):.3f}.",
+            f"{last.get('dev_cer_ctc', float('nan')):.3f}."
+            + (
+                f" On {info['test']['clips']} test clips of the held-out voices: WER {info['test']['wer']:.3f}, "
+                f"CTC character error rate {info['test'].get('cer_ctc', float('nan')):.3f}."
+                if "test" in info
+                else ""
+            ),
             "",
         ]
     lines += [
