@@ -26,7 +26,7 @@ def test_demo_build_scaled_down(tmp_path):
         schemes="text,curriculum",
         speech_percent="50",
         seeds="1",
-        parallel=1,
+        parallel=2,  # the cells run as processes, two at a time (training.sweep --executor local)
         epochs=1,
         quick=True,
         n_clips=2,

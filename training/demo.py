@@ -8,7 +8,7 @@ Stages (each skipped when its output exists, so a killed build resumes where it 
 1. corpus: ``python -m data.synth --preset demo`` (espeak-ng and flite voices; test voices held out);
 2. alignment: ``python -m training.pretrain`` (transcription + repetition; no SLU label seen);
 3. sweep: ``python -m training.sweep --config configs/mini_cpu.yaml`` over text-only, direct mixing and
-   curriculum at several speech levels and seeds, in ``--parallel`` processes (one per seed), merged into one
+   curriculum at several speech levels and seeds, ``--parallel`` cells at a time, merged into one
    ``results.csv`` and ``report.md`` (mean +- 95% CI, daggers);
 4. export: the best run (highest test SLU-F1), a text-only run and a low-speech curriculum run, each with its model
    (float16), config, curves and evaluations, re-scored from the exported weights on the held-out test voices and
@@ -20,7 +20,7 @@ Progress bars come from each stage; the time each stage took is written to ``EXP
 from __future__ import annotations
 
 import json
-import math
+import os
 import shutil
 import subprocess
 import sys
@@ -44,7 +44,7 @@ class DemoConfig:
     scale: float = field(default=1.0, metadata={"help": "corpus size factor (1.0: ~4,000 training clips)"})
     size: str = field(default="mini", metadata={"help": "model size: mini (~4M parameters) or tiny (tests)"})
     encoder_epochs: int = field(default=6, metadata={"help": "alignment: encoder-only character CTC epochs"})
-    pretrain_epochs: int = field(default=3, metadata={"help": "alignment: transcription + repetition epochs"})
+    pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
     pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
     ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
     slu_target: str = field(
@@ -53,19 +53,20 @@ class DemoConfig:
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
     speech_percent: str = field(default="2,10,100", metadata={"help": "speech levels of the sweep (0 = text-only)"})
     seeds: str = field(default="1,2", metadata={"help": "seeds of the sweep"})
-    parallel: int = field(default=2, metadata={"help": "sweep processes at once (one per seed)"})
+    parallel: int = field(default=2, metadata={"help": "sweep cells at once (one thread each)"})
     epochs: int = field(default=3, metadata={"help": "SLU fine-tuning epochs (the paper: 3)"})
     quick: bool = field(default=False, metadata={"help": "test mode: tiny evaluations, 1 beam"})
     n_clips: int = field(default=8, metadata={"help": "example clips exported"})
 
 
-def _run(cmd: list[str], log: Path | None = None) -> None:
+def _run(cmd: list[str], log: Path | None = None, env: dict[str, str] | None = None) -> None:
     print("$ " + " ".join(cmd), flush=True)
+    env = {**os.environ, **(env or {})}
     if log is None:
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
     else:
         with open(log, "ab") as fh:
-            rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT).returncode
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
     if rc != 0:
         raise DemoError(f"stage failed (exit {rc}): {' '.join(cmd)}" + (f"; see {log}" if log else ""))
 
@@ -160,40 +161,27 @@ def _sweep_flags(cfg: DemoConfig, base: Path, manifest: Path) -> list[str]:
 
 
 def stage_sweep(cfg: DemoConfig, work: Path, base: Path, manifest: Path) -> Path:
-    """One sweep process per seed (``--parallel`` at once), then one merged results table and report."""
+    """The grid, one seed after another, each seed's cells ``--parallel`` at a time (training.sweep's local executor,
+    one thread per cell), then one merged results table and report."""
     from evaluation.results import append_results, read_results
     from training.sweep import write_report
 
     seeds = [s.strip() for s in cfg.seeds.split(",") if s.strip()]
     flags = _sweep_flags(cfg, base, manifest)
-    procs: list[tuple[subprocess.Popen, Path]] = []
-    pending = list(seeds)
-    env_threads = {"OMP_NUM_THREADS": "1"} if cfg.parallel > 1 else {}
-    import os
-
-    while pending or procs:
-        while pending and len(procs) < max(cfg.parallel, 1):
-            seed = pending.pop(0)
-            out = work / f"sweep-s{seed}"
-            out.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "training.sweep", *flags, "--seeds", seed, "--out", str(out)]
-            print("$ " + " ".join(cmd) + f"   (log: {out / 'sweep.log'})", flush=True)
-            fh = open(out / "sweep.log", "ab")
-            procs.append(
-                (
-                    subprocess.Popen(
-                        cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env_threads}
-                    ),
-                    out,
-                )
-            )
-        time.sleep(2)
-        for proc, out in list(procs):
-            if proc.poll() is not None:
-                procs.remove((proc, out))
-                if proc.returncode != 0:
-                    raise DemoError(f"sweep for {out.name} failed (exit {proc.returncode}); see {out / 'sweep.log'}")
-                print(f"sweep {out.name} finished", flush=True)
+    env = {}
+    if cfg.parallel > 1:
+        flags += ["--executor", "local", "--max-parallel", str(cfg.parallel)]
+        env["OMP_NUM_THREADS"] = "1"  # inherited by the cells: one core each
+    for seed in seeds:
+        out = work / f"sweep-s{seed}"
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "training.sweep", *flags, "--seeds", seed, "--out", str(out)]
+        print(f"(log: {out / 'sweep.log'})", flush=True)
+        try:
+            _run(cmd, log=out / "sweep.log", env=env)
+        except DemoError:
+            raise DemoError(f"sweep for seed {seed} failed; see {out / 'sweep.log'} (rerun to resume)") from None
+        print(f"sweep {out.name} finished", flush=True)
     merged = work / "sweep"
     merged.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -385,8 +373,8 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
 
 # Wall seconds per item with one thread per process on a 2-core machine (two processes at once), measured in the
 # build of the shipped demo (demo/README.md); the estimate printed at the start of a build scales them.
-SEC_PER_LISTEN_CLIP = 0.022  # an encoder-only CTC epoch, per training clip
-SEC_PER_ALIGN_CLIP = 0.056  # a transcription + repetition epoch, per training clip
+SEC_PER_LISTEN_CLIP = 0.0095  # an encoder-only CTC epoch, per clip (alignment runs alone: 2 threads)
+SEC_PER_ALIGN_CLIP = 0.025  # a transcription + repetition epoch, per clip (alone: 2 threads)
 SEC_PER_SLU_TEXT = 0.033  # an SLU training example given as text
 SEC_PER_SLU_SPEECH = 0.075  # an SLU training example given as speech
 SEC_PER_DECODE = 0.12  # one evaluated item, greedy (the grid's test set and the curves' dev items)
@@ -408,7 +396,7 @@ def estimate_seconds(
     train += sum(cfg.epochs * p * n_clips for p in speech_runs) * SEC_PER_SLU_SPEECH
     decode = (n_runs * (n_test + cfg.epochs * 64) + n_test / 2) * SEC_PER_DECODE
     n_seeds = len([x for x in cfg.seeds.split(",") if x.strip()])
-    waves = math.ceil(n_seeds / max(cfg.parallel, 1))
+    waves = n_seeds / min(max(cfg.parallel, 1), n_runs)  # a seed's cells run --parallel at a time
     return {
         "corpus_s": n_recordings * SEC_PER_RECORDING / 2,
         "alignment_s": (n_clips + n_align)
