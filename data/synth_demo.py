@@ -3,8 +3,9 @@
 Texts: our own templates and fillers (data/synth_templates.py: DEMO_TEMPLATES, 56 intents over all 18 SLURP
 scenarios) plus, as extra natural phrasing for training, real SLURP devel sentences whose intent is in that inventory
 (tests/fixtures/slurp/devel.jsonl: SLURP, Bastianelli et al., EMNLP 2020, CC BY 4.0; gold entities built by
-data.slurp.slurp_frame, as the official scorer builds them). Template sentences are split by distinct text into
-train/dev/test, so no test sentence is ever a train sentence; SLURP sentences are train only.
+data.slurp.slurp_frame, as the official scorer builds them). Template sentences are split into train/dev/test by
+their core (``sentence_core``: the sentence without wake word and polite suffix), so no test sentence is ever a train
+sentence with another wake word; SLURP sentences are train only.
 
 Speech (data/synth_voices.py): train texts are spoken 2-3 times by different TRAIN voices (espeak-ng variants and
 flite kal/awb/rms, rate and pitch drawn per recording) and augmented (speed 0.9/1.0/1.1/1.2, gain -6..+6 dB without
@@ -102,7 +103,7 @@ class Text:
     split: str
     transcript: str
     frame: SLUFrame
-    source: str  # template, slurp, novel, text (a text-only training sentence: never spoken)
+    source: str  # template, slurp, novel, text (a text-only training sentence: never spoken), align (alignment only)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,20 @@ def draw_sentence(intent: str, rng: random.Random) -> tuple[str, tuple[Entity, .
     return normalize_text(prefix + text + suffix), entities
 
 
+def sentence_core(text: str) -> str:
+    """A sentence without its wake word and polite suffix ("hey olly X please" -> "X"): two sentences with one core
+    are the same sentence to a listener, so no core is shared between splits (or with the alignment clips)."""
+    for prefix in sorted({p.strip() for p in PREFIXES if p.strip()}, key=len, reverse=True):
+        if text.startswith(prefix + " "):
+            text = text[len(prefix) + 1 :]
+            break
+    for suffix in sorted({x.strip() for x in SUFFIXES if x.strip()}, key=len, reverse=True):
+        if text.endswith(" " + suffix):
+            text = text[: -len(suffix) - 1]
+            break
+    return text
+
+
 def slurp_texts(path: Path, intents: set[str] | None, max_words: int = SLURP_MAX_WORDS) -> list[tuple[str, SLUFrame]]:
     """SLURP sentences whose intent is in ``intents`` (None: any) of at most ``max_words`` words, every filler
     spelled out in the sentence."""
@@ -207,8 +222,8 @@ def plan_texts(
     n_tpl = (N_TRAIN_TEMPLATE + N_DEV + N_TEST) * scale
     per_intent = max(3, math.ceil(n_tpl / len(intents)))
     slurp_pool = slurp_texts(slurp, set(intents)) if slurp is not None else []
-    slurp_sentences = {t for t, _ in slurp_pool}
-    seen: set[str] = set()
+    slurp_cores = {sentence_core(t) for t, _ in slurp_pool}
+    seen: set[str] = set()  # sentence cores: a split never holds another split's sentence with a new wake word
     by_split: dict[str, list[tuple[str, SLUFrame, str]]] = {"train": [], "dev": [], "test": []}
     for intent in intents:
         rng = _rng(seed, "texts", intent)
@@ -218,9 +233,10 @@ def plan_texts(
             if len(found) >= per_intent:
                 break
             text, entities = draw_sentence(intent, rng)
-            if text in seen or text in slurp_sentences:
+            core = sentence_core(text)
+            if core in seen or core in slurp_cores:
                 continue
-            seen.add(text)
+            seen.add(core)
             found.append((text, SLUFrame(scenario, action, entities)))
         n = len(found)
         n_test = max(1, round(n * N_TEST / (N_TRAIN_TEMPLATE + N_DEV + N_TEST)))
@@ -228,7 +244,7 @@ def plan_texts(
         for k, (text, frame) in enumerate(found):
             split = "test" if k < n_test else "dev" if k < n_test + n_dev else "train"
             by_split[split].append((text, frame, "template"))
-    slurp_pool = [x for x in slurp_pool if x[0] not in seen]
+    slurp_pool = [x for x in slurp_pool if sentence_core(x[0]) not in seen]
     _rng(seed, "slurp").shuffle(slurp_pool)
     by_split["train"] += [(t, f, "slurp") for t, f in slurp_pool[: round(N_TRAIN_SLURP * scale)]]
     texts: list[Text] = []
@@ -237,13 +253,14 @@ def plan_texts(
         _rng(seed, "order", split).shuffle(items)
         for text, frame, source in items:
             texts.append(Text(f"demo-t{len(texts):05d}", split, text, frame, source))
-    texts += plan_text_only(seed, scale, intents, seen | slurp_sentences)
+    texts += plan_text_only(seed, scale, intents, seen | slurp_cores)
     return texts, plan_novel(seed, scale, [t for t in texts if t.source != "text"], intents)
 
 
 def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[str]) -> list[Text]:
     """N_TRAIN_TEXT * scale labelled training sentences that are never spoken: the templates with fillers drawn
-    afresh, none equal to a sentence in ``taken`` (every spoken, dev or test sentence)."""
+    afresh, none sharing its core (``sentence_core``) with ``taken`` (the cores of every spoken, dev or test
+    sentence)."""
     per_intent = math.ceil(N_TRAIN_TEXT * scale / len(intents))
     seen = set(taken)
     out: list[Text] = []
@@ -255,9 +272,10 @@ def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[s
             if found >= per_intent:
                 break
             text, entities = draw_sentence(intent, rng)
-            if text in seen:
+            core = sentence_core(text)
+            if core in seen:
                 continue
-            seen.add(text)
+            seen.add(core)
             found += 1
             out.append(Text(f"demo-x{len(out):05d}", "train", text, SLUFrame(scenario, action, entities), "text"))
     _rng(seed, "order", "text-only").shuffle(out)
@@ -321,14 +339,15 @@ def plan_alignment(
     """About N_ALIGN * scale transcribed sentences, spoken once each for alignment pre-training only (the stand-in
     for the large speech-text data an LALM is pre-trained on; never SLU training data): up to a third from the SLURP
     devel sentences not already used (any intent, up to ALIGN_SLURP_MAX_WORDS words), the rest template sentences
-    with fillers drawn afresh. None equals a sentence in ``taken`` (train/dev/test/text-only) and none contains a
-    filler of the ``novel`` sentences, so those stay new in every form."""
+    with fillers drawn afresh. None shares its core (``sentence_core``) with ``taken`` (the cores of the
+    train/dev/test/text-only sentences) and none contains a filler of the ``novel`` sentences, so those stay new in
+    every form."""
     want = max(len(intents), round(N_ALIGN * scale))
     novel_fillers = {f" {e.filler} " for t in novel for e in t.frame.entities}
     seen = set(taken)
 
     def fresh(text: str) -> bool:
-        return text not in seen and not any(f in f" {text} " for f in novel_fillers)
+        return sentence_core(text) not in seen and not any(f in f" {text} " for f in novel_fillers)
 
     found: list[tuple[str, SLUFrame]] = []
     if slurp is not None:
@@ -338,21 +357,24 @@ def plan_alignment(
             if len(found) >= want // 3:
                 break
             if fresh(text):
-                seen.add(text)
+                seen.add(sentence_core(text))
                 found.append((text, frame))
-    per_intent = math.ceil((want - len(found)) / len(intents))
-    for intent in intents:
-        rng = _rng(seed, "align", intent)
-        scenario, action = split_intent(intent)
-        n = 0
-        for _ in range(per_intent * 40):
-            if n >= per_intent:
+    # Round robin over the intents, one fresh sentence each per round, so that intents with few fillers run dry
+    # (40 draws without a fresh sentence) and the others make up for them.
+    rngs = {intent: _rng(seed, "align", intent) for intent in intents}
+    live = list(intents)
+    while live and len(found) < want:
+        for intent in list(live):
+            if len(found) >= want:
                 break
-            text, entities = draw_sentence(intent, rng)
-            if fresh(text):
-                seen.add(text)
-                found.append((text, SLUFrame(scenario, action, entities)))
-                n += 1
+            for _ in range(40):
+                text, entities = draw_sentence(intent, rngs[intent])
+                if fresh(text):
+                    seen.add(sentence_core(text))
+                    found.append((text, SLUFrame(*split_intent(intent), entities)))
+                    break
+            else:
+                live.remove(intent)
     _rng(seed, "order", "align").shuffle(found)
     return [Text(f"demo-a{k:05d}", "train", text, frame, "align") for k, (text, frame) in enumerate(found)]
 
@@ -435,7 +457,12 @@ def plan(
         rate, pitch = _draw_voice_params(v, rng)
         novel_recs.append(Recording(f"demo-novel-{k:04d}", t, v, rate, pitch, f"audio/novel/demo-novel-{k:04d}.wav"))
     align = plan_alignment(
-        seed, scale, slurp, sorted(intents or DEMO_TEMPLATES), {t.transcript for t in texts + novel}, novel
+        seed,
+        scale,
+        slurp,
+        sorted(intents or DEMO_TEMPLATES),
+        {sentence_core(t.transcript) for t in texts + novel},
+        novel,
     )
     align_recs = []
     for k, t in enumerate(align):

@@ -4,10 +4,10 @@ A voice is an engine plus a voice name (espeak-ng: language voice + variant, e.g
 Rate and pitch are drawn per recording on top (espeak-ng: 140-190 wpm, pitch 30-70; flite: duration stretch
 0.9-1.1, mean F0 shifted), so every recording's ``speaker`` is ``engine:voice@rate/pitch``.
 
-TRAIN voices speak train and dev; HELD-OUT voices speak only test and novel. The held-out pool is disjoint by
-construction: its espeak-ng accents (Scotland, Caribbean, West Midlands) and variants (f4, m6, Annie, every klatt*,
-and no train variant uses the klatt synthesiser) never occur in the train pool, and its flite voices (slt, kal16) are not among the train flite voices
-(kal, awb, rms).
+TRAIN voices speak train, dev and the alignment-only clips; HELD-OUT voices speak only test and novel. The held-out
+pool is disjoint by construction: its espeak-ng accents (Scotland, Caribbean, West Midlands) and variants (f4, m6,
+Annie, every klatt*; no train variant uses the klatt synthesiser) never occur in the train pool, and its flite voices
+(slt, kal16) are not among the train flite voices (kal, awb, rms).
 """
 
 from __future__ import annotations

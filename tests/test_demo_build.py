@@ -65,9 +65,13 @@ def test_the_build_estimates_its_time_from_the_grid_it_will_run(tmp_path, capsys
     serial = estimate_seconds(DemoConfig(parallel=1), 4000, 4400, 560, 5000)
     no_full = estimate_seconds(DemoConfig(speech_percent="2,10"), 4000, 4400, 560, 5000)
     assert 1.6 < longer["sweep_s"] / est["sweep_s"] < 2.0  # training doubles, the test-set decoding does not
-    assert serial["sweep_s"] == pytest.approx(2 * est["sweep_s"])  # two seeds one after the other
+    assert serial["sweep_s"] == pytest.approx(2 * est["sweep_s"])  # one cell at a time instead of two
     assert no_full["sweep_s"] < 0.7 * est["sweep_s"]  # the 100% cells are the dearest
     assert longer["alignment_s"] == est["alignment_s"] and est["alignment_s"] > 0
+    heard = estimate_seconds(base, 4000, 4400, 560, 5000, n_align=4000)  # alignment-only clips: alignment only
+    assert heard["alignment_s"] == pytest.approx(2 * est["alignment_s"]) and heard["sweep_s"] == est["sweep_s"]
+    empty = estimate_seconds(DemoConfig(schemes="direct", speech_percent="0"), 4000, 4400, 560, 5000)
+    assert empty["sweep_s"] >= 0  # a grid with no cell: no division by zero
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "manifest.jsonl").write_text("")
     print_estimate(DemoConfig(scale=0.05), tmp_path)

@@ -2,6 +2,7 @@
 loadable model and its history, resumes across its two stages (encoder-only listening, then the LLM), and its
 character CTC head spells what it is trained on."""
 
+import dataclasses
 import json
 
 import pytest
@@ -134,7 +135,7 @@ def test_alignment_manifest_adds_clips_heard_by_alignment_only(synth_corpus_dir,
     held-out test voices are transcribed once at the end and recorded."""
     rows = [json.loads(x) for x in (synth_corpus_dir / "manifest.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train" and r.get("audio")]
-    dev = [r for r in rows if r["split"] == "dev" and r.get("audio")][:5]
+    dev = train[:5]  # training sentences spoken again as alignment-only clips (dev/test sentences are refused)
     extra = tmp_path / "alignment.jsonl"
     audio_root = synth_corpus_dir
     extra.write_text(
@@ -168,6 +169,13 @@ def test_alignment_manifest_adds_clips_heard_by_alignment_only(synth_corpus_dir,
     summary = json.loads((out / "pretrain.json").read_text())
     assert summary["alignment_only_clips"] == len(dev) and summary["clips"] == len(train) + len(dev)
     assert summary["test"]["clips"] > 0 and 0 <= summary["test"]["cer_ctc"] and summary["test"]["wer"] >= 0
+    leak = tmp_path / "leak.jsonl"  # a clip that speaks a test sentence of the corpus: refused
+    test_row = next(r for r in rows if r["split"] == "test" and r.get("audio"))
+    leak.write_text(
+        json.dumps({**test_row, "id": "x1", "split": "train", "audio": str(audio_root / test_row["audio"])})
+    )
+    with pytest.raises(PretrainError, match="speak a dev or test sentence"):
+        pretrain(dataclasses.replace(cfg, alignment_manifest=str(leak), out=str(tmp_path / "leak")))
     with pytest.raises(PretrainError, match="cannot read --alignment-manifest"):
         pretrain(
             PretrainConfig(

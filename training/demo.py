@@ -96,6 +96,12 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
     base = work / "base" / "model"
     extra = manifest.parent / "alignment.jsonl"  # the corpus's alignment-only clips (data/synth_demo.py)
     if not (base / "config.json").is_file():
+        if not extra.is_file():
+            print(
+                f"note: {extra} not found (a corpus made by an older version): alignment hears only the SLU "
+                "training clips; delete the corpus folder to remake it with them",
+                flush=True,
+            )
         _run(
             [
                 sys.executable,
@@ -371,8 +377,9 @@ def _export_clips(cfg: DemoConfig, tmp: Path, manifest: Path, scored: dict) -> N
     (clips / "manifest.jsonl").write_text("".join(x + "\n" for x in lines))
 
 
-# Wall seconds per item with one thread per process on a 2-core machine (two processes at once), measured in the
-# build of the shipped demo (demo/README.md); the estimate printed at the start of a build scales them.
+# Wall seconds per item on a 2-core machine, measured in the build of the shipped demo (demo/README.md): alignment
+# runs alone (two threads), sweep cells two at a time (one thread each). The estimate printed at the start of a build
+# scales them.
 SEC_PER_LISTEN_CLIP = 0.0095  # an encoder-only CTC epoch, per clip (alignment runs alone: 2 threads)
 SEC_PER_ALIGN_CLIP = 0.025  # a transcription + repetition epoch, per clip (alone: 2 threads)
 SEC_PER_SLU_TEXT = 0.033  # an SLU training example given as text
@@ -396,7 +403,7 @@ def estimate_seconds(
     train += sum(cfg.epochs * p * n_clips for p in speech_runs) * SEC_PER_SLU_SPEECH
     decode = (n_runs * (n_test + cfg.epochs * 64) + n_test / 2) * SEC_PER_DECODE
     n_seeds = len([x for x in cfg.seeds.split(",") if x.strip()])
-    waves = n_seeds / min(max(cfg.parallel, 1), n_runs)  # a seed's cells run --parallel at a time
+    waves = n_seeds / max(min(cfg.parallel, n_runs), 1)  # a seed's cells run --parallel at a time
     return {
         "corpus_s": n_recordings * SEC_PER_RECORDING / 2,
         "alignment_s": (n_clips + n_align)

@@ -82,6 +82,13 @@ class TrainingError(RuntimeError):
     """A run that cannot start or continue as asked; the message says why and what to do."""
 
 
+def _seed_of(*parts) -> int:
+    """A 63-bit seed from any parts (no overflow, no collision between neighbouring steps and micro-batches)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest(), "big") >> 1
+
+
 def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
@@ -409,7 +416,7 @@ class _Run:
             batch = self.collator(micro)
             if self.cfg.spec_augment and "input_features" in batch:
                 # seeded by run seed, step, micro-batch and process: a resumed run draws the same masks
-                key = ((self.cfg.seed * 1_000_003 + step) * 64 + i) * 4096 + self.acc.process_index
+                key = _seed_of("spec-augment", self.cfg.seed, step, i, self.acc.process_index)
                 batch["input_features"] = spec_augment(
                     batch["input_features"], batch["feature_attention_mask"], torch.Generator().manual_seed(key)
                 )

@@ -2,8 +2,12 @@
 
 The seed paper's premise is that an LALM arrives already aligned (Qwen2-Audio was pre-trained on large amounts of
 speech-text data); that is why text-only SLU fine-tuning transfers to speech at all. A model built from random
-weights has no such alignment, so this stage gives it one, on the training recordings and their transcripts only (no
-intent or slot label is seen, and a corpus's text-only rows are left to the SLU schemes):
+weights has no such alignment, so this stage gives it one, on the training recordings and their transcripts, plus the
+clips of ``--alignment-manifest`` (transcribed speech heard by this stage only, e.g. the demo corpus's
+alignment.jsonl; a clip that speaks a dev or test sentence is refused). No intent or slot label is seen, and a
+corpus's text-only rows are left to the SLU schemes. SpecAugment (``--spec-augment``, on by default;
+training/specaugment.py) perturbs every training clip, and the held-out test clips are transcribed once at the end
+(``test`` in pretrain.json: how well it hears voices it never heard):
 
 * listening (``--encoder-epochs``, first): the audio encoder alone learns to spell what it hears, with a CTC loss over
   characters on its last layer (50 frames a second, before the pooling that feeds the LLM; at the LLM's 25 tokens
@@ -442,6 +446,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
             raise PretrainError(f"cannot read --alignment-manifest: {exc}") from None
         if not extra:
             raise PretrainError(f"--alignment-manifest {cfg.alignment_manifest} has no speech rows")
+        held = {" ".join(x.transcript.lower().split()) for x in corpus.speech + corpus.texts if x.split != "train"}
+        clash = sorted({x.id for x in extra if " ".join(x.transcript.lower().split()) in held})
+        if clash:
+            raise PretrainError(
+                f"--alignment-manifest: {len(clash)} clip(s) ({', '.join(clash[:3])}{', ...' if len(clash) > 3 else ''}) "
+                f"speak a dev or test sentence of {cfg.manifest}; alignment must not hear them (drop those rows)"
+            )
         speech += sorted((s for s in extra if s.id not in train_ids), key=lambda x: x.id)
         train_texts = list(train.texts) + [s.as_text() for s in extra]
     else:

@@ -30,13 +30,14 @@ class SpecAugment:
 
 
 def spec_augment(features, feature_attention_mask, generator, cfg: SpecAugment = SpecAugment()):
-    """A new tensor: ``features`` warped and masked per clip; the draw comes from ``generator`` (a torch.Generator)."""
+    """A new tensor: ``features`` warped and masked per clip; the draw comes from ``generator`` (a CPU
+    torch.Generator), so the same seed gives the same masks on any device."""
     import torch
 
     x = features.clone()
     n_mels = x.shape[1]
     lengths = feature_attention_mask.sum(-1).long()
-    bins = torch.arange(n_mels, dtype=torch.float32)
+    bins = torch.arange(n_mels, dtype=torch.float32, device=x.device)
     for i in range(x.shape[0]):
         length = int(lengths[i])
         if length == 0:
