@@ -462,8 +462,12 @@ def build(cfg: DemoConfig) -> Path:
 
 
 def _stage_times(times: dict, work: Path) -> dict:
-    """Stage wall times; the alignment stage's from its own pretrain.json when this build found it done."""
+    """Stage wall times; the corpus and alignment stages' from their own records (summary.json, pretrain.json) when
+    this build found them done."""
     out = dict(times)
+    summary = work / "corpus" / "summary.json"
+    if out.get("corpus_s", 0) < 1 and summary.is_file():
+        out["corpus_s"] = float(json.loads(summary.read_text()).get("seconds", 0.0))
     record = work / "base" / "pretrain.json"
     if out.get("alignment_s", 0) < 1 and record.is_file():
         out["alignment_s"] = float(json.loads(record.read_text()).get("seconds", 0.0))
