@@ -17,7 +17,6 @@ twice is two recordings of one text, sharing a ``text_id`` and a split). Synthes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -38,6 +37,7 @@ from tqdm import tqdm
 from data.audio import SAMPLE_RATE, resample
 from data.cli import run_cli
 from data.frames import Entity, SLUFrame, split_intent
+from data.seeds import stable_rng
 from data.synth_templates import FILLERS, SPEEDS_WPM, TEMPLATES, VARIANTS, VOICES
 from data.textio import atomic_write_text
 
@@ -122,10 +122,7 @@ class Utterance:
         }
 
 
-def _rng(*parts: Any) -> random.Random:
-    # A per-item generator from a stable digest: the corpus does not depend on iteration or worker order.
-    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big"))
+_rng = stable_rng  # a per-item generator from a stable digest: the corpus does not depend on iteration or worker order
 
 
 def fill(template: str, fillers: dict[str, list[str]], rng: random.Random) -> tuple[str, tuple[Entity, ...]]:

@@ -22,7 +22,7 @@ alignment.jsonl: about N_ALIGN more sentences (unused SLURP devel sentences of a
 with fresh fillers), each spoken once by a TRAIN voice with augmentation, for the alignment pre-training stage only
 (training/pretrain.py --alignment-manifest). It stands in for the large transcribed-speech data a real LALM is
 pre-trained on: the SLU schemes never see it, so their speech levels still count only manifest.jsonl's clips. None of
-its sentences is a train/dev/test/text-only sentence or holds a novel filler; held-out voices never speak it.
+its sentences shares its core with a train/dev/test/text-only sentence or holds a novel filler; held-out voices never speak it.
 
 Writes DIR/manifest.jsonl (train/dev/test), DIR/novel.jsonl, DIR/test_noisy.jsonl, DIR/alignment.jsonl,
 DIR/summary.json and
@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from data.audio import SAMPLE_RATE, resample
 from data.corpus import iter_jsonl
+from data.seeds import stable_rng
 from data.frames import Entity, SLUFrame, normalize_text, split_intent
 from data.slurp import slurp_frame
 from data.synth_templates import DEMO_FILLERS, DEMO_TEMPLATES, NOVEL_FILLERS, NOVEL_TEMPLATES
@@ -90,11 +91,7 @@ class DemoError(RuntimeError):
     """The demo corpus cannot be made as asked; the message says what to do."""
 
 
-def _rng(*parts: Any) -> random.Random:
-    import hashlib
-
-    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "big"))
+_rng = stable_rng
 
 
 @dataclass(frozen=True)
@@ -176,18 +173,17 @@ def draw_sentence(intent: str, rng: random.Random) -> tuple[str, tuple[Entity, .
     return normalize_text(prefix + text + suffix), entities
 
 
+_CORE_PREFIXES = tuple(sorted({p.strip() + " " for p in PREFIXES if p.strip()}, key=len, reverse=True))
+_CORE_SUFFIXES = tuple(sorted({" " + x.strip() for x in SUFFIXES if x.strip()}, key=len, reverse=True))
+
+
 def sentence_core(text: str) -> str:
     """A sentence without its wake word and polite suffix ("hey olly X please" -> "X"): two sentences with one core
     are the same sentence to a listener, so no core is shared between splits (or with the alignment clips)."""
-    for prefix in sorted({p.strip() for p in PREFIXES if p.strip()}, key=len, reverse=True):
-        if text.startswith(prefix + " "):
-            text = text[len(prefix) + 1 :]
-            break
-    for suffix in sorted({x.strip() for x in SUFFIXES if x.strip()}, key=len, reverse=True):
-        if text.endswith(" " + suffix):
-            text = text[: -len(suffix) - 1]
-            break
-    return text
+    prefix = next((p for p in _CORE_PREFIXES if text.startswith(p)), "")
+    text = text[len(prefix) :]
+    suffix = next((x for x in _CORE_SUFFIXES if text.endswith(x)), "")
+    return text[: len(text) - len(suffix)]
 
 
 def slurp_texts(path: Path, intents: set[str] | None, max_words: int = SLURP_MAX_WORDS) -> list[tuple[str, SLUFrame]]:
@@ -346,8 +342,13 @@ def plan_alignment(
     novel_fillers = {f" {e.filler} " for t in novel for e in t.frame.entities}
     seen = set(taken)
 
-    def fresh(text: str) -> bool:
-        return sentence_core(text) not in seen and not any(f in f" {text} " for f in novel_fillers)
+    def take(text: str) -> bool:
+        """True (and the core marked seen) when ``text`` is new and holds no novel filler."""
+        core = sentence_core(text)
+        if core in seen or any(f in f" {text} " for f in novel_fillers):
+            return False
+        seen.add(core)
+        return True
 
     found: list[tuple[str, SLUFrame]] = []
     if slurp is not None:
@@ -356,8 +357,7 @@ def plan_alignment(
         for text, frame in rows:
             if len(found) >= want // 3:
                 break
-            if fresh(text):
-                seen.add(sentence_core(text))
+            if take(text):
                 found.append((text, frame))
     # Round robin over the intents, one fresh sentence each per round, so that intents with few fillers run dry
     # (40 draws without a fresh sentence) and the others make up for them.
@@ -369,8 +369,7 @@ def plan_alignment(
                 break
             for _ in range(40):
                 text, entities = draw_sentence(intent, rngs[intent])
-                if fresh(text):
-                    seen.add(sentence_core(text))
+                if take(text):
                     found.append((text, SLUFrame(*split_intent(intent), entities)))
                     break
             else:

@@ -22,6 +22,21 @@ from training.pretrain import (
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+def tiny_config(corpus_dir, out, **overrides) -> PretrainConfig:
+    """One listening and one LLM epoch of the tiny size on the synthetic corpus, the CTC head on."""
+    values = dict(
+        manifest=str(corpus_dir / "manifest.jsonl"),
+        out=str(out),
+        encoder_epochs=1,
+        epochs=1,
+        batch_size=4,
+        eval_examples=2,
+        size="tiny",
+        ctc_weight=0.3,
+    )
+    return PretrainConfig(**{**values, **overrides})
+
+
 def test_word_error_rate():
     assert word_error_rate(["a b c"], ["a b c"]) == 0.0
     assert word_error_rate(["a b c"], ["a x c d"]) == pytest.approx(2 / 3)  # one substitution, one insertion
@@ -64,17 +79,7 @@ def test_pretrain_runs_resumes_and_records_ctc(synth_corpus_dir, tmp_path):
     from models.loading import load_model
 
     out = tmp_path / "base"
-    cfg = PretrainConfig(
-        manifest=str(synth_corpus_dir / "manifest.jsonl"),
-        out=str(out),
-        encoder_epochs=1,
-        epochs=1,
-        batch_size=4,
-        max_speech=8,
-        eval_examples=2,
-        size="tiny",
-        ctc_weight=0.3,
-    )
+    cfg = tiny_config(synth_corpus_dir, out, max_speech=8)
     model_dir = pretrain(cfg)
     history = json.loads((out / "pretrain.json").read_text())["history"]
     assert [(h["epoch"], h["stage"]) for h in history] == [(1, "listen"), (2, "align")]
@@ -154,17 +159,7 @@ def test_alignment_manifest_adds_clips_heard_by_alignment_only(synth_corpus_dir,
         )
     )
     out = tmp_path / "base"
-    cfg = PretrainConfig(
-        manifest=str(synth_corpus_dir / "manifest.jsonl"),
-        alignment_manifest=str(extra),
-        out=str(out),
-        encoder_epochs=1,
-        epochs=1,
-        batch_size=8,
-        eval_examples=2,
-        size="tiny",
-        ctc_weight=0.3,
-    )
+    cfg = tiny_config(synth_corpus_dir, out, alignment_manifest=str(extra), batch_size=8)
     pretrain(cfg)
     summary = json.loads((out / "pretrain.json").read_text())
     assert summary["alignment_only_clips"] == len(dev) and summary["clips"] == len(train) + len(dev)

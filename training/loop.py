@@ -37,6 +37,7 @@ import torch
 from training import checkpoint as ckpt
 from training import parallel
 from data.cli import from_mapping, option_values
+from data.seeds import stable_seed
 from training.config import ConfigError, TrainConfig
 from training.evaluation import DecodeSettings, EvalResult, decode_and_score, eval_dir_name, eval_items, write_eval
 from training.plan import (
@@ -80,13 +81,6 @@ _RESUME_FREE = {
 
 class TrainingError(RuntimeError):
     """A run that cannot start or continue as asked; the message says why and what to do."""
-
-
-def _seed_of(*parts) -> int:
-    """A 63-bit seed from any parts (no overflow, no collision between neighbouring steps and micro-batches)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest(), "big") >> 1
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -416,7 +410,7 @@ class _Run:
             batch = self.collator(micro)
             if self.cfg.spec_augment and "input_features" in batch:
                 # seeded by run seed, step, micro-batch and process: a resumed run draws the same masks
-                key = _seed_of("spec-augment", self.cfg.seed, step, i, self.acc.process_index)
+                key = stable_seed("spec-augment", self.cfg.seed, step, i, self.acc.process_index) >> 1  # 63 bits
                 batch["input_features"] = spec_augment(
                     batch["input_features"], batch["feature_attention_mask"], torch.Generator().manual_seed(key)
                 )

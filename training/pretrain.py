@@ -446,8 +446,10 @@ def pretrain(cfg: PretrainConfig) -> Path:
             raise PretrainError(f"cannot read --alignment-manifest: {exc}") from None
         if not extra:
             raise PretrainError(f"--alignment-manifest {cfg.alignment_manifest} has no speech rows")
-        held = {" ".join(x.transcript.lower().split()) for x in corpus.speech + corpus.texts if x.split != "train"}
-        clash = sorted({x.id for x in extra if " ".join(x.transcript.lower().split()) in held})
+        from data.frames import normalize_text
+
+        held = {normalize_text(x.transcript) for x in corpus.speech + corpus.texts if x.split != "train"}
+        clash = sorted({x.id for x in extra if normalize_text(x.transcript) in held})
         if clash:
             raise PretrainError(
                 f"--alignment-manifest: {len(clash)} clip(s) ({', '.join(clash[:3])}{', ...' if len(clash) > 3 else ''}) "
