@@ -37,6 +37,7 @@ def test_demo_build_scaled_down(tmp_path):
     for run in runs:
         model, processor = load_model(run / "model", device="cpu")
         assert next(model.parameters()).dtype.is_floating_point
+        assert model.config.slu_target == cfg.slu_target == "transcript+frame"  # the default layout reaches the app
         config = json.loads((run / "config.json").read_text())
         assert config  # the run's settings travel with the checkpoint
         metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())

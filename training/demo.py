@@ -47,8 +47,12 @@ class DemoConfig:
     pretrain_epochs: int = field(default=6, metadata={"help": "alignment: transcription + repetition epochs"})
     pretrain_lr: float = field(default=1.5e-3, metadata={"help": "alignment: peak learning rate with the LLM"})
     ctc_weight: float = field(default=0.5, metadata={"help": "alignment: character CTC weight with the LLM"})
+    align_prompt: str = field(
+        default="separate", metadata={"help": "alignment instructions (training/pretrain.py): separate or shared"}
+    )
     slu_target: str = field(
-        default="frame", metadata={"help": "the SLU answer layout (models/prompt.py): frame, or transcript+frame"}
+        default="transcript+frame",
+        metadata={"help": "the SLU answer layout (models/prompt.py): transcript+frame, or frame (the paper's)"},
     )
     schemes: str = field(default="text,direct,curriculum", metadata={"help": "schemes of the sweep"})
     speech_percent: str = field(default="2,10,100", metadata={"help": "speech levels of the sweep (0 = text-only)"})
@@ -126,6 +130,8 @@ def stage_pretrain(cfg: DemoConfig, work: Path, manifest: Path) -> Path:
                 str(cfg.ctc_weight),
                 "--slu-target",
                 cfg.slu_target,
+                "--align-prompt",
+                cfg.align_prompt,
                 "--eval-examples",
                 "8" if cfg.quick else "48",
                 *(["--alignment-manifest", str(extra)] if extra.is_file() else []),

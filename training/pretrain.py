@@ -43,6 +43,10 @@ from data.textio import atomic_write_text
 
 TRANSCRIBE = "Transcribe the audio."
 REPEAT = "Repeat the transcript."
+# One instruction for both tasks: the input's modality is then the only difference between transcribing a clip and
+# repeating its transcript, as between the SLU prompt with audio and with the transcript in its place.
+WRITE_DOWN = "Write down the words of the utterance."
+ALIGN_PROMPTS = {"separate": (TRANSCRIBE, REPEAT), "shared": (WRITE_DOWN, WRITE_DOWN)}
 
 
 class PretrainError(RuntimeError):
@@ -53,7 +57,9 @@ class PretrainError(RuntimeError):
 class PretrainConfig:
     manifest: str = field(default="", metadata={"help": "corpus manifest (its train split is used; dev for WER)"})
     out: str = field(default="runs/mini-base", metadata={"help": "output folder"})
-    epochs: int = field(default=8, metadata={"help": "passes over the training speech with the LLM"})
+    epochs: int = field(
+        default=8, metadata={"help": "passes over the training speech with the LLM (0 = listen only: --encoder-epochs)"}
+    )
     batch_size: int = field(default=16, metadata={"help": "examples per step"})
     peak_lr: float = field(default=2e-3, metadata={"help": "peak learning rate (cosine schedule)"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps spent warming up"})
@@ -89,6 +95,17 @@ class PretrainConfig:
     )
     spec_augment: bool = field(
         default=True, metadata={"help": "SpecAugment (frequency warp, frequency and time masks) on training clips"}
+    )
+    spec_warp: str = field(
+        default="0.9,1.1",
+        metadata={"help": "SpecAugment's frequency-warp range LO,HI (a vocal-tract-length stand-in; 1,1 = no warp)"},
+    )
+    align_prompt: str = field(
+        default="separate",
+        metadata={
+            "help": "instructions of the two tasks: separate ('Transcribe the audio.' / 'Repeat the transcript.') "
+            "or shared (one instruction, the input's modality the only difference)"
+        },
     )
     slu_target: str = field(
         default="frame",
@@ -131,7 +148,7 @@ def build_base(train_texts, size_name: str, seed: int):
     from models.mini import build_mini, tokenizer_texts
     from models.prompt import INSTRUCTION
 
-    prompts = [INSTRUCTION, TRANSCRIBE, REPEAT, "You are a helpful assistant.", "Transcript: "]
+    prompts = [INSTRUCTION, TRANSCRIBE, REPEAT, WRITE_DOWN, "You are a helpful assistant.", "Transcript: "]
     texts = tokenizer_texts([t.transcript for t in train_texts], [t.frame.to_target() for t in train_texts], prompts)
     return build_mini(texts, size=_size(size_name), seed=seed)
 
@@ -161,13 +178,15 @@ def _batches(speech, texts, cfg: PretrainConfig, epoch: int) -> list[tuple[str, 
     return batches
 
 
-def transcribe(model, processor, clips, batch_size: int = 16, max_new_tokens: int = 48) -> list[str]:
+def transcribe(
+    model, processor, clips, batch_size: int = 16, max_new_tokens: int = 48, instruction: str = TRANSCRIBE
+) -> list[str]:
     """Greedy transcriptions of ``clips`` (speech examples) with the transcription instruction."""
     import torch
 
     from models.collate import SLUCollator
 
-    collator = SLUCollator(processor, instruction=TRANSCRIBE)
+    collator = SLUCollator(processor, instruction=instruction)
     stop = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     out: list[str] = []
     was_training = model.training
@@ -337,18 +356,34 @@ def _step(loss, optimizer, scheduler, params) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def _warp_range(text: str) -> tuple[float, float]:
+    """``"LO,HI"`` -> ``(LO, HI)``, with 0 < LO <= HI."""
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise PretrainError(f"--spec-warp must be LO,HI (e.g. 0.9,1.1), got {text!r}") from None
+    if not 0 < lo <= hi:
+        raise PretrainError(f"--spec-warp needs 0 < LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def _augmenter(cfg: PretrainConfig, epoch: int):
     """``batch -> batch`` with SpecAugment on its clips (seeded by seed and epoch, so a resumed run draws alike),
     or the identity when --spec-augment is off."""
     import torch
 
-    from training.specaugment import spec_augment
+    from training.specaugment import SpecAugment, spec_augment
 
-    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    settings = SpecAugment(warp=_warp_range(cfg.spec_warp))
+    from data.seeds import stable_seed
+
+    generator = torch.Generator().manual_seed(stable_seed("pretrain-spec-augment", cfg.seed, epoch) >> 1)
 
     def apply(batch):
         if cfg.spec_augment and "input_features" in batch:
-            batch["input_features"] = spec_augment(batch["input_features"], batch["feature_attention_mask"], generator)
+            batch["input_features"] = spec_augment(
+                batch["input_features"], batch["feature_attention_mask"], generator, settings
+            )
         return batch
 
     return apply
@@ -416,6 +451,23 @@ def _dev_cer(model, ctc, collator, clips, batch_size: int = 16) -> float:
     return character_error_rate(refs, hyps)
 
 
+def _test_report(model, processor, ctc, collator, clips, with_llm: bool, instruction: str) -> dict:
+    """WER of the LLM's transcripts (when it was trained) and the CTC head's CER, overall and per speaker."""
+    report: dict = {"clips": len(clips)}
+    if with_llm:
+        hyps = transcribe(model, processor, clips, instruction=instruction)
+        report["wer"] = word_error_rate([c.transcript for c in clips], hyps)
+        report["examples"] = [{"ref": c.transcript, "hyp": h} for c, h in list(zip(clips, hyps))[:5]]
+    if ctc is not None:
+        report["cer_ctc"] = _dev_cer(model, ctc, collator, clips)
+        speakers = sorted({c.speaker or "?" for c in clips})
+        if len(speakers) > 1:
+            report["cer_ctc_by_speaker"] = {
+                s: _dev_cer(model, ctc, collator, [c for c in clips if (c.speaker or "?") == s]) for s in speakers
+            }
+    return report
+
+
 def pretrain(cfg: PretrainConfig) -> Path:
     import torch
 
@@ -428,8 +480,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     if cfg.slu_target not in SLU_TARGETS:
         raise PretrainError(f"--slu-target {cfg.slu_target!r} is not one of {', '.join(SLU_TARGETS)}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.peak_lr <= 0:
-        raise PretrainError("--epochs and --batch-size must be >= 1 and --peak-lr > 0")
+    if cfg.align_prompt not in ALIGN_PROMPTS:
+        raise PretrainError(f"--align-prompt {cfg.align_prompt!r} is not one of {', '.join(ALIGN_PROMPTS)}")
+    _warp_range(cfg.spec_warp)
+    if cfg.epochs < 0 or cfg.encoder_epochs < 0 or cfg.epochs + cfg.encoder_epochs < 1:
+        raise PretrainError("--epochs and --encoder-epochs must be >= 0, and at least one of them >= 1")
+    if cfg.batch_size < 1 or cfg.peak_lr <= 0:
+        raise PretrainError("--batch-size must be >= 1 and --peak-lr > 0")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     try:
@@ -490,8 +547,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         model, processor = build_base(texts, cfg.size, cfg.seed)
         saved = None
     n_params = sum(p.numel() for p in model.parameters())
-    asr = SLUCollator(processor, instruction=TRANSCRIBE, target_fn=lambda e: e.transcript)
-    rep = SLUCollator(processor, instruction=REPEAT, target_fn=lambda e: e.transcript)
+    asr_instruction, repeat_instruction = ALIGN_PROMPTS[cfg.align_prompt]
+    asr = SLUCollator(processor, instruction=asr_instruction, target_fn=lambda e: e.transcript)
+    rep = SLUCollator(processor, instruction=repeat_instruction, target_fn=lambda e: e.transcript)
     for p in model.parameters():
         p.requires_grad_(True)
     fixed = "audio_tower.embed_positions"  # sinusoidal positions, never trained (as in the real model)
@@ -530,7 +588,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         if dev_clips and ctc is not None:
             record["dev_cer_ctc"] = _dev_cer(model, ctc, asr, dev_clips)
         if dev_clips and not listening:
-            hyps = transcribe(model, processor, dev_clips)
+            hyps = transcribe(model, processor, dev_clips, instruction=asr_instruction)
             record["dev_wer"] = word_error_rate([c.transcript for c in dev_clips], hyps)
             record["dev_example"] = {"ref": dev_clips[0].transcript, "hyp": hyps[0]}
         history.append(record)
@@ -546,18 +604,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
         "parameters": n_params,
         "clips": len(speech),
         "alignment_only_clips": sum(s.id not in train_ids for s in speech),
+        "instructions": {"transcribe": asr_instruction, "repeat": repeat_instruction},
         "history": history,
         "seconds": seconds,
     }
     test_clips = sorted(corpus.split("test").speech, key=lambda x: x.id)[: 2 * cfg.eval_examples]
     if test_clips:  # reported once at the end (never used to choose anything): how well it hears unseen voices
-        hyps = transcribe(model, processor, test_clips)
-        summary["test"] = {
-            "clips": len(test_clips),
-            "wer": word_error_rate([c.transcript for c in test_clips], hyps),
-            **({"cer_ctc": _dev_cer(model, ctc, asr, test_clips)} if ctc is not None else {}),
-            "examples": [{"ref": c.transcript, "hyp": h} for c, h in list(zip(test_clips, hyps))[:5]],
-        }
+        summary["test"] = _test_report(model, processor, ctc, asr, test_clips, cfg.epochs > 0, asr_instruction)
         print(json.dumps({"test": {k: v for k, v in summary["test"].items() if k != "examples"}}), flush=True)
     atomic_write_text(out / "pretrain.json", json.dumps(summary, indent=2) + "\n")
     return final
