@@ -372,11 +372,10 @@ def _augmenter(cfg: PretrainConfig, epoch: int):
     or the identity when --spec-augment is off."""
     import torch
 
+    from data.seeds import stable_seed
     from training.specaugment import SpecAugment, spec_augment
 
     settings = SpecAugment(warp=_warp_range(cfg.spec_warp))
-    from data.seeds import stable_seed
-
     generator = torch.Generator().manual_seed(stable_seed("pretrain-spec-augment", cfg.seed, epoch) >> 1)
 
     def apply(batch):
