@@ -102,6 +102,12 @@ def speaker_label(voice: Voice, rate: float, pitch: int) -> str:
     return f"flite:{voice.name}@x{rate:.1f}/{pitch:+d}"
 
 
+def voice_of_speaker(speaker: str) -> str:
+    """The voice of a ``speaker`` label, without the rate/pitch after "@" (``espeak:en-us+f3@160/50`` ->
+    ``espeak:en-us+f3``); a speaker of another corpus, with no "@", is its own voice."""
+    return speaker.split("@", 1)[0]
+
+
 _INSTALL = {
     "espeak": "`sudo apt-get install espeak-ng` (Debian/Ubuntu), `sudo dnf install espeak-ng` or `brew install espeak-ng`",
     "flite": "`sudo apt-get install flite` (Debian/Ubuntu), `sudo dnf install flite` or `brew install flite`",

@@ -343,3 +343,12 @@ def test_train_speech_is_augmented_and_rendering_is_deterministic(demo_dir, subs
     assert abs(d_aug / d_clean - 1) <= 0.18 and d_aug != d_clean
     assert (tmp_path / "a" / rec.audio).read_bytes() == (demo_dir / rec.audio).read_bytes()  # same seed, same bytes
     assert (tmp_path / "a" / rec.audio).read_bytes() != (tmp_path / "b" / rec.audio).read_bytes()
+
+
+def test_voice_of_speaker_inverts_speaker_label():
+    from data.synth_voices import Voice, speaker_label, voice_of_speaker
+
+    for key, rate, pitch in (("espeak:en-us+m3", 160, 50), ("flite:slt", 1.1, -20)):
+        voice = Voice.parse(key)
+        assert voice_of_speaker(speaker_label(voice, rate, pitch)) == key
+    assert voice_of_speaker("alice") == "alice"  # a real corpus's speaker is its own voice

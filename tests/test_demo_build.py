@@ -47,6 +47,8 @@ def test_demo_build_scaled_down(tmp_path):
     assert "text" in json.dumps(text_cfg)
     scores = json.loads((out / "scores.json").read_text())
     assert set(scores) == {"best", "text-only", "low-speech"}
+    voices = scores["best"]["test"]["per_voice"]  # per voice, the rate/pitch of each recording dropped
+    assert voices and not any("@" in v for v in voices)
     assert (out / "results.csv").is_file() and (out / "report.md").is_file()
     build_info = json.loads((out / "build.json").read_text())
     assert set(build_info["stage_seconds"]) == {"corpus_s", "alignment_s", "sweep_s", "export_s"}

@@ -106,18 +106,9 @@ def test_listening_stage_learns_and_leaves_the_llm_alone(synth_corpus_dir, tmp_p
     from models.loading import load_model
 
     out = tmp_path / "listen"
-    cfg = PretrainConfig(
-        manifest=str(synth_corpus_dir / "manifest.jsonl"),
-        out=str(out),
-        encoder_epochs=12,
-        epochs=0,
-        batch_size=4,
-        max_speech=8,
-        eval_examples=4,
-        size="tiny",
-        encoder_lr=3e-3,
+    pretrain(
+        tiny_config(synth_corpus_dir, out, encoder_epochs=12, epochs=0, max_speech=8, eval_examples=4, encoder_lr=3e-3)
     )
-    pretrain(cfg)
     summary = json.loads((out / "pretrain.json").read_text())
     history = summary["history"]
     assert {h["stage"] for h in history} == {"listen"} and len(history) == 12
@@ -191,8 +182,8 @@ def test_alignment_manifest_adds_clips_heard_by_alignment_only(synth_corpus_dir,
 
 
 def test_shared_prompt_asks_both_tasks_alike(synth_corpus_dir, tmp_path):
-    """--align-prompt shared: transcription and repetition use one instruction, recorded in pretrain.json, and the
-    dev transcripts are asked for with it."""
+    """--align-prompt shared: transcription and repetition use one instruction (recorded in pretrain.json), and the
+    run trains and transcribes its dev clips."""
     from training.pretrain import ALIGN_PROMPTS, WRITE_DOWN
 
     assert ALIGN_PROMPTS["shared"] == (WRITE_DOWN, WRITE_DOWN) and len(set(ALIGN_PROMPTS["separate"])) == 2

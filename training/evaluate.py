@@ -122,6 +122,7 @@ def evaluate_on_manifest(
     name before ":"; e.g. espeak / flite in the synthetic corpus), so a held-out voice that fails stands out.
     """
     from data.corpus import CorpusError, load_corpus
+    from data.synth_voices import voice_of_speaker
     from models.loading import ModelLoadError, load_model
     from training.evaluation import DecodeSettings, decode_and_score, eval_items, write_eval
 
@@ -153,7 +154,7 @@ def evaluate_on_manifest(
     by_voice: dict[str, list[str]] = {}
     for speaker, ids in by_speaker.items():
         by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
-        by_voice.setdefault(speaker.split("@", 1)[0], []).extend(ids)  # the voice, without its rate/pitch
+        by_voice.setdefault(voice_of_speaker(speaker), []).extend(ids)
     res.meta = {
         "model": str(model_dir),
         "manifest": str(manifest),

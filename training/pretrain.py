@@ -450,11 +450,6 @@ def _dev_cer(model, ctc, collator, clips, batch_size: int = 16) -> float:
     return character_error_rate(refs, hyps)
 
 
-def _voice(speaker: str | None) -> str:
-    """The speaker, without the rate/pitch the synthetic corpora append after "@" (``espeak:en-us+f3@160/50``)."""
-    return (speaker or "?").split("@")[0]
-
-
 def _test_report(model, processor, ctc, collator, clips, with_llm: bool, instruction: str) -> dict:
     """WER of the LLM's transcripts (when it was trained) and the CTC head's CER, overall and per speaker."""
     report: dict = {"clips": len(clips)}
@@ -464,11 +459,13 @@ def _test_report(model, processor, ctc, collator, clips, with_llm: bool, instruc
         report["examples"] = [{"ref": c.transcript, "hyp": h} for c, h in list(zip(clips, hyps))[:5]]
     if ctc is not None:
         report["cer_ctc"] = _dev_cer(model, ctc, collator, clips)
-        speakers = sorted({_voice(c.speaker) for c in clips})
-        if len(speakers) > 1:
-            report["cer_ctc_by_speaker"] = {
-                s: _dev_cer(model, ctc, collator, [c for c in clips if _voice(c.speaker) == s]) for s in speakers
-            }
+        from data.synth_voices import voice_of_speaker
+
+        by_voice: dict[str, list] = {}
+        for c in clips:
+            by_voice.setdefault(voice_of_speaker(c.speaker or "unknown"), []).append(c)
+        if len(by_voice) > 1:
+            report["cer_ctc_by_speaker"] = {v: _dev_cer(model, ctc, collator, by_voice[v]) for v in sorted(by_voice)}
     return report
 
 
