@@ -1,24 +1,27 @@
 """The English demo corpus: ``python -m data.synth --preset demo --out DIR [--seed 0] [--scale 1.0]``.
 
 Texts: our own templates and fillers (data/synth_templates.py: DEMO_TEMPLATES, 56 intents over all 18 SLURP
-scenarios) plus, as extra natural phrasing for training, real SLURP devel sentences whose intent is in that inventory
+scenarios) plus, as natural phrasing for training, real SLURP devel sentences whose intent is in that inventory
 (tests/fixtures/slurp/devel.jsonl: SLURP, Bastianelli et al., EMNLP 2020, CC BY 4.0; gold entities built by
-data.slurp.slurp_frame, as the official scorer builds them). Template sentences are split into train/dev/test by
-their core (``sentence_core``: the sentence without wake word and polite suffix), so no test sentence is ever a train
-sentence with another wake word; SLURP sentences are train only.
+data.slurp.slurp_frame, as the official scorer builds them): N_TRAIN_SLURP of them spoken, up to N_TRAIN_SLURP_TEXT
+more as text-only rows. Template sentences with slots are split into train/dev/test by their core
+(``sentence_core``: the sentence without wake word and polite suffix), so no test sentence is a train sentence with
+another wake word. Commands (templates without a slot, "lights on") have nothing to vary, so, as in SLURP, they
+recur: every dev or test command is a training command with its own wrapping, said by a new voice.
 
 Speech (data/synth_voices.py): train texts are spoken 2-3 times by different TRAIN voices (espeak-ng variants and
 flite kal/awb/rms, rate and pitch drawn per recording) and augmented (speed 0.9/1.0/1.1/1.2, gain -6..+6 dB without
 clipping, white/pink/brown noise at 30/20/10 dB SNR, all seeded per recording); dev is spoken by train voices,
 clean; test twice by HELD-OUT voices (never heard in train/dev), clean, plus a noisy copy in test_noisy.jsonl.
-Text-only training rows (no audio; ``source: "text"``): the paper's setting is plentiful text and scarce speech, so
-beside the spoken train sentences the corpus holds N_TRAIN_TEXT more sentences of the same templates with fillers
-drawn afresh, labelled but never spoken. A small model trained from scratch on only the spoken sentences learns them
-by heart (it answers a test sentence with the fillers of a training sentence like it); sentences whose fillers vary
-teach it to copy the filler it reads or hears. They are distinct from every dev/test sentence.
+Text-only training rows (no audio; ``source: "text"`` or ``"slurp-text"``): the paper's setting is plentiful text and
+scarce speech, so beside the spoken train sentences the corpus holds N_TRAIN_TEXT more sentences of the same
+templates with fillers drawn afresh, and the unspoken SLURP sentences above, labelled but never spoken. A small model
+trained from scratch on only the spoken sentences learns them by heart (it answers a test sentence with the fillers
+of a training sentence like it); sentences whose fillers vary teach it to copy the filler it reads or hears. They
+are distinct from every dev/test sentence.
 novel.jsonl: sentences from NOVEL_TEMPLATES/NOVEL_FILLERS (phrasings and filler values absent from
 train/dev/test), spoken by held-out voices.
-alignment.jsonl: about N_ALIGN more sentences (unused SLURP devel sentences of any intent, and template sentences
+alignment.jsonl: about N_ALIGN more sentences (the SLURP devel sentences no other set uses, and template sentences
 with fresh fillers), each spoken once by a TRAIN voice with augmentation, for the alignment pre-training stage only
 (training/pretrain.py --alignment-manifest). It stands in for the large transcribed-speech data a real LALM is
 pre-trained on: the SLU schemes never see it, so their speech levels still count only manifest.jsonl's clips. None of
@@ -75,12 +78,14 @@ _SLOT_RE = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")  # {type} or {type:list}: v
 
 # Sizes at --scale 1.0.
 N_TRAIN_TEMPLATE, N_TRAIN_SLURP, N_DEV, N_TEST, N_NOVEL = 1000, 500, 250, 300, 100
-N_TRAIN_TEXT = 3000  # text-only training sentences (labelled, not spoken)
+N_TRAIN_TEXT = 3000  # text-only training sentences of the templates (labelled, not spoken)
+N_TRAIN_SLURP_TEXT = 1500  # text-only training sentences from SLURP devel (labelled, not spoken)
 N_ALIGN = 6000  # alignment-only recordings (transcribed speech for the pre-training stage; never SLU data)
 ALIGN_SLURP_MAX_WORDS = 20
 SLURP_MAX_WORDS = 12
 PREFIXES = ("", "", "", "", "", "hey olly ", "olly ", "okay ")
 SUFFIXES = ("", "", "", "", " please", " thanks")
+TEXT_ONLY_SOURCES = ("text", "slurp-text")
 NOISES = ("white", "pink", "brown")
 SNRS_DB = (30, 20, 10)
 SPEEDS = (0.9, 1.0, 1.1, 1.2)  # 1.2 raises formants as a shorter vocal tract would (the flite voices are all male)
@@ -100,7 +105,11 @@ class Text:
     split: str
     transcript: str
     frame: SLUFrame
-    source: str  # template, slurp, novel, text (a text-only training sentence: never spoken), align (alignment only)
+    source: str  # template, slurp, novel, text / slurp-text (text-only training sentences: never spoken), align
+
+    @property
+    def text_only(self) -> bool:
+        return self.source in TEXT_ONLY_SOURCES
 
 
 @dataclass(frozen=True)
@@ -207,38 +216,68 @@ def slurp_texts(path: Path, intents: set[str] | None, max_words: int = SLURP_MAX
     return out
 
 
+def _is_command(entities: Sequence[Entity]) -> bool:
+    """A sentence with no slot: a fixed command ("lights on"), whose only variation is the wake word and suffix."""
+    return not entities
+
+
+def _key(text: str, entities: Sequence[Entity]) -> str:
+    """What makes two sentences the same sentence across sets: the core (``sentence_core``) of a sentence with
+    slots; the whole text of a command. A command has no fillers to vary, so, as in SLURP where short commands
+    recur across splits, a test command is a training command said by a new voice (with its own wake word or
+    suffix); a test sentence with slots always has a core no training sentence has."""
+    return text if _is_command(entities) else sentence_core(text)
+
+
 def plan_texts(
     seed: int, scale: float, slurp: Path | None, intents: Sequence[str] | None = None
 ) -> tuple[list[Text], list[Text]]:
-    """Train/dev/test texts and the novel texts (``intents``: a subset of DEMO_TEMPLATES, default all)."""
+    """Train/dev/test texts, the text-only training texts and the novel texts (``intents``: a subset of
+    DEMO_TEMPLATES, default all)."""
     intents = sorted(intents or DEMO_TEMPLATES)
     unknown = sorted(set(intents) - set(DEMO_TEMPLATES))
     if unknown:
         raise DemoError(f"no demo templates for intent(s) {', '.join(unknown)}")
     n_tpl = (N_TRAIN_TEMPLATE + N_DEV + N_TEST) * scale
     per_intent = max(3, math.ceil(n_tpl / len(intents)))
+    test_share, dev_share = (n / (N_TRAIN_TEMPLATE + N_DEV + N_TEST) for n in (N_TEST, N_DEV))
     slurp_pool = slurp_texts(slurp, set(intents)) if slurp is not None else []
     slurp_cores = {sentence_core(t) for t, _ in slurp_pool}
-    seen: set[str] = set()  # sentence cores: a split never holds another split's sentence with a new wake word
+    seen: set[str] = set()  # keys (``_key``) of the sentences planned so far
     by_split: dict[str, list[tuple[str, SLUFrame, str]]] = {"train": [], "dev": [], "test": []}
     for intent in intents:
         rng = _rng(seed, "texts", intent)
         scenario, action = split_intent(intent)
-        found: list[tuple[str, SLUFrame]] = []
+        slotted: list[tuple[str, SLUFrame]] = []
+        commands: list[tuple[str, SLUFrame]] = []
         for _ in range(per_intent * 40):
-            if len(found) >= per_intent:
+            if len(slotted) + len(commands) >= per_intent:
                 break
             text, entities = draw_sentence(intent, rng)
-            core = sentence_core(text)
-            if core in seen or core in slurp_cores:
+            key = _key(text, entities)
+            if key in seen or sentence_core(text) in slurp_cores:
                 continue
-            seen.add(core)
-            found.append((text, SLUFrame(scenario, action, entities)))
-        n = len(found)
-        n_test = max(1, round(n * N_TEST / (N_TRAIN_TEMPLATE + N_DEV + N_TEST)))
-        n_dev = max(1, round(n * N_DEV / (N_TRAIN_TEMPLATE + N_DEV + N_TEST)))
-        for k, (text, frame) in enumerate(found):
+            seen.add(key)
+            (commands if _is_command(entities) else slotted).append((text, SLUFrame(scenario, action, entities)))
+        n = len(slotted)
+        n_test = max(1, round(n * test_share)) if n >= 1 else 0  # small scales: test first, then dev
+        n_dev = max(1, round(n * dev_share)) if n >= 2 else 0
+        for k, (text, frame) in enumerate(slotted):
             split = "test" if k < n_test else "dev" if k < n_test + n_dev else "train"
+            by_split[split].append((text, frame, "template"))
+        # Every command heard in dev or test is also a training command: its first sentence trains.
+        quota = {
+            "test": max(round(len(commands) * test_share), int(n_test == 0)),
+            "dev": max(round(len(commands) * dev_share), int(n_dev == 0)),
+        }
+        trained: set[str] = set()
+        for text, frame in commands:
+            core = sentence_core(text)
+            split = "train" if core not in trained else next((s for s in ("test", "dev") if quota[s] > 0), "train")
+            if split == "train":
+                trained.add(core)
+            else:
+                quota[split] -= 1
             by_split[split].append((text, frame, "template"))
     slurp_pool = [x for x in slurp_pool if sentence_core(x[0]) not in seen]
     _rng(seed, "slurp").shuffle(slurp_pool)
@@ -249,31 +288,57 @@ def plan_texts(
         _rng(seed, "order", split).shuffle(items)
         for text, frame, source in items:
             texts.append(Text(f"demo-t{len(texts):05d}", split, text, frame, source))
+    spoken_cores = {sentence_core(t.transcript) for t in texts}
+    texts += plan_slurp_text_only(seed, scale, slurp, intents, spoken_cores)
     texts += plan_text_only(seed, scale, intents, seen | slurp_cores)
-    return texts, plan_novel(seed, scale, [t for t in texts if t.source != "text"], intents)
+    return texts, plan_novel(seed, scale, texts, intents)
+
+
+def plan_slurp_text_only(
+    seed: int, scale: float, slurp: Path | None, intents: Sequence[str], taken: set[str]
+) -> list[Text]:
+    """Up to N_TRAIN_SLURP_TEXT * scale labelled, never-spoken training sentences from the SLURP devel texts of the
+    inventory's intents (up to ALIGN_SLURP_MAX_WORDS words) that no spoken set uses (``taken``: their cores): real
+    phrasing for the text side, which templates alone cannot give."""
+    if slurp is None:
+        return []
+    rows = [x for x in slurp_texts(slurp, set(intents), ALIGN_SLURP_MAX_WORDS) if sentence_core(x[0]) not in taken]
+    _rng(seed, "slurp-text").shuffle(rows)
+    out: list[Text] = []
+    seen: set[str] = set()
+    for text, frame in rows:
+        if len(out) >= round(N_TRAIN_SLURP_TEXT * scale):
+            break
+        if sentence_core(text) not in seen:
+            seen.add(sentence_core(text))
+            out.append(Text(f"demo-s{len(out):05d}", "train", text, frame, "slurp-text"))
+    return out
 
 
 def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[str]) -> list[Text]:
     """N_TRAIN_TEXT * scale labelled training sentences that are never spoken: the templates with fillers drawn
-    afresh, none sharing its core (``sentence_core``) with ``taken`` (the cores of every spoken, dev or test
-    sentence)."""
-    per_intent = math.ceil(N_TRAIN_TEXT * scale / len(intents))
+    afresh, none the same sentence (``_key``) as one of ``taken`` (the keys and cores of every spoken, dev or test
+    sentence). Round robin over the intents, one fresh sentence each per round, so that the intents with few
+    fillers run dry (40 draws without a fresh sentence) and the others make up for them."""
+    want = round(N_TRAIN_TEXT * scale)
     seen = set(taken)
+    rngs = {intent: _rng(seed, "text-only", intent) for intent in intents}
+    live = list(intents)
     out: list[Text] = []
-    for intent in intents:
-        rng = _rng(seed, "text-only", intent)
-        scenario, action = split_intent(intent)
-        found = 0
-        for _ in range(per_intent * 40):
-            if found >= per_intent:
+    while live and len(out) < want:
+        for intent in list(live):
+            if len(out) >= want:
                 break
-            text, entities = draw_sentence(intent, rng)
-            core = sentence_core(text)
-            if core in seen:
-                continue
-            seen.add(core)
-            found += 1
-            out.append(Text(f"demo-x{len(out):05d}", "train", text, SLUFrame(scenario, action, entities), "text"))
+            for _ in range(40):
+                text, entities = draw_sentence(intent, rngs[intent])
+                key = _key(text, entities)
+                if key not in seen:
+                    seen.add(key)
+                    frame = SLUFrame(*split_intent(intent), entities)
+                    out.append(Text(f"demo-x{len(out):05d}", "train", text, frame, "text"))
+                    break
+            else:
+                live.remove(intent)
     _rng(seed, "order", "text-only").shuffle(out)
     return out
 
@@ -422,7 +487,7 @@ def plan(
     recordings: list[Recording] = []
     counters: Counter[str] = Counter()
     for t in texts:
-        if t.source == "text":
+        if t.text_only:
             continue  # labelled, never spoken
         rng = _rng(seed, "speech", t.text_id)
         if t.split == "train":
@@ -577,7 +642,7 @@ def build(
     workers = max(1, workers)
     estimate = len(every) * SEC_PER_RECORDING / workers
     print(
-        f"demo corpus: {sum(t.source != 'text' for t in p.texts)} spoken texts + {len(p.novel)} novel + "
+        f"demo corpus: {sum(not t.text_only for t in p.texts)} spoken texts + {len(p.novel)} novel + "
         f"{len(p.align_recordings)} for alignment only, "
         f"{len(every)} recordings on {workers} worker(s); estimated {estimate / 60:.1f} min",
         flush=True,
@@ -606,13 +671,14 @@ def build(
             main_rows.append(rec.row(dur))
             if rec.noisy_audio:
                 noisy_rows.append(rec.row(noisy_dur, noisy=True))
-    text_rows = [text_row(t) for t in p.texts if t.source == "text"]
+    text_rows = [text_row(t) for t in p.texts if t.text_only]
     atomic_write_text(root / "manifest.jsonl", _jsonl(main_rows + text_rows))
     atomic_write_text(root / "novel.jsonl", _jsonl(novel_rows))
     atomic_write_text(root / "test_noisy.jsonl", _jsonl(noisy_rows))
     atomic_write_text(root / "alignment.jsonl", _jsonl(align_rows))
     summary = summarize(main_rows, novel_rows, noisy_rows, align_rows)
     summary["text_only_train_texts"] = len(text_rows)
+    summary["text_only_slurp_texts"] = sum(r["source"] == "slurp-text" for r in text_rows)
     summary.update(seed=seed, scale=scale, workers=workers, seconds=round(time.monotonic() - start, 1))
     atomic_write_text(root / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(
