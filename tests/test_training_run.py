@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 import shutil
 from pathlib import Path
 
@@ -280,6 +281,15 @@ def test_evaluate_any_model_on_a_manifest(scheme_runs, synth_corpus_dir, tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_scored"] > 0 and metrics["per_speaker"] and metrics["per_engine"]
     assert sum(s["n"] for s in metrics["per_speaker"].values()) == metrics["n_scored"]
+    # every recording in exactly one slots group and one gold-intent group, each named after the gold it holds
+    rows = [json.loads(x) for x in (synth_corpus_dir / "manifest.jsonl").read_text().splitlines()]
+    test = [r for r in rows if r["split"] == "test" and r["audio"]]
+    want_slots = {"with_slots" if r["entities"] else "no_slots" for r in test}
+    assert set(metrics["per_slots"]) == want_slots
+    assert sum(s["n"] for s in metrics["per_slots"].values()) == metrics["n_scored"] == len(test)
+    assert {k: s["n"] for k, s in metrics["per_intent"].items()} == dict(
+        Counter(f"{r['scenario']}_{r['action']}" for r in test)
+    )
     assert res["slu_f1"] == metrics["slu_f1"]
     assert (out / "predictions.jsonl").is_file()
     assert evaluate.main([str(tmp_path), "--manifest", str(synth_corpus_dir / "manifest.jsonl")]) == 2

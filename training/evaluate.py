@@ -10,7 +10,8 @@ copied elsewhere writes its row to the results table beside the copy, not to the
 With ``--manifest`` (a file in the user-manifest format, README "Bring your own data"), MODEL_OR_RUN may be a run
 folder, a model folder (what ``save_model`` writes, e.g. ``RUN/model``) or ``demo`` (the embedded Mini-LALM); the
 split's recordings are decoded (its transcripts with ``--oracle``, or when it has no audio), and
-``OUT/metrics.json`` (overall, per speaker and per engine) and ``OUT/predictions.jsonl`` (SLURP format) are written
+``OUT/metrics.json`` (overall; per speaker, engine and voice; for utterances with and without slots; per gold
+intent) and ``OUT/predictions.jsonl`` (SLURP format) are written
 to ``--out`` (default ``runs/eval/<model>-<manifest>-<split>``). ``--json`` prints the metrics as one JSON object.
 """
 
@@ -118,8 +119,10 @@ def evaluate_on_manifest(
 ) -> dict:
     """Decode ``split`` of a user manifest with a model; write metrics.json + predictions.jsonl; return metrics.
 
-    The metrics hold the overall SLURP scores, and the same per speaker and per engine (the part of the speaker
-    name before ":"; e.g. espeak / flite in the synthetic corpus), so a held-out voice that fails stands out.
+    The metrics hold the overall SLURP scores, and the same per speaker, per engine (the part of the speaker name
+    before ":"; e.g. espeak / flite in the synthetic corpus) and per voice, so a held-out voice that fails stands
+    out; for utterances without and with gold slots ("no_slots": commands such as "lights on", where the intent is
+    all there is to get right); and per gold intent.
     """
     from data.corpus import CorpusError, load_corpus
     from data.synth_voices import voice_of_speaker
@@ -155,12 +158,19 @@ def evaluate_on_manifest(
     for speaker, ids in by_speaker.items():
         by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
         by_voice.setdefault(voice_of_speaker(speaker), []).extend(ids)
+    by_slots: dict[str, list[str]] = {}
+    by_intent: dict[str, list[str]] = {}
+    for example, _ in items:
+        by_slots.setdefault("with_slots" if gold[example.id].entities else "no_slots", []).append(example.id)
+        by_intent.setdefault(gold[example.id].intent, []).append(example.id)
     res.meta = {
         "model": str(model_dir),
         "manifest": str(manifest),
         "per_speaker": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_speaker.items())},
         "per_engine": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_engine.items())},
         "per_voice": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_voice.items())},
+        "per_slots": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_slots.items())},
+        "per_intent": {k: _subset_scores(gold, preds, v) for k, v in sorted(by_intent.items())},
     }
     name = f"{Path(str(model_name)).name}-{Path(str(manifest)).stem}-{split}{'-oracle' if oracle else ''}"
     out_dir = Path(out) if out else Path("runs") / "eval" / name
@@ -225,8 +235,15 @@ def _evaluate(args: EvaluateConfig) -> None:
             print(json.dumps(res))
         else:
             print(res["line"])
-            for group in ("per_engine", "per_voice"):
-                for key, s in res[group].items():
+            worst = sorted(res["per_intent"].items(), key=lambda kv: (kv[1]["intent_accuracy"], kv[0]))[:5]
+            for title, rows in (
+                ("per engine", res["per_engine"].items()),
+                ("per voice", res["per_voice"].items()),
+                ("with and without slots", res["per_slots"].items()),
+                ("the five worst intents", worst),
+            ):
+                print(f"{title}:")
+                for key, s in rows:
                     print(f"  {key:40s} n={s['n']:4d}  intent {s['intent_accuracy']:.4f}  SLU-F1 {s['slu_f1']:.4f}")
             print(f"written: {res['out']}/metrics.json, predictions.jsonl")
         return
