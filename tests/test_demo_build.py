@@ -49,6 +49,15 @@ def test_demo_build_scaled_down(tmp_path):
     assert set(scores) == {"best", "text-only", "low-speech"}
     voices = scores["best"]["test"]["per_voice"]  # per voice, the rate/pitch of each recording dropped
     assert voices and not any("@" in v for v in voices)
+    # the best checkpoint is also scored on the test clips' gold transcripts (the text side's ceiling), and every
+    # set is split into utterances with and without slots
+    assert {"test", "novel", "test-oracle"} <= set(scores["best"])
+    assert "test-oracle" not in scores["text-only"]
+    slots = scores["best"]["test"]["per_slots"]
+    assert set(slots) <= {"no_slots", "with_slots"} and sum(m["n"] for m in slots.values()) == sum(
+        m["n"] for m in voices.values()
+    )
+    assert "| best | " in (out / "SCORES.md").read_text() and "test-oracle" in (out / "SCORES.md").read_text()
     assert (out / "results.csv").is_file() and (out / "report.md").is_file()
     build_info = json.loads((out / "build.json").read_text())
     assert set(build_info["stage_seconds"]) == {"corpus_s", "alignment_s", "sweep_s", "export_s"}
