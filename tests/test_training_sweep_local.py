@@ -114,6 +114,13 @@ def local_sweep(synth_corpus_dir, tmp_path_factory):
     return {"out": out, "rc": result.get("rc"), "base": base, "store": root / "trackio", "root": root}
 
 
+def test_longest_cells_first():
+    cells = sweep.grid(["text", "direct", "curriculum"], [2, 10, 100], [1, 2])
+    order = [c.name() for c in sweep.longest_first(cells)]
+    assert order[:4] == ["direct-p100-s1", "curriculum-p100-s1", "direct-p100-s2", "curriculum-p100-s2"]
+    assert order[-2:] == ["text-p0-s1", "text-p0-s2"] and sorted(order) == sorted(c.name() for c in cells)
+
+
 def test_four_cells_ran_two_at_a_time(local_sweep):
     out = local_sweep["out"]
     assert local_sweep["rc"] == 0
@@ -126,6 +133,11 @@ def test_four_cells_ran_two_at_a_time(local_sweep):
         running += delta
         peak = max(peak, running)
     assert peak == 2  # parallel, and never more than --max-parallel
+    # the cells that hear speech (the long ones) start first, the text-only ones after them
+    first = {name: read_state(out, name)["history"][0]["started"] for name in CELLS}
+    assert max(t for n, t in first.items() if n.startswith("direct")) < min(
+        t for n, t in first.items() if n.startswith("text")
+    )
     for name in CELLS:
         assert (out / name / "done.json").is_file() and read_state(out, name)["state"] == "done"
 

@@ -68,6 +68,13 @@ def grid(schemes: list[str], percents: list[float], seeds: list[int]) -> list[Ce
     return cells
 
 
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """The cells by the speech they hear, most first, text-only last (the grid's order among equals): with several
+    cells at once, the longest start first and no long cell is left running alone at the end (longest processing
+    time first)."""
+    return sorted(cells, key=lambda c: 0.0 if c.scheme == "text" else -c.speech_percent)
+
+
 def _numbers(text: str, kind, flag: str) -> list:
     try:
         return [kind(x) for x in text.split(",") if x.strip()]
@@ -289,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(
                 "the grid is empty: give --schemes, --speech-percent (above 0 for direct and curriculum) and --seeds"
             )
+        if executor == "local" and args.max_parallel > 1:
+            cells = longest_first(cells)
         out = Path(args.out or base.output_dir)
         configs = {c.name(): cell_config(base, out, c) for c in cells}
         trackers = parse_names(args.track)
