@@ -21,7 +21,7 @@ of a training sentence like it); sentences whose fillers vary teach it to copy t
 are distinct from every dev/test sentence.
 novel.jsonl: sentences from NOVEL_TEMPLATES/NOVEL_FILLERS (phrasings and filler values absent from
 train/dev/test), spoken by held-out voices.
-alignment.jsonl: about N_ALIGN more sentences (the SLURP devel sentences no other set uses, and template sentences
+alignment.jsonl: about N_ALIGN more sentences (SLURP devel sentences that no spoken set uses, and template sentences
 with fresh fillers), each spoken once by a TRAIN voice with augmentation, for the alignment pre-training stage only
 (training/pretrain.py --alignment-manifest). It stands in for the large transcribed-speech data a real LALM is
 pre-trained on: the SLU schemes never see it, so their speech levels still count only manifest.jsonl's clips. None of
@@ -273,6 +273,7 @@ def plan_texts(
             "dev": max(round(len(commands) * dev_share), int(n_dev == 0)),
         }
         trained: set[str] = set()
+        placed = {"test": n_test > 0, "dev": n_dev > 0}
         for text, frame in commands:
             core = sentence_core(text)
             split = "train" if core not in trained else next((s for s in ("test", "dev") if quota[s] > 0), "train")
@@ -280,7 +281,17 @@ def plan_texts(
                 trained.add(core)
             else:
                 quota[split] -= 1
+                placed[split] = True
             by_split[split].append((text, frame, "template"))
+        # Small scales: an intent whose few draws were all new commands has nothing to test yet; another wrapping of
+        # one of its trained commands fills the gap (drawn after the rest, so larger scales draw exactly as before).
+        for split in ("test", "dev"):
+            for _ in range(40 if trained and not placed[split] else 0):
+                text, entities = draw_sentence(intent, rng)
+                if _is_command(entities) and sentence_core(text) in trained and text not in seen:
+                    seen.add(text)
+                    by_split[split].append((text, SLUFrame(scenario, action, entities), "template"))
+                    break
     slurp_pool = [x for x in slurp_pool if sentence_core(x[0]) not in seen]
     _rng(seed, "slurp").shuffle(slurp_pool)
     by_split["train"] += [(t, f, "slurp") for t, f in slurp_pool[: round(N_TRAIN_SLURP * scale)]]
@@ -322,7 +333,7 @@ def plan_text_only(seed: int, scale: float, intents: Sequence[str], taken: set[s
     afresh, none the same sentence (``_key``) as one of ``taken`` (the keys and cores of every spoken, dev or test
     sentence). Round robin over the intents, one fresh sentence each per round, so that the intents with few
     fillers run dry (40 draws without a fresh sentence) and the others make up for them."""
-    want = round(N_TRAIN_TEXT * scale)
+    want = max(round(N_TRAIN_TEXT * scale), len(intents))  # at least one an intent, at any scale
     seen = set(taken)
     rngs = {intent: _rng(seed, "text-only", intent) for intent in intents}
     live = list(intents)
@@ -400,11 +411,11 @@ def plan_alignment(
     seed: int, scale: float, slurp: Path | None, intents: Sequence[str], taken: set[str], novel: list[Text]
 ) -> list[Text]:
     """About N_ALIGN * scale transcribed sentences, spoken once each for alignment pre-training only (the stand-in
-    for the large speech-text data an LALM is pre-trained on; never SLU training data): up to a third from the SLURP
-    devel sentences not already used (any intent, up to ALIGN_SLURP_MAX_WORDS words), the rest template sentences
-    with fillers drawn afresh. None shares its core (``sentence_core``) with ``taken`` (the cores of the
-    train/dev/test/text-only sentences) and none contains a filler of the ``novel`` sentences, so those stay new in
-    every form."""
+    for the large speech-text data an LALM is pre-trained on; never spoken SLU training data): up to a third from
+    the SLURP devel sentences (any intent, up to ALIGN_SLURP_MAX_WORDS words), the rest template sentences with
+    fillers drawn afresh. None shares its core (``sentence_core``) with ``taken`` (the caller passes the cores of the
+    train/dev/test sentences and of the template text-only ones: the SLURP text-only sentences may be heard here) and
+    none contains a filler of the ``novel`` sentences, so those stay new in every form."""
     want = max(len(intents), round(N_ALIGN * scale))
     novel_fillers = {f" {e.filler} " for t in novel for e in t.frame.entities}
     seen = set(taken)

@@ -303,7 +303,7 @@ def scores_markdown(scored: dict) -> str:
     lines = [
         "# Demo checkpoints: scores of the exported (float16) weights",
         "",
-        "Held-out voices only (test: new sentences of the training templates, and training commands such as "
+        "The held-out voices' sets (test: new sentences of the training templates, and training commands such as "
         '"lights on" said by new voices; novel: sentences never seen in any form; test-oracle: the test clips\' '
         "gold transcripts through the text path, the text side's ceiling). Beam 3.",
         "",
@@ -530,8 +530,8 @@ def demo_readme(cfg: DemoConfig, times: dict, work: Path, export: Path) -> str:
             f"training: {train.get('recordings')} clips of {train.get('texts')} sentences by "
             f"{info.get('train_voices')} voices, plus {info.get('text_only_train_texts', 0)} labelled training "
             "sentences that are never spoken (text-only rows: the plentiful text of the paper's setting), and "
-            f"{info.get('splits', {}).get('alignment', {}).get('recordings', 0)} clips of other sentences heard "
-            "only by the alignment stage (alignment.jsonl). "
+            f"{info.get('splits', {}).get('alignment', {}).get('recordings', 0)} transcribed clips heard only by "
+            "the alignment stage (alignment.jsonl: sentences no spoken SLU set holds; some are text-only rows). "
             "Test speech comes only from voices that never spoke a "
             "training clip: " + ", ".join(sorted(info.get("held_out_recordings", {}))) + ".",
             "",
