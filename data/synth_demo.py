@@ -288,8 +288,8 @@ def plan_texts(
         for split in ("test", "dev"):
             for _ in range(40 if trained and not placed[split] else 0):
                 text, entities = draw_sentence(intent, rng)
-                if _is_command(entities) and sentence_core(text) in trained and text not in seen:
-                    seen.add(text)
+                if _is_command(entities) and sentence_core(text) in trained and _key(text, entities) not in seen:
+                    seen.add(_key(text, entities))
                     by_split[split].append((text, SLUFrame(scenario, action, entities), "template"))
                     break
     slurp_pool = [x for x in slurp_pool if sentence_core(x[0]) not in seen]
@@ -317,13 +317,15 @@ def plan_slurp_text_only(
         return []
     rows = [x for x in slurp_texts(slurp, set(intents), ALIGN_SLURP_MAX_WORDS) if sentence_core(x[0]) not in taken]
     _rng(seed, "slurp-text").shuffle(rows)
+    want = round(N_TRAIN_SLURP_TEXT * scale)
     out: list[Text] = []
     seen: set[str] = set()
     for text, frame in rows:
-        if len(out) >= round(N_TRAIN_SLURP_TEXT * scale):
+        if len(out) >= want:
             break
-        if sentence_core(text) not in seen:
-            seen.add(sentence_core(text))
+        core = sentence_core(text)
+        if core not in seen:
+            seen.add(core)
             out.append(Text(f"demo-s{len(out):05d}", "train", text, frame, "slurp-text"))
     return out
 

@@ -151,18 +151,17 @@ def evaluate_on_manifest(
     res = decode_and_score(model, processor, items, gold, split=split, oracle=oracle or not items[0][1], decode=decode)
     preds = {p.id: p.frame for p in res.predictions}
     by_speaker: dict[str, list[str]] = {}
+    by_slots: dict[str, list[str]] = {}
+    by_intent: dict[str, list[str]] = {}
     for example, _ in items:
         by_speaker.setdefault(example.speaker or "unknown", []).append(example.id)
+        by_slots.setdefault("with_slots" if gold[example.id].entities else "no_slots", []).append(example.id)
+        by_intent.setdefault(gold[example.id].intent, []).append(example.id)
     by_engine: dict[str, list[str]] = {}
     by_voice: dict[str, list[str]] = {}
     for speaker, ids in by_speaker.items():
         by_engine.setdefault(speaker.split(":", 1)[0], []).extend(ids)
         by_voice.setdefault(voice_of_speaker(speaker), []).extend(ids)
-    by_slots: dict[str, list[str]] = {}
-    by_intent: dict[str, list[str]] = {}
-    for example, _ in items:
-        by_slots.setdefault("with_slots" if gold[example.id].entities else "no_slots", []).append(example.id)
-        by_intent.setdefault(gold[example.id].intent, []).append(example.id)
     res.meta = {
         "model": str(model_dir),
         "manifest": str(manifest),
